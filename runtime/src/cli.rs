@@ -1,0 +1,110 @@
+//! Command-line interface, mirroring `spin up` so that users' habits carry over.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "flint",
+    version,
+    about = "Run Spin apps (WAGI modules on the wasmi interpreter) on small devices",
+    long_about = "Flint runs Spin manifest v2 apps on the wasmi interpreter: no JIT, one static binary, \
+                  small memory. `flint up` serves an app's HTTP routes; `flint check` validates it.\n\n\
+                  Logging: RUST_LOG=debug (or e.g. RUST_LOG=flint::http=debug,info) sets the log level; \
+                  logs go to stderr, one line per request."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve an app's HTTP routes
+    Up(UpArgs),
+    /// Validate the manifest, runtime config and every module, without serving
+    Check(AppArgs),
+}
+
+#[derive(Args)]
+pub struct AppArgs {
+    /// The app: a spin.toml file or the directory that holds it
+    #[arg(value_name = "APP", conflicts_with = "from")]
+    pub app: Option<PathBuf>,
+
+    /// The app: a spin.toml file or the directory that holds it [default: ./spin.toml]
+    #[arg(short = 'f', long = "from", value_name = "MANIFEST")]
+    pub from: Option<PathBuf>,
+
+    /// Runtime-config file: key-value stores (`[key_value_store.<label>]`) and limits (`[limits]`)
+    #[arg(long, value_name = "FILE")]
+    pub runtime_config_file: Option<PathBuf>,
+
+    /// Board profile giving the default limits [default: the one for this CPU; see boards/]
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
+}
+
+impl AppArgs {
+    pub fn manifest_path(&self) -> PathBuf {
+        let given = self
+            .from
+            .clone()
+            .or_else(|| self.app.clone())
+            .unwrap_or_else(|| PathBuf::from("spin.toml"));
+        if given.is_dir() {
+            given.join("spin.toml")
+        } else {
+            given
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// Address to listen on; port 0 picks a free port (printed on startup)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Directory for the app's state [default: .flint next to the manifest]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Environment variable for every component, KEY=VALUE (repeatable)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+
+    /// Run each component's `build.command` before starting
+    #[arg(long)]
+    pub build: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn env_pairs_must_have_a_key() {
+        assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+}

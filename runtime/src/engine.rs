@@ -1,0 +1,167 @@
+//! The Wasm engine: one `wasmi::Engine` and `Linker` for the process, and the
+//! startup checks that turn a component's `source` into a compiled module.
+
+use std::path::{Path, PathBuf};
+
+use wasmi::{CompilationMode, Config, Linker, Module, StoreLimits};
+use wasmi_wasi::WasiCtx;
+
+/// Per-invocation host state: a guest sees only what is put here.
+pub struct GuestState {
+    pub wasi: WasiCtx,
+    pub limits: StoreLimits,
+}
+
+pub struct Engine {
+    pub engine: wasmi::Engine,
+    pub linker: Linker<GuestState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("component `{component}`: cannot read {}: {source}", path.display())]
+    Read {
+        component: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("component `{component}`: {} is not a WebAssembly file (no `\\0asm` header)", path.display())]
+    NotWasm { component: String, path: PathBuf },
+    #[error(
+        "component `{component}`: {} is a WebAssembly component; Flint runs core modules on wasmi, so build it for `wasm32-wasip1` instead",
+        path.display()
+    )]
+    ComponentBinary { component: String, path: PathBuf },
+    #[error("component `{component}`: {} is not valid WebAssembly: {message}", path.display())]
+    Invalid {
+        component: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error(
+        "component `{component}`: {} does not export `_start`, which the WAGI executor calls",
+        path.display()
+    )]
+    NoStart { component: String, path: PathBuf },
+    #[error("component `{component}`: {} cannot be linked: {message}", path.display())]
+    Link {
+        component: String,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+impl Engine {
+    pub fn new() -> anyhow::Result<Self> {
+        let mut config = Config::default();
+        // Validate everything at startup, translate each function on its first call.
+        config.compilation_mode(CompilationMode::LazyTranslation);
+        let engine = wasmi::Engine::new(&config);
+        let mut linker = Linker::new(&engine);
+        wasmi_wasi::add_to_linker(&mut linker, |state: &mut GuestState| &mut state.wasi)?;
+        Ok(Self { engine, linker })
+    }
+
+    /// Reads, validates and compiles a WAGI module, checking every import
+    /// against the linker so that a missing host function fails at startup,
+    /// not on the first request.
+    pub fn load_wagi_module(&self, component: &str, path: &Path) -> Result<Module, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            component: component.to_owned(),
+            path: path.to_owned(),
+            source,
+        })?;
+        let err_ctx = || (component.to_owned(), path.to_owned());
+        if bytes.get(..4) != Some(b"\0asm") {
+            let (component, path) = err_ctx();
+            return Err(LoadError::NotWasm { component, path });
+        }
+        // Bytes 4..8 are version + layer; layer 1 marks a component-model binary.
+        if bytes.get(6..8) == Some(&[1, 0]) {
+            let (component, path) = err_ctx();
+            return Err(LoadError::ComponentBinary { component, path });
+        }
+        let module = Module::new(&self.engine, &bytes).map_err(|e| {
+            let (component, path) = err_ctx();
+            LoadError::Invalid {
+                component,
+                path,
+                message: e.to_string(),
+            }
+        })?;
+        if !matches!(
+            module.get_export("_start"),
+            Some(wasmi::ExternType::Func(_))
+        ) {
+            let (component, path) = err_ctx();
+            return Err(LoadError::NoStart { component, path });
+        }
+        // Instantiating links every import, so a missing host function fails
+        // here rather than on the first request. It runs no guest code unless the
+        // module has a start section, in which case linking is left to the first
+        // request: a hostile start function must not run (or hang) at startup.
+        if !has_start_section(&bytes) {
+            let mut store = wasmi::Store::new(
+                &self.engine,
+                GuestState {
+                    wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
+                    limits: StoreLimits::default(),
+                },
+            );
+            if let Err(e) = self.linker.instantiate_and_start(&mut store, &module) {
+                let (component, path) = err_ctx();
+                return Err(LoadError::Link {
+                    component,
+                    path,
+                    message: e.to_string(),
+                });
+            }
+        }
+        Ok(module)
+    }
+}
+
+/// Whether a (validated) module has a start section (id 8), found by walking
+/// the top-level sections.
+fn has_start_section(bytes: &[u8]) -> bool {
+    let mut pos = 8;
+    while let Some(&id) = bytes.get(pos) {
+        let Some((size, len)) = read_leb_u32(&bytes[pos + 1..]) else {
+            return false;
+        };
+        if id == 8 {
+            return true;
+        }
+        pos += 1 + len + size as usize;
+    }
+    false
+}
+
+fn read_leb_u32(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut value: u32 = 0;
+    for (i, &b) in bytes.iter().take(5).enumerate() {
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_start_sections() {
+        let header = b"\0asm\x01\0\0\0".to_vec();
+        assert!(!has_start_section(&header));
+        // A custom section (id 0, 3 bytes), then a start section (id 8).
+        let mut with_start = header.clone();
+        with_start.extend_from_slice(&[0, 3, 1, b'x', 0, 8, 1, 0]);
+        assert!(has_start_section(&with_start));
+        let mut custom_only = header;
+        custom_only.extend_from_slice(&[0, 3, 1, b'x', 0]);
+        assert!(!has_start_section(&custom_only));
+    }
+}

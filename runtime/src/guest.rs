@@ -1,0 +1,196 @@
+//! Running one WAGI invocation: a fresh, isolated instance per call, with the
+//! request body as stdin, a bounded stdout, stderr sent to the log, and only the
+//! component's read-only `files` visible.
+
+use std::io::Write;
+use std::sync::{Arc, RwLock};
+
+use wasmi::{Module, Store, StoreLimitsBuilder};
+use wasmi_wasi::WasiCtxBuilder;
+use wasmi_wasi::sync::Dir;
+use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
+
+use crate::engine::{Engine, GuestState};
+use crate::readonly_dir::ReadOnlyDir;
+
+/// A directory from the component's `files`, opened once at startup.
+pub struct Preopen {
+    pub dir: Dir,
+    pub guest_path: String,
+}
+
+/// A compiled WAGI component and everything fixed about its instances.
+pub struct WagiComponent {
+    pub id: Arc<str>,
+    pub module: Module,
+    /// The component's `environment` plus `flint up -e`, applied after the CGI variables.
+    pub environment: Vec<(String, String)>,
+    pub preopens: Vec<Preopen>,
+}
+
+/// What changes from one invocation to the next.
+pub struct Invocation {
+    pub stdin: Vec<u8>,
+    pub env: Vec<(String, String)>,
+    pub argv: Vec<String>,
+}
+
+/// Bounds applied to every instance.
+#[derive(Clone, Copy, Debug)]
+pub struct InstanceLimits {
+    pub memory_bytes: usize,
+    pub stdout_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestFailure {
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("exited with status {0}")]
+    Exit(i32),
+    #[error("wrote more than {0} bytes to stdout")]
+    OutputTooLarge(usize),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    #[error("could not be given its environment: {0}")]
+    Setup(String),
+}
+
+/// Runs `_start` in a new instance and returns what the guest wrote to stdout.
+pub fn run_wagi(
+    engine: &Engine,
+    component: &WagiComponent,
+    invocation: Invocation,
+    limits: InstanceLimits,
+) -> Result<Vec<u8>, GuestFailure> {
+    let stdout = Arc::new(RwLock::new(CappedBuffer {
+        data: Vec::new(),
+        limit: limits.stdout_bytes,
+        overflowed: false,
+    }));
+    let setup = |e: &dyn std::fmt::Display| GuestFailure::Setup(e.to_string());
+    let mut env = invocation.env;
+    env.extend(component.environment.iter().cloned());
+    let wasi = WasiCtxBuilder::new()
+        .stdin(Box::new(ReadPipe::from(invocation.stdin)))
+        .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
+        .stderr(Box::new(WritePipe::new(GuestLog::new(
+            component.id.clone(),
+        ))))
+        .envs(&env)
+        .map_err(|e| setup(&e))?
+        .args(&invocation.argv)
+        .map_err(|e| setup(&e))?
+        .build();
+    for preopen in &component.preopens {
+        let dir = preopen.dir.try_clone().map_err(|e| setup(&e))?;
+        let dir = wasmi_wasi::sync::dir::Dir::from_cap_std(dir);
+        wasi.push_preopened_dir(Box::new(ReadOnlyDir(Box::new(dir))), &preopen.guest_path)
+            .map_err(|e| setup(&e))?;
+    }
+    let state = GuestState {
+        wasi,
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .instances(1)
+            .build(),
+    };
+    let mut store = Store::new(&engine.engine, state);
+    store.limiter(|s| &mut s.limits);
+    let instance = engine
+        .linker
+        .instantiate_and_start(&mut store, &component.module)
+        .map_err(|e| GuestFailure::Instantiate(e.to_string()))?;
+    let start = instance
+        .get_typed_func::<(), ()>(&store, "_start")
+        .map_err(|e| GuestFailure::Instantiate(e.to_string()))?;
+    let result = start.call(&mut store, ());
+    // Dropping the store flushes the guest's last stderr line.
+    drop(store);
+    let mut out = stdout.write().unwrap_or_else(|e| e.into_inner());
+    if out.overflowed {
+        return Err(GuestFailure::OutputTooLarge(limits.stdout_bytes));
+    }
+    match result {
+        Ok(()) => Ok(std::mem::take(&mut out.data)),
+        Err(e) => match e.i32_exit_status() {
+            Some(0) => Ok(std::mem::take(&mut out.data)),
+            Some(code) => Err(GuestFailure::Exit(code)),
+            None => Err(GuestFailure::Trap(e.to_string())),
+        },
+    }
+}
+
+/// Guest stdout, cut off at the response limit rather than buffered whole.
+struct CappedBuffer {
+    data: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl Write for CappedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.data.len() + buf.len() > self.limit {
+            self.overflowed = true;
+            return Err(std::io::Error::other("response size limit reached"));
+        }
+        self.data.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Guest stderr, logged line by line with the component id.
+struct GuestLog {
+    component: Arc<str>,
+    line: Vec<u8>,
+}
+
+/// Longer lines are logged in pieces, so a guest cannot grow this buffer.
+const MAX_LOG_LINE: usize = 4096;
+
+impl GuestLog {
+    fn new(component: Arc<str>) -> Self {
+        Self {
+            component,
+            line: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.line);
+        tracing::info!(target: "flint::guest", component = %self.component, "{}", line.trim_end());
+        self.line.clear();
+    }
+}
+
+impl Write for GuestLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            if b == b'\n' {
+                self.emit();
+            } else {
+                self.line.push(b);
+                if self.line.len() >= MAX_LOG_LINE {
+                    self.emit();
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for GuestLog {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}

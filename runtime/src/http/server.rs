@@ -1,0 +1,196 @@
+//! Accepting connections: one `smol::LocalExecutor` per I/O thread (picoserve's
+//! futures are `!Send`), all sharing one listening socket, and a graceful stop.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::Context as _;
+use flint_config::Limits;
+use smol::LocalExecutor;
+use smol::io::AsyncWriteExt;
+
+use super::framing::FrameLimits;
+use super::service::{FlintService, HttpApp};
+use super::socket::{Connection, SmolTimer};
+
+/// How long in-flight requests may run on after a stop is requested.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Stops the server when dropped or `stop`ped; every connection sees it.
+pub struct ShutdownHandle {
+    trigger: async_channel::Sender<()>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting, lets in-flight requests finish, closes idle connections.
+    pub fn stop(self) {
+        drop(self.trigger);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The connection-level settings derived from the limits.
+#[derive(Clone)]
+struct ConnectionSettings {
+    frame: FrameLimits,
+    buffer_bytes: usize,
+    max_connections: usize,
+    config: picoserve::Config,
+}
+
+pub fn start(
+    app: Arc<HttpApp>,
+    listener: TcpListener,
+    limits: &Limits,
+) -> anyhow::Result<ShutdownHandle> {
+    listener.set_nonblocking(true)?;
+    let ms = picoserve::time::Duration::from_millis;
+    let settings = ConnectionSettings {
+        frame: FrameLimits {
+            max_head_bytes: limits.max_request_head_bytes,
+            max_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
+        },
+        // Room for a whole head plus a useful slice of body per read.
+        buffer_bytes: limits.max_request_head_bytes + 4096,
+        max_connections: limits.max_connections,
+        config: picoserve::Config::new(picoserve::Timeouts {
+            start_read_request: ms(limits.read_timeout_ms),
+            persistent_start_read_request: ms(limits.keep_alive_timeout_ms),
+            read_request: ms(limits.read_timeout_ms),
+            write: ms(limits.write_timeout_ms),
+        })
+        .keep_connection_alive(),
+    };
+    let (trigger, stopped) = async_channel::bounded::<()>(1);
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    for n in 0..limits.io_threads.max(1) {
+        let listener = listener
+            .try_clone()
+            .context("cloning the listening socket")?;
+        let (app, settings, stopped, open) =
+            (app.clone(), settings.clone(), stopped.clone(), open.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("flint-io-{n}"))
+            .spawn(move || io_thread(app, listener, settings, stopped, open))?;
+        threads.push(thread);
+    }
+    Ok(ShutdownHandle { trigger, threads })
+}
+
+fn io_thread(
+    app: Arc<HttpApp>,
+    listener: TcpListener,
+    settings: ConnectionSettings,
+    stopped: async_channel::Receiver<()>,
+    open: Arc<AtomicUsize>,
+) {
+    let listener = match smol::net::TcpListener::try_from(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot watch the listening socket: {e}");
+            return;
+        }
+    };
+    let ex = LocalExecutor::new();
+    let accept_loop = async {
+        loop {
+            let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+                let _ = stopped.recv().await;
+                None
+            })
+            .await;
+            match accepted {
+                None => break,
+                Some(Ok((stream, peer))) => {
+                    let guard = OpenConnection::new(&open);
+                    let task = serve_connection(
+                        app.clone(),
+                        stream,
+                        peer,
+                        settings.clone(),
+                        stopped.clone(),
+                        guard,
+                    );
+                    ex.spawn(task).detach();
+                }
+                Some(Err(e)) => {
+                    // Usually EMFILE: back off instead of spinning on the error.
+                    tracing::warn!("accept failed: {e}");
+                    smol::Timer::after(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    smol::block_on(ex.run(accept_loop));
+    smol::block_on(async {
+        while !ex.is_empty() {
+            ex.tick().await;
+        }
+    });
+}
+
+/// Counts open connections for `max_connections`.
+struct OpenConnection {
+    open: Arc<AtomicUsize>,
+    count: usize,
+}
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        let count = open.fetch_add(1, Ordering::SeqCst) + 1;
+        Self {
+            open: open.clone(),
+            count,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve_connection(
+    app: Arc<HttpApp>,
+    mut stream: smol::net::TcpStream,
+    peer: SocketAddr,
+    settings: ConnectionSettings,
+    stopped: async_channel::Receiver<()>,
+    guard: OpenConnection,
+) {
+    if guard.count > settings.max_connections {
+        tracing::warn!(target: "flint::http", %peer, "refused: {} connections are open (max_connections)", settings.max_connections);
+        let _ = stream
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let service = FlintService {
+        app,
+        stream: stream.clone(),
+        peer,
+    };
+    let router = picoserve::Router::from_service(service);
+    let connection = Connection::new(stream, peer, settings.frame);
+    let mut buffer = vec![0u8; settings.buffer_bytes];
+    let result = picoserve::Server::custom(&router, SmolTimer, &settings.config, &mut buffer)
+        .with_graceful_shutdown(
+            async move {
+                let _ = stopped.recv().await;
+            },
+            picoserve::time::Duration::from_millis(SHUTDOWN_GRACE.as_millis() as u64),
+        )
+        .serve(connection)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(target: "flint::http", %peer, "connection ended: {e:?}");
+    }
+}

@@ -1,0 +1,251 @@
+//! The one `PathRouterService` behind every connection: route lookup, the
+//! request body, dispatch to a static response or a WAGI guest on the worker
+//! pool, the response, and one log line per request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use picoserve::ResponseSent;
+use picoserve::io::Read;
+use picoserve::request::{Path, Request};
+use picoserve::response::{
+    ForEachHeader, HeadersIter, IntoResponse, Response, ResponseWriter, StatusCode,
+};
+use smol::io::AsyncWriteExt;
+use smol::net::TcpStream;
+
+use super::router::{Router, Target};
+use crate::engine::Engine;
+use crate::guest::{InstanceLimits, Invocation, WagiComponent, run_wagi};
+use crate::pool::{PoolError, WorkerPool};
+use crate::wagi::{self, WagiRequest};
+
+const HEALTH_ROUTE: &str = "/.well-known/spin/health";
+
+/// Everything the HTTP trigger shares across connections and threads.
+pub struct HttpApp {
+    pub router: Router,
+    pub engine: Arc<Engine>,
+    pub pool: WorkerPool,
+    pub instance_limits: InstanceLimits,
+    pub listen_addr: SocketAddr,
+}
+
+/// A response ready to write: status, headers and body.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    component: Option<Arc<str>>,
+}
+
+impl Reply {
+    fn text(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: format!("{body}\n").into_bytes(),
+            component: None,
+        }
+    }
+}
+
+/// Per-connection service: the stream clone writes response bodies, because
+/// picoserve's `Content` only carries a `&'static str` content type and Flint's
+/// content types come from guests.
+pub struct FlintService {
+    pub app: Arc<HttpApp>,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+}
+
+impl picoserve::routing::PathRouterService<()> for FlintService {
+    async fn call_path_router_service<R: Read, W: ResponseWriter<Error = R::Error>>(
+        &self,
+        _state: &(),
+        _params: (),
+        path: Path<'_>,
+        mut request: Request<'_, R>,
+        response_writer: W,
+    ) -> Result<ResponseSent, W::Error> {
+        let started = Instant::now();
+        let parts = &request.parts;
+        let method = parts.method();
+        let raw_path = path.encoded();
+        let query = parts.query().map(|q| q.0).unwrap_or_default();
+        let http_version = parts.http_version();
+        let headers: Vec<(String, String)> = parts
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    String::from_utf8_lossy(name.as_raw()).to_ascii_lowercase(),
+                    String::from_utf8_lossy(value.as_raw()).into_owned(),
+                )
+            })
+            .collect();
+
+        // The framer has already bounded the length; bodies are streamed in.
+        let mut body = Vec::with_capacity(request.body_connection.content_length());
+        let mut reader = request.body_connection.body().reader();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match reader.read(&mut chunk).await? {
+                0 => break,
+                n => body.extend_from_slice(&chunk[..n]),
+            }
+        }
+
+        let reply = self
+            .dispatch(method, raw_path, query, http_version, &headers, body)
+            .await;
+        let connection = request.body_connection.finalize().await?;
+        let is_head = method == "HEAD";
+        let sent = Response::empty(StatusCode::new(reply.status))
+            .with_headers(ReplyHeaders {
+                headers: &reply.headers,
+                content_length: reply.body.len(),
+            })
+            .write_to(connection, response_writer)
+            .await?;
+        // picoserve has flushed the head; HEAD responses carry no body.
+        let write_ok = is_head || {
+            let mut stream = self.stream.clone();
+            stream.write_all(&reply.body).await.is_ok() && stream.flush().await.is_ok()
+        };
+        let component = reply.component.as_deref().unwrap_or("-");
+        let duration = started.elapsed();
+        tracing::info!(
+            target: "flint::http",
+            method,
+            path = raw_path,
+            status = reply.status,
+            component,
+            duration = ?duration,
+            "{}",
+            if write_ok { "request" } else { "request (client went away while writing)" }
+        );
+        Ok(sent)
+    }
+}
+
+impl FlintService {
+    async fn dispatch(
+        &self,
+        method: &str,
+        raw_path: &str,
+        query: &str,
+        http_version: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Reply {
+        if raw_path == HEALTH_ROUTE {
+            return Reply::text(200, "OK");
+        }
+        let Some((entry, route_match)) = self.app.router.find(raw_path) else {
+            return Reply::text(404, "Not Found");
+        };
+        let (component, argv_template) = match &entry.target {
+            Target::Static(s) => {
+                return Reply {
+                    status: s.status,
+                    headers: s.headers.clone(),
+                    body: s.body.clone(),
+                    component: None,
+                };
+            }
+            Target::Wagi { component, argv } => (component, argv),
+        };
+        let env = WagiRequest {
+            method,
+            raw_path,
+            query,
+            http_version,
+            headers,
+            body_len: body.len(),
+            client_addr: self.peer,
+            listen_addr: self.app.listen_addr,
+            route: &entry.pattern,
+            route_match: &route_match,
+        }
+        .environment();
+        let invocation = Invocation {
+            stdin: body,
+            env,
+            argv: wagi::argv(argv_template, raw_path, query),
+        };
+        let mut reply = self.invoke(component.clone(), invocation).await;
+        reply.component = Some(component.id.clone());
+        reply
+    }
+
+    async fn invoke(&self, component: Arc<WagiComponent>, invocation: Invocation) -> Reply {
+        let engine = self.app.engine.clone();
+        let limits = self.app.instance_limits;
+        let id = component.id.clone();
+        let outcome = self
+            .app
+            .pool
+            .run(move || run_wagi(&engine, &component, invocation, limits))
+            .await;
+        let stdout = match outcome {
+            Ok(Ok(stdout)) => stdout,
+            Ok(Err(failure)) => {
+                tracing::error!(target: "flint::http", component = %id, "guest {failure}");
+                return Reply::text(500, "Internal Server Error");
+            }
+            Err(e @ PoolError::Busy { .. }) => {
+                tracing::warn!(target: "flint::http", component = %id, "refused: {e}");
+                return Reply::text(503, "Service Unavailable");
+            }
+            Err(e @ PoolError::Closed) => {
+                tracing::error!(target: "flint::http", component = %id, "{e}");
+                return Reply::text(503, "Service Unavailable");
+            }
+        };
+        match wagi::parse_output(&stdout) {
+            Ok(response) => {
+                let mut body = stdout;
+                body.drain(..response.body_offset);
+                Reply {
+                    status: response.status,
+                    headers: response.headers,
+                    body,
+                    component: None,
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "flint::http", component = %id, "bad WAGI response: {e}");
+                let status = if matches!(e, wagi::WagiError::BadStatus(_)) {
+                    502
+                } else {
+                    500
+                };
+                Reply::text(status, "Internal Server Error")
+            }
+        }
+    }
+}
+
+/// Response headers with a computed `Content-Length`; framing headers from a
+/// guest are dropped because the server owns the framing.
+struct ReplyHeaders<'a> {
+    headers: &'a [(String, String)],
+    content_length: usize,
+}
+
+impl HeadersIter for ReplyHeaders<'_> {
+    async fn for_each_header<F: ForEachHeader>(self, mut f: F) -> Result<F::Output, F::Error> {
+        for (name, value) in self.headers {
+            let framing = ["content-length", "transfer-encoding", "connection"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h));
+            if !framing {
+                f.call(name, value).await?;
+            }
+        }
+        f.call("Content-Length", self.content_length).await?;
+        f.finalize().await
+    }
+}
