@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -839,11 +839,6 @@ impl Conn {
             }
         }
         std::mem::take(&mut self.buf)
-    }
-
-    /// Closes our sending side (the server sees EOF) but keeps reading possible.
-    pub fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     fn fill(&mut self, what: &str) {
