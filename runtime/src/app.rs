@@ -16,8 +16,8 @@ use crate::cli::AppArgs;
 use crate::engine::Engine;
 use crate::files;
 use crate::guest::WagiComponent;
+use crate::http::is_token;
 use crate::http::router::{RouteEntry, Router, StaticReply, Target};
-use crate::wagi::is_token;
 
 pub struct LoadedApp {
     pub manifest_path: PathBuf,
@@ -172,7 +172,7 @@ fn load_component(
 fn static_reply(response: &flint_config::StaticResponse) -> anyhow::Result<StaticReply> {
     let mut headers = Vec::new();
     for (name, value) in &response.headers {
-        if !is_token(name) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        if !is_token(name.as_bytes()) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
             bail!("static_response header `{name}` is not a valid HTTP header");
         }
         headers.push((name.clone(), value.clone()));

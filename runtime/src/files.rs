@@ -90,12 +90,14 @@ fn matching_files(base: &Path, pattern: &str, exclude: &[String]) -> anyhow::Res
         bail!("files pattern `{pattern}` may not leave the app directory");
     }
     // Walk only below the pattern's literal prefix, not the whole app directory.
-    let literal: Vec<&str> = pattern
-        .split('/')
+    let segments: Vec<&str> = pattern.split('/').collect();
+    let literal = segments
+        .iter()
         .take_while(|s| !s.contains(['*', '?', '[']))
-        .collect();
-    let literal = literal[..literal.len().saturating_sub(1).max(0)].join("/");
-    let start = base.join(&literal);
+        .count()
+        // The last segment names files, not a directory to start from.
+        .min(segments.len() - 1);
+    let start = base.join(segments[..literal].join("/"));
     let mut found = Vec::new();
     let mut pending = vec![start];
     while let Some(dir) = pending.pop() {
@@ -189,6 +191,8 @@ mod tests {
         assert_eq!(found, [PathBuf::from("assets/a.txt")]);
         let all = matching_files(&dir, "**/*.txt", &[]).expect("walk");
         assert_eq!(all.len(), 3);
+        let exact = matching_files(&dir, "other/d.txt", &[]).expect("walk");
+        assert_eq!(exact, [PathBuf::from("other/d.txt")]);
         assert!(matching_files(&dir, "../x", &[]).is_err());
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

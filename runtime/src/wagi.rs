@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 
 use flint_config::route::{RouteMatch, RoutePattern};
 
+use crate::http::is_token;
+
 /// What the HTTP trigger knows about a request when it hands it to a WAGI guest.
 pub struct WagiRequest<'a> {
     pub method: &'a str,
@@ -199,7 +201,7 @@ pub fn parse_output(stdout: &[u8]) -> Result<WagiResponse, WagiError> {
             continue;
         };
         let (name, value) = (name.trim(), value.trim());
-        if !is_token(name) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        if !is_token(name.as_bytes()) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
             tracing::debug!(name, "ignoring an invalid WAGI header");
             continue;
         }
@@ -240,13 +242,6 @@ fn find_blank_line(out: &[u8]) -> Option<(usize, usize)> {
         }
     }
     None
-}
-
-/// RFC 9110 token characters, so a guest cannot inject malformed header names.
-pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

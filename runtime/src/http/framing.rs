@@ -319,6 +319,10 @@ fn trim(b: &[u8]) -> &[u8] {
 /// Decides how a request's body is framed, or why the request is refused.
 pub fn frame(head: &[u8], limits: FrameLimits) -> Result<Framing, Reject> {
     let bad = |m: &str| Reject::new(400, "Bad Request", m);
+    let request_line = trim(head.split(|&b| b == b'\n').next().unwrap_or_default());
+    if !valid_request_line(request_line) {
+        return Err(bad("malformed request line"));
+    }
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding: Option<&[u8]> = None;
     let mut expect_continue = false;
@@ -339,10 +343,7 @@ pub fn frame(head: &[u8], limits: FrameLimits) -> Result<Framing, Reject> {
             expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
     }
-    let http11 = head
-        .split(|&b| b == b'\n')
-        .next()
-        .is_some_and(|l| trim(l).ends_with(b"HTTP/1.1"));
+    let http11 = request_line.ends_with(b"HTTP/1.1");
     let chunked = match transfer_encoding {
         None => false,
         Some(te) if te.eq_ignore_ascii_case(b"chunked") => true,
@@ -374,6 +375,21 @@ pub fn frame(head: &[u8], limits: FrameLimits) -> Result<Framing, Reject> {
         content_length,
         expect_continue: expect_continue && http11 && (chunked || content_length > 0),
     })
+}
+
+/// `METHOD SP origin-form SP HTTP/1.x` (RFC 9112 §3), checked here because
+/// picoserve accepts any three words.
+fn valid_request_line(line: &[u8]) -> bool {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    super::is_token(method)
+        && target.first() == Some(&b'/')
+        && target.iter().all(|b| b.is_ascii_graphic())
+        && (version == b"HTTP/1.1" || version == b"HTTP/1.0")
 }
 
 /// The head with its framing headers replaced by the decoded body's length.
@@ -517,7 +533,11 @@ mod tests {
 
     #[test]
     fn rejects_and_closes() {
-        let cases: [(&[u8], &str); 5] = [
+        let cases: [(&[u8], &str); 9] = [
+            (b"GARBAGE\r\n\r\n", "HTTP/1.1 400 "),
+            (b"GET /a HTTP/1.1 junk\r\n\r\n", "HTTP/1.1 400 "),
+            (b"G\x01T /a HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "),
+            (b"GET /a FTP/1.1\r\n\r\n", "HTTP/1.1 400 "),
             (
                 b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
                 "HTTP/1.1 400 ",
