@@ -16,7 +16,7 @@ use crate::cli::AppArgs;
 use crate::engine::Engine;
 use crate::files;
 use crate::guest::WagiComponent;
-use crate::http::is_token;
+use crate::http::is_valid_header;
 use crate::http::router::{RouteEntry, Router, StaticReply, Target};
 
 pub struct LoadedApp {
@@ -53,14 +53,17 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
     let mut entries = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     for trigger in &manifest.http_triggers {
-        let Route::Pattern(pattern) = &trigger.route else {
-            continue; // Private routes are reachable only by service chaining.
+        // Private routes are not served (only service chaining reaches them),
+        // but their components are still checked.
+        let (pattern, route_name) = match &trigger.route {
+            Route::Pattern(p) => (Some(p), p.raw().to_owned()),
+            Route::Private => (None, format!("(private, trigger `{}`)", trigger.id)),
         };
         let target = if let Some(response) = &trigger.static_response {
             match static_reply(response) {
                 Ok(reply) => Target::Static(reply),
                 Err(e) => {
-                    errors.push(format!("route `{pattern}`: {e}"));
+                    errors.push(format!("route `{route_name}`: {e}"));
                     continue;
                 }
             }
@@ -74,7 +77,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             };
             let Executor::Wagi { argv, .. } = &trigger.executor else {
                 errors.push(format!(
-                    "{}:{}:{}: route `{pattern}` runs component `{}` with the Spin executor; this Flint \
+                    "{}:{}:{}: route `{route_name}` runs component `{}` with the Spin executor; this Flint \
                      runs WAGI modules: add `executor = {{ type = \"wagi\" }}` to the trigger",
                     manifest.path.display(),
                     trigger.route_location.line,
@@ -86,7 +89,14 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             let compiled = match components.get(component.id.as_str()) {
                 Some(c) => c.clone(),
                 None => {
-                    match load_component(&engine, &manifest, component, env, staging.as_deref()) {
+                    match load_component(
+                        &engine,
+                        &manifest,
+                        component,
+                        env,
+                        staging.as_deref(),
+                        limits.instance_memory_bytes,
+                    ) {
                         Ok(c) => {
                             let c = Arc::new(c);
                             components.insert(&component.id, c.clone());
@@ -104,10 +114,12 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
                 argv: argv.clone(),
             }
         };
-        entries.push(RouteEntry {
-            pattern: pattern.clone(),
-            target,
-        });
+        if let Some(pattern) = pattern {
+            entries.push(RouteEntry {
+                pattern: pattern.clone(),
+                target,
+            });
+        }
     }
     if !errors.is_empty() {
         bail!(
@@ -142,13 +154,16 @@ fn load_component(
     component: &Component,
     extra_env: &[(String, String)],
     staging: Option<&Path>,
+    memory_limit: usize,
 ) -> anyhow::Result<WagiComponent> {
-    let module = engine.load_wagi_module(&component.id, &component.source)?;
+    let module = engine.load_wagi_module(&component.id, &component.source, memory_limit)?;
     let mut environment: Vec<(String, String)> = component
         .environment
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // `flint up -e` overrides the manifest's value for the same name.
+    environment.retain(|(k, _)| !extra_env.iter().any(|(e, _)| e == k));
     environment.extend(extra_env.iter().cloned());
     if let Some((key, _)) = environment
         .iter()
@@ -170,9 +185,15 @@ fn load_component(
 }
 
 fn static_reply(response: &flint_config::StaticResponse) -> anyhow::Result<StaticReply> {
+    if response.status_code < 200 {
+        bail!(
+            "static_response status_code {} is an interim (1xx) status",
+            response.status_code
+        );
+    }
     let mut headers = Vec::new();
     for (name, value) in &response.headers {
-        if !is_token(name.as_bytes()) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        if !is_valid_header(name, value) {
             bail!("static_response header `{name}` is not a valid HTTP header");
         }
         headers.push((name.clone(), value.clone()));

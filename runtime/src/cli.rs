@@ -68,7 +68,7 @@ pub struct UpArgs {
     pub app: AppArgs,
 
     /// Address to listen on; port 0 picks a free port (printed on startup)
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Directory for the app's state [default: .flint next to the manifest]
@@ -82,6 +82,15 @@ pub struct UpArgs {
     /// Run each component's `build.command` before starting
     #[arg(long)]
     pub build: bool,
+}
+
+/// `HOST:PORT`, where HOST may be a name such as `localhost`, as with `spin up`.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    s.to_socket_addrs()
+        .map_err(|e| format!("`{s}` is not HOST:PORT: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{s}` resolves to no address"))
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -99,6 +108,16 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn listen_accepts_names_and_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:3000"),
+            Ok("127.0.0.1:3000".parse().expect("addr"))
+        );
+        assert!(parse_listen("localhost:3000").is_ok_and(|a| a.port() == 3000));
+        assert!(parse_listen("nonsense").is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmi::{CompilationMode, Config, Linker, Module, StoreLimits};
+use wasmi::StoreLimits;
+use wasmi::{CompilationMode, Config, Linker, Module, StoreLimitsBuilder};
 use wasmi_wasi::WasiCtx;
 
 /// Per-invocation host state: a guest sees only what is put here.
@@ -43,10 +44,14 @@ pub enum LoadError {
         path.display()
     )]
     NoStart { component: String, path: PathBuf },
-    #[error("component `{component}`: {} cannot be linked: {message}", path.display())]
-    Link {
+    #[error(
+        "component `{component}`: {} cannot be instantiated (imports Flint provides, instance_memory_bytes = {memory_limit}): {message}",
+        path.display()
+    )]
+    Instantiate {
         component: String,
         path: PathBuf,
+        memory_limit: usize,
         message: String,
     },
 }
@@ -65,7 +70,12 @@ impl Engine {
     /// Reads, validates and compiles a WAGI module, checking every import
     /// against the linker so that a missing host function fails at startup,
     /// not on the first request.
-    pub fn load_wagi_module(&self, component: &str, path: &Path) -> Result<Module, LoadError> {
+    pub fn load_wagi_module(
+        &self,
+        component: &str,
+        path: &Path,
+        memory_limit: usize,
+    ) -> Result<Module, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             component: component.to_owned(),
             path: path.to_owned(),
@@ -105,14 +115,16 @@ impl Engine {
                 &self.engine,
                 GuestState {
                     wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
-                    limits: StoreLimits::default(),
+                    limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
                 },
             );
+            store.limiter(|s| &mut s.limits);
             if let Err(e) = self.linker.instantiate_and_start(&mut store, &module) {
                 let (component, path) = err_ctx();
-                return Err(LoadError::Link {
+                return Err(LoadError::Instantiate {
                     component,
                     path,
+                    memory_limit,
                     message: e.to_string(),
                 });
             }

@@ -69,7 +69,10 @@ pub fn run_wagi(
         overflowed: false,
     }));
     let setup = |e: &dyn std::fmt::Display| GuestFailure::Setup(e.to_string());
+    // wasi-libc's getenv returns the first match, so configured variables
+    // replace same-named CGI ones (a client cannot shadow them with a header).
     let mut env = invocation.env;
+    env.retain(|(k, _)| !component.environment.iter().any(|(c, _)| c == k));
     env.extend(component.environment.iter().cloned());
     let wasi = WasiCtxBuilder::new()
         .stdin(Box::new(ReadPipe::from(invocation.stdin)))

@@ -101,6 +101,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             .context("starting worker threads")?,
         instance_limits,
         listen_addr: addr,
+        write_timeout: std::time::Duration::from_millis(limits.write_timeout_ms),
     });
     let server = http::server::start(app, listener, &limits)?;
     println!("Serving http://{addr}");

@@ -45,8 +45,10 @@ impl WorkerPool {
     ) -> Result<T, PoolError> {
         let (tx, rx) = async_channel::bounded(1);
         let job: Job = Box::new(move || {
-            // The requester may have gone (connection dropped); nothing to tell.
-            let _ = tx.send_blocking(f());
+            // A requester that has gone (connection dropped) needs no answer.
+            if !tx.is_closed() {
+                let _ = tx.send_blocking(f());
+            }
         });
         self.jobs.try_send(job).map_err(|e| match e {
             async_channel::TrySendError::Full(_) => PoolError::Busy {

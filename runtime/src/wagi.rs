@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use flint_config::route::{RouteMatch, RoutePattern};
 
-use crate::http::is_token;
+use crate::http::is_valid_header;
 
 /// What the HTTP trigger knows about a request when it hands it to a WAGI guest.
 pub struct WagiRequest<'a> {
@@ -173,7 +173,7 @@ pub enum WagiError {
     EmptyOutput,
     #[error("the guest's stdout has no content-type, status or location header")]
     NoResponseHeaders,
-    #[error("the guest's Status header `{0}` is not a status code between 100 and 999")]
+    #[error("the guest's Status header `{0}` is not a status code between 200 and 999")]
     BadStatus(String),
 }
 
@@ -201,14 +201,15 @@ pub fn parse_output(stdout: &[u8]) -> Result<WagiResponse, WagiError> {
             continue;
         };
         let (name, value) = (name.trim(), value.trim());
-        if !is_token(name.as_bytes()) || value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        if !is_valid_header(name, value) {
             tracing::debug!(name, "ignoring an invalid WAGI header");
             continue;
         }
         if name.eq_ignore_ascii_case("status") {
             let code = value.split_whitespace().next().unwrap_or_default();
             match code.parse::<u16>() {
-                Ok(c) if (100..=999).contains(&c) => status = Some(c),
+                // 1xx are interim responses; a client would wait for the real one.
+                Ok(c) if (200..=999).contains(&c) => status = Some(c),
                 _ => return Err(WagiError::BadStatus(value.to_owned())),
             }
             continue;

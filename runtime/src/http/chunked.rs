@@ -86,7 +86,8 @@ impl ChunkedDecoder {
                                 line_len: 0,
                                 total: 0,
                             }),
-                            Some(v) if body.len() as u64 + v > max_body as u64 => {
+                            // `body.len() <= max_body` always holds, so this cannot wrap.
+                            Some(v) if v > (max_body - body.len()) as u64 => {
                                 return Err(ChunkError::TooLarge);
                             }
                             Some(v) => Some(Step::Data(v)),
@@ -186,6 +187,11 @@ mod tests {
             Err(ChunkError::BadSize)
         );
         assert_eq!(run(b"5\r\n", 4), Err(ChunkError::TooLarge));
+        // A huge second chunk must not wrap the size check around.
+        assert_eq!(
+            run(b"1\r\na\r\nffffffffffffffff\r\n", 100),
+            Err(ChunkError::TooLarge)
+        );
         assert_eq!(
             run(b"1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 100),
             Err(ChunkError::LineTooLong)

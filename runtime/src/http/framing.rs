@@ -18,6 +18,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -30,6 +31,11 @@ const READ_CHUNK: usize = 4096;
 pub struct FrameLimits {
     pub max_head_bytes: usize,
     pub max_body_bytes: usize,
+    /// How long a keep-alive connection may sit idle before its next request.
+    pub keep_alive: Duration,
+    /// How long a client may take over a head (and a chunked body) once it has
+    /// started one, and to start its first request.
+    pub read_timeout: Duration,
 }
 
 enum State {
@@ -81,6 +87,7 @@ pub struct RequestFramer<S> {
     /// Bytes read from the socket but not yet handed on.
     input: Vec<u8>,
     state: State,
+    served_one: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
@@ -91,6 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
             limits,
             input: Vec::new(),
             state: State::Head,
+            served_one: false,
         }
     }
 
@@ -139,26 +147,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
 
     /// Reads a whole head and decides what picoserve sees next; `None` closes.
     async fn next_head(&mut self) -> io::Result<Option<State>> {
+        // The framer owns these timeouts because picoserve's "start reading"
+        // timeout would otherwise also cover holding back a whole head and
+        // decoding a chunked body.
+        let idle = if self.served_one {
+            self.limits.keep_alive
+        } else {
+            self.limits.read_timeout
+        };
+        self.served_one = true;
+        if self.input.is_empty() {
+            match self.fill_before(Instant::now() + idle).await? {
+                // Idle too long, or the client went away between requests: nothing to answer.
+                None | Some(0) => return Ok(None),
+                Some(_) => {}
+            }
+        }
+        let deadline = Instant::now() + self.limits.read_timeout;
         let mut scanned = 0;
         let head_len = loop {
             if let Some(len) = head_end(&self.input, &mut scanned) {
                 break len;
             }
             if self.input.len() > self.limits.max_head_bytes {
-                return self.reject(head_too_large(self.limits)).await;
+                return self.reject(&[], head_too_large(self.limits)).await;
             }
-            if self.fill().await? == 0 {
-                // The client went away between requests (or mid-head): nothing to answer.
-                return Ok(None);
+            match self.fill_before(deadline).await? {
+                None => return self.reject(&[], request_timeout(self.limits)).await,
+                // The client went away mid-head: nothing to answer.
+                Some(0) => return Ok(None),
+                Some(_) => {}
             }
         };
         if head_len > self.limits.max_head_bytes {
-            return self.reject(head_too_large(self.limits)).await;
+            return self.reject(&[], head_too_large(self.limits)).await;
         }
         let head: Vec<u8> = self.input.drain(..head_len).collect();
         let framing = match frame(&head, self.limits) {
             Ok(f) => f,
-            Err(r) => return self.reject_head(&head, r).await,
+            Err(r) => return self.reject(&head, r).await,
         };
         if framing.expect_continue {
             self.stream
@@ -173,9 +200,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
                 body: framing.content_length,
             }));
         }
-        let body = match self.decode_chunked().await? {
+        let body = match self.decode_chunked(deadline).await? {
             Ok(body) => body,
-            Err(r) => return self.reject_head(&head, r).await,
+            Err(r) => return self.reject(&head, r).await,
         };
         let mut out = rewrite_head_with_length(&head, body.len());
         out.extend_from_slice(&body);
@@ -186,7 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
         }))
     }
 
-    async fn decode_chunked(&mut self) -> io::Result<Result<Vec<u8>, Reject>> {
+    async fn decode_chunked(&mut self, deadline: Instant) -> io::Result<Result<Vec<u8>, Reject>> {
         let mut decoder =
             ChunkedDecoder::new(self.limits.max_body_bytes, self.limits.max_head_bytes);
         let mut body = Vec::new();
@@ -216,40 +243,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
                     )));
                 }
             }
-            if self.fill().await? == 0 {
-                return Ok(Err(Reject::new(
-                    400,
-                    "Bad Request",
-                    "connection closed inside a chunked body",
-                )));
+            match self.fill_before(deadline).await? {
+                None => return Ok(Err(request_timeout(self.limits))),
+                Some(0) => {
+                    return Ok(Err(Reject::new(
+                        400,
+                        "Bad Request",
+                        "connection closed inside a chunked body",
+                    )));
+                }
+                Some(_) => {}
             }
         }
     }
 
-    async fn fill(&mut self) -> io::Result<usize> {
-        let start = self.input.len();
-        self.input.resize(start + READ_CHUNK, 0);
-        let n = self.stream.read(&mut self.input[start..]).await;
-        self.input.truncate(start + *n.as_ref().unwrap_or(&0));
-        n
+    /// Reads more input, or `None` once `deadline` passes. Cancel-safe: a
+    /// dropped read leaves `input` as it was.
+    async fn fill_before(&mut self, deadline: Instant) -> io::Result<Option<usize>> {
+        let mut chunk = [0u8; READ_CHUNK];
+        let read = async { Some(self.stream.read(&mut chunk).await) };
+        let expire = async {
+            smol::Timer::at(deadline).await;
+            None
+        };
+        match smol::future::or(read, expire).await {
+            None => Ok(None),
+            Some(n) => {
+                let n = n?;
+                self.input.extend_from_slice(&chunk[..n]);
+                Ok(Some(n))
+            }
+        }
     }
 
-    async fn reject_head(&mut self, head: &[u8], reject: Reject) -> io::Result<Option<State>> {
-        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = String::from_utf8_lossy(line);
+    /// Logs and answers a refused request, then closes: after a framing error
+    /// the byte stream cannot be trusted. `head` is empty when none was read.
+    async fn reject(&mut self, head: &[u8], reject: Reject) -> io::Result<Option<State>> {
+        let line = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or_default());
         let mut words = line.split_whitespace();
         let (method, path) = (words.next().unwrap_or("-"), words.next().unwrap_or("-"));
         tracing::warn!(target: "flint::http", peer = %self.peer, method, path, status = reject.status, "rejected: {}", reject.message);
-        self.write_reject(&reject).await
-    }
-
-    async fn reject(&mut self, reject: Reject) -> io::Result<Option<State>> {
-        tracing::warn!(target: "flint::http", peer = %self.peer, status = reject.status, "rejected: {}", reject.message);
-        self.write_reject(&reject).await
-    }
-
-    /// Answers and closes: after a framing error the byte stream cannot be trusted.
-    async fn write_reject(&mut self, reject: &Reject) -> io::Result<Option<State>> {
         let body = format!("{}\n", reject.message);
         let response = format!(
             "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -262,6 +295,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
         self.input.clear();
         Ok(None)
     }
+}
+
+fn request_timeout(limits: FrameLimits) -> Reject {
+    Reject::new(
+        408,
+        "Request Timeout",
+        format!(
+            "the request was not received within {} ms",
+            limits.read_timeout.as_millis()
+        ),
+    )
 }
 
 fn head_too_large(limits: FrameLimits) -> Reject {
@@ -323,8 +367,23 @@ pub fn frame(head: &[u8], limits: FrameLimits) -> Result<Framing, Reject> {
     if !valid_request_line(request_line) {
         return Err(bad("malformed request line"));
     }
+    // picoserve silently deletes NUL bytes from headers and trusts any name;
+    // refusing what the two parsers could read differently keeps framing in one place.
+    let mut lines = head.split(|&b| b == b'\n').skip(1);
+    if lines.any(|line| {
+        let line = trim(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return !line.is_empty();
+        };
+        !super::is_token(&line[..colon])
+            || line[colon..]
+                .iter()
+                .any(|&b| b.is_ascii_control() && b != b'\t')
+    }) {
+        return Err(bad("malformed header line"));
+    }
     let mut content_length: Option<u64> = None;
-    let mut transfer_encoding: Option<&[u8]> = None;
+    let mut transfer_encodings: Vec<&[u8]> = Vec::new();
     let mut expect_continue = false;
     for (name, value) in header_lines(head) {
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -338,16 +397,16 @@ pub fn frame(head: &[u8], limits: FrameLimits) -> Result<Framing, Reject> {
             }
             content_length = Some(len);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding = Some(value);
+            transfer_encodings.extend(value.split(|&b| b == b',').map(trim));
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
     }
     let http11 = request_line.ends_with(b"HTTP/1.1");
-    let chunked = match transfer_encoding {
-        None => false,
-        Some(te) if te.eq_ignore_ascii_case(b"chunked") => true,
-        Some(_) => {
+    let chunked = match transfer_encodings.as_slice() {
+        [] => false,
+        [te] if te.eq_ignore_ascii_case(b"chunked") => true,
+        _ => {
             return Err(Reject::new(
                 501,
                 "Not Implemented",
@@ -426,6 +485,8 @@ mod tests {
     const LIMITS: FrameLimits = FrameLimits {
         max_head_bytes: 256,
         max_body_bytes: 64,
+        keep_alive: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(5),
     };
 
     /// A socket that yields its input in small pieces and records what is written.
@@ -533,8 +594,18 @@ mod tests {
 
     #[test]
     fn rejects_and_closes() {
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 13] = [
             (b"GARBAGE\r\n\r\n", "HTTP/1.1 400 "),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length\0: 99\r\n\r\n",
+                "HTTP/1.1 400 ",
+            ),
+            (b"POST / HTTP/1.1\r\nBad Name: 1\r\n\r\n", "HTTP/1.1 400 "),
+            (b"POST / HTTP/1.1\r\nNoColon\r\n\r\n", "HTTP/1.1 400 "),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "HTTP/1.1 501 ",
+            ),
             (b"GET /a HTTP/1.1 junk\r\n\r\n", "HTTP/1.1 400 "),
             (b"G\x01T /a HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "),
             (b"GET /a FTP/1.1\r\n\r\n", "HTTP/1.1 400 "),

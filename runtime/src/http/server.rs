@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use flint_config::Limits;
@@ -16,7 +17,7 @@ use super::service::{FlintService, HttpApp};
 use super::socket::{Connection, SmolTimer};
 
 /// How long in-flight requests may run on after a stop is requested.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Stops the server when dropped or `stop`ped; every connection sees it.
 pub struct ShutdownHandle {
@@ -50,17 +51,24 @@ pub fn start(
 ) -> anyhow::Result<ShutdownHandle> {
     listener.set_nonblocking(true)?;
     let ms = picoserve::time::Duration::from_millis;
+    let backstop = limits
+        .read_timeout_ms
+        .saturating_add(limits.keep_alive_timeout_ms)
+        .saturating_add(1000);
     let settings = ConnectionSettings {
         frame: FrameLimits {
             max_head_bytes: limits.max_request_head_bytes,
             max_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
+            keep_alive: Duration::from_millis(limits.keep_alive_timeout_ms),
+            read_timeout: Duration::from_millis(limits.read_timeout_ms),
         },
         // Room for a whole head plus a useful slice of body per read.
-        buffer_bytes: limits.max_request_head_bytes + 4096,
+        buffer_bytes: limits.max_request_head_bytes.saturating_add(4096),
         max_connections: limits.max_connections,
         config: picoserve::Config::new(picoserve::Timeouts {
-            start_read_request: ms(limits.read_timeout_ms),
-            persistent_start_read_request: ms(limits.keep_alive_timeout_ms),
+            // Only a backstop: the framer times out idle connections and slow heads first.
+            start_read_request: ms(backstop),
+            persistent_start_read_request: ms(backstop),
             read_request: ms(limits.read_timeout_ms),
             write: ms(limits.write_timeout_ms),
         })
@@ -122,12 +130,14 @@ fn io_thread(
                 Some(Err(e)) => {
                     // Usually EMFILE: back off instead of spinning on the error.
                     tracing::warn!("accept failed: {e}");
-                    smol::Timer::after(std::time::Duration::from_millis(50)).await;
+                    smol::Timer::after(Duration::from_millis(50)).await;
                 }
             }
         }
     };
     smol::block_on(ex.run(accept_loop));
+    // Refuse new connections while the open ones drain.
+    drop(listener);
     smol::block_on(async {
         while !ex.is_empty() {
             ex.tick().await;

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use picoserve::ResponseSent;
 use picoserve::io::Read;
@@ -30,6 +30,8 @@ pub struct HttpApp {
     pub pool: WorkerPool,
     pub instance_limits: InstanceLimits,
     pub listen_addr: SocketAddr,
+    /// Bounds writing a response body, which picoserve's own write timeout does not cover.
+    pub write_timeout: Duration,
 }
 
 /// A response ready to write: status, headers and body.
@@ -48,6 +50,11 @@ impl Reply {
             body: format!("{body}\n").into_bytes(),
             component: None,
         }
+    }
+
+    /// RFC 9110 §6.4.1: 204 and 304 responses end after their headers.
+    fn has_body(&self) -> bool {
+        !matches!(self.status, 204 | 304)
     }
 }
 
@@ -87,7 +94,8 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             .collect();
 
         // The framer has already bounded the length; bodies are streamed in.
-        let mut body = Vec::with_capacity(request.body_connection.content_length());
+        let content_length = request.body_connection.content_length();
+        let mut body = Vec::with_capacity(content_length.min(64 * 1024));
         let mut reader = request.body_connection.body().reader();
         let mut chunk = [0u8; 8192];
         loop {
@@ -97,23 +105,24 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             }
         }
 
-        let reply = self
-            .dispatch(method, raw_path, query, http_version, &headers, body)
-            .await;
+        let reply = if body.len() == content_length {
+            self.dispatch(method, raw_path, query, http_version, &headers, body)
+                .await
+        } else {
+            // The client closed mid-body: a guest must never see a truncated body as whole.
+            Reply::text(400, "Bad Request: the request body ended early")
+        };
         let connection = request.body_connection.finalize().await?;
         let is_head = method == "HEAD";
         let sent = Response::empty(StatusCode::new(reply.status))
             .with_headers(ReplyHeaders {
                 headers: &reply.headers,
-                content_length: reply.body.len(),
+                content_length: reply.has_body().then_some(reply.body.len()),
             })
             .write_to(connection, response_writer)
             .await?;
         // picoserve has flushed the head; HEAD responses carry no body.
-        let write_ok = is_head || {
-            let mut stream = self.stream.clone();
-            stream.write_all(&reply.body).await.is_ok() && stream.flush().await.is_ok()
-        };
+        let write_ok = is_head || !reply.has_body() || self.write_body(&reply.body).await;
         let component = reply.component.as_deref().unwrap_or("-");
         let duration = started.elapsed();
         tracing::info!(
@@ -131,6 +140,23 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
 }
 
 impl FlintService {
+    /// Writes a response body within the write timeout; on failure the
+    /// connection is shut down, since a partial body cannot be followed by another response.
+    async fn write_body(&self, body: &[u8]) -> bool {
+        let mut stream = self.stream.clone();
+        let write =
+            async { Some(stream.write_all(body).await.is_ok() && stream.flush().await.is_ok()) };
+        let expire = async {
+            smol::Timer::after(self.app.write_timeout).await;
+            None
+        };
+        let ok = smol::future::or(write, expire).await == Some(true);
+        if !ok {
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
+        ok
+    }
+
     async fn dispatch(
         &self,
         method: &str,
@@ -232,7 +258,8 @@ impl FlintService {
 /// guest are dropped because the server owns the framing.
 struct ReplyHeaders<'a> {
     headers: &'a [(String, String)],
-    content_length: usize,
+    /// `None` for responses that must not carry a body.
+    content_length: Option<usize>,
 }
 
 impl HeadersIter for ReplyHeaders<'_> {
@@ -245,7 +272,9 @@ impl HeadersIter for ReplyHeaders<'_> {
                 f.call(name, value).await?;
             }
         }
-        f.call("Content-Length", self.content_length).await?;
+        if let Some(length) = self.content_length {
+            f.call("Content-Length", length).await?;
+        }
         f.finalize().await
     }
 }
