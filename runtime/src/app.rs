@@ -49,7 +49,15 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
     };
     let env = serve.as_ref().map_or(&[][..], |s| s.env);
 
-    let mut components: BTreeMap<&str, Arc<WagiComponent>> = BTreeMap::new();
+    let mut loader = ComponentLoader {
+        engine: &engine,
+        manifest_dir: &manifest.dir,
+        extra_env: env,
+        staging: staging.as_deref(),
+        memory_limit: limits.instance_memory_bytes,
+        modules: BTreeMap::new(),
+        components: BTreeMap::new(),
+    };
     let mut entries = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     for trigger in &manifest.http_triggers {
@@ -86,27 +94,11 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
                 ));
                 continue;
             };
-            let compiled = match components.get(component.id.as_str()) {
-                Some(c) => c.clone(),
-                None => {
-                    match load_component(
-                        &engine,
-                        &manifest,
-                        component,
-                        env,
-                        staging.as_deref(),
-                        limits.instance_memory_bytes,
-                    ) {
-                        Ok(c) => {
-                            let c = Arc::new(c);
-                            components.insert(&component.id, c.clone());
-                            c
-                        }
-                        Err(e) => {
-                            errors.push(format!("{e:#}"));
-                            continue;
-                        }
-                    }
+            let compiled = match loader.component(component) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(format!("{e:#}"));
+                    continue;
                 }
             };
             Target::Wagi {
@@ -131,7 +123,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
     }
     Ok(LoadedApp {
         manifest_path,
-        component_count: components.len(),
+        component_count: loader.components.len(),
         router: Router::new(entries),
         engine,
         limits,
@@ -148,40 +140,65 @@ fn state_dir(manifest: &Manifest, given: Option<&Path>) -> anyhow::Result<PathBu
     Ok(dir)
 }
 
-fn load_component(
-    engine: &Engine,
-    manifest: &Manifest,
-    component: &Component,
-    extra_env: &[(String, String)],
-    staging: Option<&Path>,
+/// Loads each component once, however many routes name it, and each module
+/// once, however many components share it (one binary behind several routes),
+/// which keeps startup time and idle memory flat.
+struct ComponentLoader<'a> {
+    engine: &'a Engine,
+    manifest_dir: &'a Path,
+    extra_env: &'a [(String, String)],
+    staging: Option<&'a Path>,
     memory_limit: usize,
-) -> anyhow::Result<WagiComponent> {
-    let module = engine.load_wagi_module(&component.id, &component.source, memory_limit)?;
-    let mut environment: Vec<(String, String)> = component
-        .environment
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    // `flint up -e` overrides the manifest's value for the same name.
-    environment.retain(|(k, _)| !extra_env.iter().any(|(e, _)| e == k));
-    environment.extend(extra_env.iter().cloned());
-    if let Some((key, _)) = environment
-        .iter()
-        .find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
-    {
-        bail!(
-            "component `{}`: environment variable `{key}` cannot be passed to a guest",
-            component.id
-        );
+    modules: BTreeMap<PathBuf, wasmi::Module>,
+    components: BTreeMap<String, Arc<WagiComponent>>,
+}
+
+impl ComponentLoader<'_> {
+    fn component(&mut self, component: &Component) -> anyhow::Result<Arc<WagiComponent>> {
+        if let Some(loaded) = self.components.get(&component.id) {
+            return Ok(loaded.clone());
+        }
+        let module = match self.modules.get(&component.source) {
+            Some(module) => module.clone(),
+            None => {
+                let module = self.engine.load_wagi_module(
+                    &component.id,
+                    &component.source,
+                    self.memory_limit,
+                )?;
+                self.modules
+                    .insert(component.source.clone(), module.clone());
+                module
+            }
+        };
+        let mut environment: Vec<(String, String)> = component
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // `flint up -e` overrides the manifest's value for the same name.
+        environment.retain(|(k, _)| !self.extra_env.iter().any(|(e, _)| e == k));
+        environment.extend(self.extra_env.iter().cloned());
+        if let Some((key, _)) = environment
+            .iter()
+            .find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
+        {
+            bail!(
+                "component `{}`: environment variable `{key}` cannot be passed to a guest",
+                component.id
+            );
+        }
+        let preopens = files::preopens(self.manifest_dir, component, self.staging)
+            .with_context(|| format!("component `{}`: files", component.id))?;
+        let loaded = Arc::new(WagiComponent {
+            id: component.id.as_str().into(),
+            module,
+            environment,
+            preopens,
+        });
+        self.components.insert(component.id.clone(), loaded.clone());
+        Ok(loaded)
     }
-    let preopens = files::preopens(&manifest.dir, component, staging)
-        .with_context(|| format!("component `{}`: files", component.id))?;
-    Ok(WagiComponent {
-        id: component.id.as_str().into(),
-        module,
-        environment,
-        preopens,
-    })
 }
 
 fn static_reply(response: &flint_config::StaticResponse) -> anyhow::Result<StaticReply> {
