@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmi::StoreLimits;
-use wasmi::{CompilationMode, Config, Linker, Module, StoreLimitsBuilder};
+use wasmi::{CompilationMode, Config, Linker, Module, StoreLimits, StoreLimitsBuilder};
 use wasmi_wasi::WasiCtx;
 
 /// Per-invocation host state: a guest sees only what is put here.

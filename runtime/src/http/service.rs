@@ -39,7 +39,6 @@ struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
-    component: Option<Arc<str>>,
 }
 
 impl Reply {
@@ -48,7 +47,6 @@ impl Reply {
             status,
             headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
             body: format!("{body}\n").into_bytes(),
-            component: None,
         }
     }
 
@@ -105,12 +103,15 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             }
         }
 
-        let reply = if body.len() == content_length {
+        let (reply, component) = if body.len() == content_length {
             self.dispatch(method, raw_path, query, http_version, &headers, body)
                 .await
         } else {
             // The client closed mid-body: a guest must never see a truncated body as whole.
-            Reply::text(400, "Bad Request: the request body ended early")
+            (
+                Reply::text(400, "Bad Request: the request body ended early"),
+                None,
+            )
         };
         let connection = request.body_connection.finalize().await?;
         let is_head = method == "HEAD";
@@ -123,7 +124,7 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             .await?;
         // picoserve has flushed the head; HEAD responses carry no body.
         let write_ok = is_head || !reply.has_body() || self.write_body(&reply.body).await;
-        let component = reply.component.as_deref().unwrap_or("-");
+        let component = component.as_deref().unwrap_or("-");
         let duration = started.elapsed();
         tracing::info!(
             target: "flint::http",
@@ -165,21 +166,21 @@ impl FlintService {
         http_version: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
-    ) -> Reply {
+    ) -> (Reply, Option<Arc<str>>) {
         if raw_path == HEALTH_ROUTE {
-            return Reply::text(200, "OK");
+            return (Reply::text(200, "OK"), None);
         }
         let Some((entry, route_match)) = self.app.router.find(raw_path) else {
-            return Reply::text(404, "Not Found");
+            return (Reply::text(404, "Not Found"), None);
         };
         let (component, argv_template) = match &entry.target {
             Target::Static(s) => {
-                return Reply {
+                let reply = Reply {
                     status: s.status,
                     headers: s.headers.clone(),
                     body: s.body.clone(),
-                    component: None,
                 };
+                return (reply, None);
             }
             Target::Wagi { component, argv } => (component, argv),
         };
@@ -201,9 +202,8 @@ impl FlintService {
             env,
             argv: wagi::argv(argv_template, raw_path, query),
         };
-        let mut reply = self.invoke(component.clone(), invocation).await;
-        reply.component = Some(component.id.clone());
-        reply
+        let reply = self.invoke(component.clone(), invocation).await;
+        (reply, Some(component.id.clone()))
     }
 
     async fn invoke(&self, component: Arc<WagiComponent>, invocation: Invocation) -> Reply {
@@ -238,7 +238,6 @@ impl FlintService {
                     status: response.status,
                     headers: response.headers,
                     body,
-                    component: None,
                 }
             }
             Err(e) => {
