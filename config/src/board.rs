@@ -75,6 +75,9 @@ instance_memory_bytes = 67108864
 read_timeout_ms = 5000
 write_timeout_ms = 5000
 keep_alive_timeout_ms = 5000
+outbound_timeout_ms = 10000
+max_outbound_response_bytes = 4194304
+kv_cache_bytes = 1048576
 "#;
 
     fn parse(text: &str) -> Result<BoardProfile, ConfigError> {
@@ -108,6 +111,9 @@ keep_alive_timeout_ms = 5000
                 read_timeout_ms: 5000,
                 write_timeout_ms: 5000,
                 keep_alive_timeout_ms: 5000,
+                outbound_timeout_ms: 10000,
+                max_outbound_response_bytes: 4194304,
+                kv_cache_bytes: 1048576,
             }
         );
         let without_linker = VM.replace("linker = \"rust-lld\"\n", "");

@@ -93,6 +93,14 @@ limits! {
     write_timeout_ms: u64, at_least 1;
     /// How long an idle keep-alive connection stays open, in milliseconds.
     keep_alive_timeout_ms: u64, at_least 1;
+    /// How long a guest's outbound HTTP request may take to connect, and
+    /// then to send or receive each piece, in milliseconds.
+    outbound_timeout_ms: u64, at_least 1;
+    /// Size of a response body a guest's outbound HTTP request may receive,
+    /// in bytes.
+    max_outbound_response_bytes: u64, at_least 1;
+    /// Memory sled may use to cache key-value pages, in bytes.
+    kv_cache_bytes: u64, at_least 0;
 }
 
 fn check_min<T>(problems: &mut Problems<'_>, field: &str, value: &Spanned<T>, min: T)
@@ -125,6 +133,9 @@ mod tests {
             read_timeout_ms: 40,
             write_timeout_ms: 50,
             keep_alive_timeout_ms: 60,
+            outbound_timeout_ms: 70,
+            max_outbound_response_bytes: 80,
+            kv_cache_bytes: 90,
         };
         let before = limits.clone();
         limits.apply(&LimitsOverride::default());

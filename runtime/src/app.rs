@@ -1,23 +1,27 @@
 //! Turning a manifest into a runnable app: limits from the board profile and
-//! runtime config, every module compiled and checked, the route table built.
-//! `flint check` and `flint up` share this, so they reject the same inputs.
+//! runtime config, variables resolved, key-value stores opened, every module
+//! compiled and checked, the route table built. `flint check` and `flint up`
+//! share this, so they reject the same inputs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use flint_config::{
-    Component, Executor, Limits, Manifest, Route, load_manifest, load_runtime_config,
-};
+use flint_config::{Executor, Limits, Manifest, Route, load_manifest, load_runtime_config};
 
+use crate::capabilities::{Capabilities, Services};
 use crate::cli::AppArgs;
-use crate::engine::Engine;
+use crate::engine::{Engine, GuestKind};
 use crate::files;
-use crate::guest::WagiComponent;
+use crate::guest::Component;
 use crate::http::is_valid_header;
 use crate::http::router::{RouteEntry, Router, StaticReply, Target};
+use crate::kv_store::KvStores;
+use crate::outbound_hosts::AllowedHosts;
+use crate::{outbound_http, variables};
 
 pub struct LoadedApp {
     pub manifest_path: PathBuf,
@@ -28,38 +32,113 @@ pub struct LoadedApp {
     pub board: String,
 }
 
-/// What only `flint up` has: where state lives and the `-e` variables.
+/// What only `flint up` has: where state lives, `-e` and `--variable`.
 pub struct ServeOptions<'a> {
     pub state_dir: Option<&'a Path>,
     pub env: &'a [(String, String)],
+    pub variables: &'a [(String, String)],
 }
+
+/// The key-value label every app has without configuring it.
+const DEFAULT_STORE: &str = "default";
 
 pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<LoadedApp> {
     let manifest_path = args.manifest_path();
     let manifest = load_manifest(&manifest_path)?;
     let board = crate::board::select(args.board.as_deref())?;
     let mut limits = board.limits.clone();
-    if let Some(path) = &args.runtime_config_file {
-        limits.apply(&load_runtime_config(path)?.limits);
-    }
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => load_runtime_config(path)?,
+        None => Default::default(),
+    };
+    limits.apply(&runtime_config.limits);
     let engine = Arc::new(Engine::new()?);
-    let staging = match &serve {
-        Some(opts) => Some(state_dir(&manifest, opts.state_dir)?.join("files")),
+    let state_dir = match &serve {
+        Some(opts) => Some(state_dir(&manifest, opts.state_dir)?),
         None => None,
     };
-    let env = serve.as_ref().map_or(&[][..], |s| s.env);
 
+    // `flint check` runs without the deployment's variables and secrets, so
+    // it checks what it can with defaults and the environment.
+    let env_lookup = |name: &str| std::env::var(name).ok();
+    let app_variables = match &serve {
+        Some(opts) => Some(variables::resolve_app(
+            &manifest,
+            opts.variables,
+            env_lookup,
+        )?),
+        None => None,
+    };
+
+    // Key-value stores: `default`, plus the runtime config's labels.
+    let mut kv_paths: BTreeMap<String, Option<PathBuf>> =
+        BTreeMap::from([(DEFAULT_STORE.to_owned(), None)]);
+    for (label, store) in &runtime_config.key_value_stores {
+        kv_paths.insert(label.clone(), store.path.clone());
+    }
+    let mut errors: Vec<String> = Vec::new();
+    let mut used_labels = BTreeSet::new();
+    for component in manifest.components.values() {
+        for label in &component.key_value_stores {
+            if kv_paths.contains_key(label) {
+                used_labels.insert(label.clone());
+            } else {
+                errors.push(format!(
+                    "{}:{}:{}: component `{}`: key_value_stores names `{label}`, which is not defined; \
+                     only `default` is built in: define others as [key_value_store.{label}] in the \
+                     runtime-config file (--runtime-config-file)",
+                    manifest.path.display(),
+                    component.location.line,
+                    component.location.column,
+                    component.id
+                ));
+            }
+        }
+    }
+    let kv = match &state_dir {
+        Some(dir) => {
+            let paths = used_labels
+                .iter()
+                .map(|label| {
+                    let path = kv_paths[label]
+                        .clone()
+                        .unwrap_or_else(|| dir.join("key_value").join(label));
+                    (label.clone(), path)
+                })
+                .collect();
+            KvStores::open(
+                &paths,
+                limits.kv_cache_bytes,
+                kv_paths.keys().cloned().collect(),
+            )?
+        }
+        None => KvStores::empty(),
+    };
+    let services = Arc::new(Services {
+        kv,
+        outbound: outbound_http::Bounds {
+            connect_timeout: Duration::from_millis(limits.outbound_timeout_ms),
+            io_timeout: Duration::from_millis(limits.outbound_timeout_ms),
+            max_head_bytes: 64 * 1024,
+            max_body_bytes: usize::try_from(limits.max_outbound_response_bytes)
+                .unwrap_or(usize::MAX),
+        },
+    });
+
+    let env = serve.as_ref().map_or(&[][..], |s| s.env);
+    let staging = state_dir.as_ref().map(|d| d.join("files"));
     let mut loader = ComponentLoader {
         engine: &engine,
-        manifest_dir: &manifest.dir,
+        manifest: &manifest,
         extra_env: env,
         staging: staging.as_deref(),
         memory_limit: limits.instance_memory_bytes,
+        app_variables: app_variables.as_ref(),
+        services,
         modules: BTreeMap::new(),
         components: BTreeMap::new(),
     };
     let mut entries = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
     for trigger in &manifest.http_triggers {
         // Private routes are not served (only service chaining reaches them),
         // but their components are still checked.
@@ -83,27 +162,25 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             else {
                 continue; // Reported by manifest validation.
             };
-            let Executor::Wagi { argv, .. } = &trigger.executor else {
-                errors.push(format!(
-                    "{}:{}:{}: route `{route_name}` runs component `{}` with the Spin executor; this Flint \
-                     runs WAGI modules: add `executor = {{ type = \"wagi\" }}` to the trigger",
-                    manifest.path.display(),
-                    trigger.route_location.line,
-                    trigger.route_location.column,
-                    component.id
-                ));
-                continue;
+            let kind = match &trigger.executor {
+                Executor::Wagi { .. } => GuestKind::Wagi,
+                Executor::Spin => GuestKind::SpinHttp,
             };
-            let compiled = match loader.component(component) {
+            let compiled = match loader.component(component, kind) {
                 Ok(c) => c,
                 Err(e) => {
-                    errors.push(format!("{e:#}"));
+                    errors.push(format!("route `{route_name}`: {e:#}"));
                     continue;
                 }
             };
-            Target::Wagi {
-                component: compiled,
-                argv: argv.clone(),
+            match &trigger.executor {
+                Executor::Wagi { argv, .. } => Target::Wagi {
+                    component: compiled,
+                    argv: argv.clone(),
+                },
+                Executor::Spin => Target::Spin {
+                    component: compiled,
+                },
             }
         };
         if let Some(pattern) = pattern {
@@ -145,29 +222,37 @@ fn state_dir(manifest: &Manifest, given: Option<&Path>) -> anyhow::Result<PathBu
 /// which keeps startup time and idle memory flat.
 struct ComponentLoader<'a> {
     engine: &'a Engine,
-    manifest_dir: &'a Path,
+    manifest: &'a Manifest,
     extra_env: &'a [(String, String)],
     staging: Option<&'a Path>,
     memory_limit: usize,
-    modules: BTreeMap<PathBuf, wasmi::Module>,
-    components: BTreeMap<String, Arc<WagiComponent>>,
+    /// `None` under `flint check`, which has no deployment values.
+    app_variables: Option<&'a BTreeMap<String, String>>,
+    services: Arc<Services>,
+    modules: BTreeMap<(PathBuf, GuestKind), wasmi::Module>,
+    components: BTreeMap<String, Arc<Component>>,
 }
 
 impl ComponentLoader<'_> {
-    fn component(&mut self, component: &Component) -> anyhow::Result<Arc<WagiComponent>> {
+    fn component(
+        &mut self,
+        component: &flint_config::Component,
+        kind: GuestKind,
+    ) -> anyhow::Result<Arc<Component>> {
         if let Some(loaded) = self.components.get(&component.id) {
             return Ok(loaded.clone());
         }
-        let module = match self.modules.get(&component.source) {
+        let key = (component.source.clone(), kind);
+        let module = match self.modules.get(&key) {
             Some(module) => module.clone(),
             None => {
-                let module = self.engine.load_wagi_module(
+                let module = self.engine.load_module(
                     &component.id,
                     &component.source,
+                    kind,
                     self.memory_limit,
                 )?;
-                self.modules
-                    .insert(component.source.clone(), module.clone());
+                self.modules.insert(key, module.clone());
                 module
             }
         };
@@ -188,16 +273,62 @@ impl ComponentLoader<'_> {
                 component.id
             );
         }
-        let preopens = files::preopens(self.manifest_dir, component, self.staging)
+        let preopens = files::preopens(&self.manifest.dir, component, self.staging)
             .with_context(|| format!("component `{}`: files", component.id))?;
-        let loaded = Arc::new(WagiComponent {
+        let caps = self.capabilities(component)?;
+        let loaded = Arc::new(Component {
             id: component.id.as_str().into(),
             module,
             environment,
             preopens,
+            caps: Arc::new(caps),
         });
         self.components.insert(component.id.clone(), loaded.clone());
         Ok(loaded)
+    }
+
+    /// The component's permissions, with `{{ var }}` templates expanded.
+    fn capabilities(&self, component: &flint_config::Component) -> anyhow::Result<Capabilities> {
+        let expand = |what: &str, template: &str| -> anyhow::Result<Option<String>> {
+            match self.app_variables {
+                Some(values) => variables::expand(template, values)
+                    .map(Some)
+                    .with_context(|| format!("component `{}`: {what}", component.id)),
+                None => Ok(None),
+            }
+        };
+        let mut variables = BTreeMap::new();
+        for (name, template) in &component.variables {
+            if let Some(value) = expand(&format!("variable `{name}`"), template)? {
+                variables.insert(name.clone(), value);
+            }
+        }
+        let mut hosts = Vec::new();
+        for entry in component
+            .allowed_outbound_hosts
+            .iter()
+            .chain(&component.allowed_http_hosts)
+        {
+            let expanded = expand(&format!("allowed_outbound_hosts entry `{entry}`"), entry)?;
+            // Under `flint check`, templated entries are checked for form only.
+            let entry = expanded.unwrap_or_else(|| entry.clone());
+            if flint_config::template_names(&entry).is_ok_and(|names| !names.is_empty()) {
+                continue;
+            }
+            if entry.starts_with("https://") {
+                tracing::warn!(component = %component.id, entry = %entry, "outbound https is not supported by this build: such requests will fail");
+            }
+            hosts.push(entry);
+        }
+        let allowed_hosts = AllowedHosts::parse(hosts.iter().map(String::as_str))
+            .with_context(|| format!("component `{}`: allowed_outbound_hosts", component.id))?;
+        Ok(Capabilities {
+            component: component.id.as_str().into(),
+            allowed_hosts,
+            key_value_stores: component.key_value_stores.clone(),
+            variables,
+            services: self.services.clone(),
+        })
     }
 }
 
@@ -231,7 +362,7 @@ impl LoadedApp {
             .map(|e| {
                 let name = match &e.target {
                     Target::Static(_) => "(static response)",
-                    Target::Wagi { component, .. } => &component.id,
+                    Target::Wagi { component, .. } | Target::Spin { component } => &component.id,
                 };
                 let wildcard = if e.pattern.is_wildcard() {
                     " (wildcard)"

@@ -79,6 +79,11 @@ pub struct UpArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub env: Vec<(String, String)>,
 
+    /// Value for an application variable, NAME=VALUE (repeatable); beats
+    /// SPIN_VARIABLE_<NAME> in the environment, which beats the manifest's default
+    #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub variables: Vec<(String, String)>,
+
     /// Run each component's `build.command` before starting
     #[arg(long)]
     pub build: bool,

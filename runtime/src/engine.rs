@@ -2,14 +2,31 @@
 //! startup checks that turn a component's `source` into a compiled module.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wasmi::{CompilationMode, Config, Linker, Module, StoreLimits, StoreLimitsBuilder};
 use wasmi_wasi::WasiCtx;
+
+use crate::capabilities::Capabilities;
+use crate::host::HostState;
 
 /// Per-invocation host state: a guest sees only what is put here.
 pub struct GuestState {
     pub wasi: WasiCtx,
     pub limits: StoreLimits,
+    pub host: HostState,
+}
+
+/// The export a Spin SDK HTTP component is called through.
+pub const SPIN_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.0#handle";
+
+/// How a module is entered, from the trigger's executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GuestKind {
+    /// WAGI: `_start`, CGI environment, stdin and stdout.
+    Wagi,
+    /// Spin SDK: `wasi:http/incoming-handler@0.2.0#handle`.
+    SpinHttp,
 }
 
 pub struct Engine {
@@ -39,10 +56,18 @@ pub enum LoadError {
         message: String,
     },
     #[error(
-        "component `{component}`: {} does not export `_start`, which the WAGI executor calls",
-        path.display()
+        "component `{component}`: {} does not export `{}`, which {} calls{}",
+        path.display(),
+        entry_point(*expected),
+        executor_name(*expected),
+        kind_hint(*expected, *found)
     )]
-    NoStart { component: String, path: PathBuf },
+    WrongKind {
+        component: String,
+        path: PathBuf,
+        expected: GuestKind,
+        found: Option<GuestKind>,
+    },
     #[error(
         "component `{component}`: {} cannot be instantiated (imports Flint provides, instance_memory_bytes = {memory_limit}): {message}",
         path.display()
@@ -63,16 +88,18 @@ impl Engine {
         let engine = wasmi::Engine::new(&config);
         let mut linker = Linker::new(&engine);
         wasmi_wasi::add_to_linker(&mut linker, |state: &mut GuestState| &mut state.wasi)?;
+        crate::host::add_to_linker(&mut linker)?;
         Ok(Self { engine, linker })
     }
 
-    /// Reads, validates and compiles a WAGI module, checking every import
-    /// against the linker so that a missing host function fails at startup,
-    /// not on the first request.
-    pub fn load_wagi_module(
+    /// Reads, validates and compiles a module of the given kind, checking
+    /// every import against the linker so that a missing host function fails
+    /// at startup, not on the first request.
+    pub fn load_module(
         &self,
         component: &str,
         path: &Path,
+        kind: GuestKind,
         memory_limit: usize,
     ) -> Result<Module, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
@@ -98,12 +125,15 @@ impl Engine {
                 message: e.to_string(),
             }
         })?;
-        if !matches!(
-            module.get_export("_start"),
-            Some(wasmi::ExternType::Func(_))
-        ) {
+        let found = module_kind(&module);
+        if found != Some(kind) {
             let (component, path) = err_ctx();
-            return Err(LoadError::NoStart { component, path });
+            return Err(LoadError::WrongKind {
+                component,
+                path,
+                expected: kind,
+                found,
+            });
         }
         // Instantiating links every import, so a missing host function fails
         // here rather than on the first request. It runs no guest code unless the
@@ -115,6 +145,7 @@ impl Engine {
                 GuestState {
                     wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
                     limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+                    host: HostState::new(Arc::new(Capabilities::none(component)), 0, memory_limit),
                 },
             );
             store.limiter(|s| &mut s.limits);
@@ -129,6 +160,45 @@ impl Engine {
             }
         }
         Ok(module)
+    }
+}
+
+/// What a module's exports say it is; a module exporting both entry points
+/// counts as a Spin component.
+fn module_kind(module: &Module) -> Option<GuestKind> {
+    let exports = |name| matches!(module.get_export(name), Some(wasmi::ExternType::Func(_)));
+    if exports(SPIN_HTTP_EXPORT) {
+        Some(GuestKind::SpinHttp)
+    } else if exports("_start") {
+        Some(GuestKind::Wagi)
+    } else {
+        None
+    }
+}
+
+fn entry_point(kind: GuestKind) -> &'static str {
+    match kind {
+        GuestKind::Wagi => "_start",
+        GuestKind::SpinHttp => SPIN_HTTP_EXPORT,
+    }
+}
+
+fn executor_name(kind: GuestKind) -> &'static str {
+    match kind {
+        GuestKind::Wagi => "the WAGI executor",
+        GuestKind::SpinHttp => "the Spin executor (the default when a trigger has no `executor`)",
+    }
+}
+
+fn kind_hint(expected: GuestKind, found: Option<GuestKind>) -> &'static str {
+    match (expected, found) {
+        (GuestKind::SpinHttp, Some(GuestKind::Wagi)) => {
+            "; it is a WAGI module (it exports `_start`): add `executor = { type = \"wagi\" }` to its trigger"
+        }
+        (GuestKind::Wagi, Some(GuestKind::SpinHttp)) => {
+            "; it is a Spin SDK component: remove `executor = { type = \"wagi\" }` from its trigger"
+        }
+        _ => "",
     }
 }
 

@@ -1,6 +1,7 @@
-//! Running one WAGI invocation: a fresh, isolated instance per call, with the
-//! request body as stdin, a bounded stdout, stderr sent to the log, and only the
-//! component's read-only `files` visible.
+//! Running one invocation: a fresh, isolated instance per call, with only the
+//! component's read-only `files`, its environment and its capabilities.
+//! WAGI guests get the request body as stdin and a bounded stdout; Spin SDK
+//! guests get the request as `wasi:http` resources.
 
 use std::io::Write;
 use std::sync::{Arc, RwLock};
@@ -10,7 +11,9 @@ use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::sync::Dir;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
-use crate::engine::{Engine, GuestState};
+use crate::capabilities::Capabilities;
+use crate::engine::{Engine, GuestState, SPIN_HTTP_EXPORT};
+use crate::host::{BodyError, HostState, IncomingRequest, ResponseOutparam};
 use crate::readonly_dir::ReadOnlyDir;
 
 /// A directory from the component's `files`, opened once at startup.
@@ -19,16 +22,17 @@ pub struct Preopen {
     pub guest_path: String,
 }
 
-/// A compiled WAGI component and everything fixed about its instances.
-pub struct WagiComponent {
+/// A compiled component and everything fixed about its instances.
+pub struct Component {
     pub id: Arc<str>,
     pub module: Module,
     /// The component's `environment` plus `flint up -e`, applied after the CGI variables.
     pub environment: Vec<(String, String)>,
     pub preopens: Vec<Preopen>,
+    pub caps: Arc<Capabilities>,
 }
 
-/// What changes from one invocation to the next.
+/// What changes from one WAGI invocation to the next.
 pub struct Invocation {
     pub stdin: Vec<u8>,
     pub env: Vec<(String, String)>,
@@ -54,37 +58,33 @@ pub enum GuestFailure {
     Instantiate(String),
     #[error("could not be given its environment: {0}")]
     Setup(String),
+    #[error("returned without setting a response (`response-outparam.set` not called)")]
+    NoResponse,
+    #[error("set an error response: {0}")]
+    ErrorResponse(String),
+    #[error("response body: {0}")]
+    Body(#[from] BodyError),
 }
 
-/// Runs `_start` in a new instance and returns what the guest wrote to stdout.
-pub fn run_wagi(
+/// A Spin guest's answer.
+pub struct SpinResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+fn setup(e: &dyn std::fmt::Display) -> GuestFailure {
+    GuestFailure::Setup(e.to_string())
+}
+
+/// A new store for one invocation of `component`.
+fn new_store(
     engine: &Engine,
-    component: &WagiComponent,
-    invocation: Invocation,
+    component: &Component,
+    mut wasi: WasiCtxBuilder,
     limits: InstanceLimits,
-) -> Result<Vec<u8>, GuestFailure> {
-    let stdout = Arc::new(RwLock::new(CappedBuffer {
-        data: Vec::new(),
-        limit: limits.stdout_bytes,
-        overflowed: false,
-    }));
-    let setup = |e: &dyn std::fmt::Display| GuestFailure::Setup(e.to_string());
-    // wasi-libc's getenv returns the first match, so configured variables
-    // replace same-named CGI ones (a client cannot shadow them with a header).
-    let mut env = invocation.env;
-    env.retain(|(k, _)| !component.environment.iter().any(|(c, _)| c == k));
-    env.extend(component.environment.iter().cloned());
-    let wasi = WasiCtxBuilder::new()
-        .stdin(Box::new(ReadPipe::from(invocation.stdin)))
-        .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
-        .stderr(Box::new(WritePipe::new(GuestLog::new(
-            component.id.clone(),
-        ))))
-        .envs(&env)
-        .map_err(|e| setup(&e))?
-        .args(&invocation.argv)
-        .map_err(|e| setup(&e))?
-        .build();
+) -> Result<Store<GuestState>, GuestFailure> {
+    let wasi = wasi.build();
     for preopen in &component.preopens {
         let dir = preopen.dir.try_clone().map_err(|e| setup(&e))?;
         let dir = wasmi_wasi::sync::dir::Dir::from_cap_std(dir);
@@ -97,13 +97,69 @@ pub fn run_wagi(
             .memory_size(limits.memory_bytes)
             .instances(1)
             .build(),
+        host: HostState::new(
+            component.caps.clone(),
+            limits.stdout_bytes,
+            limits.memory_bytes,
+        ),
     };
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| &mut s.limits);
-    let instance = engine
+    Ok(store)
+}
+
+fn instantiate(
+    engine: &Engine,
+    store: &mut Store<GuestState>,
+    module: &Module,
+) -> Result<wasmi::Instance, GuestFailure> {
+    engine
         .linker
-        .instantiate_and_start(&mut store, &component.module)
-        .map_err(|e| GuestFailure::Instantiate(e.to_string()))?;
+        .instantiate_and_start(&mut *store, module)
+        .map_err(|e| GuestFailure::Instantiate(e.to_string()))
+}
+
+/// Maps the end of a guest call: `proc_exit(0)` is a normal return.
+fn finished(result: Result<(), wasmi::Error>) -> Result<(), GuestFailure> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => match e.i32_exit_status() {
+            Some(0) => Ok(()),
+            Some(code) => Err(GuestFailure::Exit(code)),
+            None => Err(GuestFailure::Trap(e.to_string())),
+        },
+    }
+}
+
+/// Runs `_start` in a new instance and returns what the guest wrote to stdout.
+pub fn run_wagi(
+    engine: &Engine,
+    component: &Component,
+    invocation: Invocation,
+    limits: InstanceLimits,
+) -> Result<Vec<u8>, GuestFailure> {
+    let stdout = Arc::new(RwLock::new(CappedBuffer {
+        data: Vec::new(),
+        limit: limits.stdout_bytes,
+        overflowed: false,
+    }));
+    // wasi-libc's getenv returns the first match, so configured variables
+    // replace same-named CGI ones (a client cannot shadow them with a header).
+    let mut env = invocation.env;
+    env.retain(|(k, _)| !component.environment.iter().any(|(c, _)| c == k));
+    env.extend(component.environment.iter().cloned());
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdin(Box::new(ReadPipe::from(invocation.stdin)))
+        .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
+        .stderr(Box::new(WritePipe::new(GuestLog::new(
+            component.id.clone(),
+        ))))
+        .envs(&env)
+        .map_err(|e| setup(&e))?
+        .args(&invocation.argv)
+        .map_err(|e| setup(&e))?;
+    let mut store = new_store(engine, component, wasi, limits)?;
+    let instance = instantiate(engine, &mut store, &component.module)?;
     let start = instance
         .get_typed_func::<(), ()>(&store, "_start")
         .map_err(|e| GuestFailure::Instantiate(e.to_string()))?;
@@ -114,14 +170,53 @@ pub fn run_wagi(
     if out.overflowed {
         return Err(GuestFailure::OutputTooLarge(limits.stdout_bytes));
     }
-    match result {
-        Ok(()) => Ok(std::mem::take(&mut out.data)),
-        Err(e) => match e.i32_exit_status() {
-            Some(0) => Ok(std::mem::take(&mut out.data)),
-            Some(code) => Err(GuestFailure::Exit(code)),
-            None => Err(GuestFailure::Trap(e.to_string())),
-        },
+    finished(result)?;
+    Ok(std::mem::take(&mut out.data))
+}
+
+/// Calls a Spin SDK component's `wasi:http/incoming-handler#handle` with the
+/// request and collects the response it sets.
+pub fn run_spin_http(
+    engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    limits: InstanceLimits,
+) -> Result<SpinResponse, GuestFailure> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(Box::new(WritePipe::new(GuestLog::new(
+        component.id.clone(),
+    ))))
+    .stderr(Box::new(WritePipe::new(GuestLog::new(
+        component.id.clone(),
+    ))))
+    .envs(&component.environment)
+    .map_err(|e| setup(&e))?;
+    let mut store = new_store(engine, component, wasi, limits)?;
+    let instance = instantiate(engine, &mut store, &component.module)?;
+    // A reactor module (`wasm32-wasip1` cdylib) may need its constructors run first.
+    if let Ok(init) = instance.get_typed_func::<(), ()>(&store, "_initialize") {
+        finished(init.call(&mut store, ()))?;
     }
+    let handle = instance
+        .get_typed_func::<(i32, i32), ()>(&store, SPIN_HTTP_EXPORT)
+        .map_err(|e| GuestFailure::Instantiate(e.to_string()))?;
+    let resources = &mut store.data_mut().host.resources;
+    let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
+    let request = resources.push(request).map_err(setup_handle)?;
+    let outparam = resources.push(ResponseOutparam).map_err(setup_handle)?;
+    finished(handle.call(&mut store, (request as i32, outparam as i32)))?;
+    let host = &mut store.data_mut().host;
+    let head = host
+        .response
+        .take()
+        .ok_or(GuestFailure::NoResponse)?
+        .map_err(GuestFailure::ErrorResponse)?;
+    let body = host.bodies.take(head.body)?;
+    Ok(SpinResponse {
+        status: head.status,
+        headers: head.headers,
+        body,
+    })
 }
 
 /// Guest stdout, cut off at the response limit rather than buffered whole.
@@ -146,7 +241,7 @@ impl Write for CappedBuffer {
     }
 }
 
-/// Guest stderr, logged line by line with the component id.
+/// Guest stderr (and a Spin guest's stdout), logged line by line with the component id.
 struct GuestLog {
     component: Arc<str>,
     line: Vec<u8>,

@@ -2,13 +2,20 @@
 
 mod app;
 mod board;
+mod canon;
+mod capabilities;
 mod cli;
 mod engine;
 mod files;
 mod guest;
+mod host;
 mod http;
+mod kv_store;
+mod outbound_hosts;
+mod outbound_http;
 mod pool;
 mod readonly_dir;
+mod variables;
 mod wagi;
 
 use std::io::IsTerminal;
@@ -83,6 +90,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(app::ServeOptions {
             state_dir: args.state_dir.as_deref(),
             env: &args.env,
+            variables: &args.variables,
         }),
     )?;
     let listener = std::net::TcpListener::bind(args.listen)

@@ -32,21 +32,56 @@ impl WagiRequest<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The CGI environment (RFC 3875) plus Spin's `X_*` extras. The component's
-    /// own `environment` is appended by the caller so that it can override these.
-    pub fn environment(&self) -> Vec<(String, String)> {
-        let host = self
-            .header("host")
+    /// The request's authority: its `Host` header, or the listening address.
+    pub fn host(&self) -> String {
+        self.header("host")
             .map(str::to_owned)
-            .unwrap_or_else(|| self.listen_addr.to_string());
-        let (server_name, server_port) = split_host_port(&host);
-        let path_info = self.route_match.path_info.as_str();
-        let decoded_path_info = percent_decode(path_info);
-        let full_url = if self.query.is_empty() {
+            .unwrap_or_else(|| self.listen_addr.to_string())
+    }
+
+    fn full_url(&self, host: &str) -> String {
+        if self.query.is_empty() {
             format!("http://{host}{}", self.raw_path)
         } else {
             format!("http://{host}{}?{}", self.raw_path, self.query)
-        };
+        }
+    }
+
+    /// The `spin-*` request headers Spin adds for non-WAGI guests: the WAGI
+    /// `X_*` names, lower-cased with `-` for `_`.
+    pub fn spin_headers(&self) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = [
+            ("spin-full-url", self.full_url(&self.host())),
+            ("spin-path-info", self.route_match.path_info.clone()),
+            ("spin-matched-route", self.route.raw().to_owned()),
+            ("spin-raw-component-route", self.route.raw().to_owned()),
+            (
+                "spin-component-route",
+                self.route.component_route().to_owned(),
+            ),
+            ("spin-base-path", "/".to_owned()),
+            ("spin-client-addr", self.client_addr.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (name, value) in &self.route_match.params {
+            headers.push((
+                format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                value.clone(),
+            ));
+        }
+        headers
+    }
+
+    /// The CGI environment (RFC 3875) plus Spin's `X_*` extras. The component's
+    /// own `environment` is appended by the caller so that it can override these.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let host = self.host();
+        let (server_name, server_port) = split_host_port(&host);
+        let path_info = self.route_match.path_info.as_str();
+        let decoded_path_info = percent_decode(path_info);
+        let full_url = self.full_url(&host);
         let client_ip = self.client_addr.ip().to_string();
 
         let mut env: Vec<(String, String)> = [

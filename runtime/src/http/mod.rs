@@ -1,6 +1,6 @@
 //! The HTTP trigger: picoserve on smol, with Flint's framing in front of it.
 
-mod chunked;
+pub(crate) mod chunked;
 pub mod framing;
 pub mod router;
 pub mod server;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use flint_config::{RouteMatch, RoutePattern};
 
-use crate::guest::WagiComponent;
+use crate::guest::Component;
 
 pub struct StaticReply {
     pub status: u16,
@@ -16,9 +16,12 @@ pub struct StaticReply {
 pub enum Target {
     Static(StaticReply),
     Wagi {
-        component: Arc<WagiComponent>,
+        component: Arc<Component>,
         /// The executor's argv template.
         argv: String,
+    },
+    Spin {
+        component: Arc<Component>,
     },
 }
 

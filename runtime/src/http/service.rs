@@ -15,9 +15,13 @@ use picoserve::response::{
 use smol::io::AsyncWriteExt;
 use smol::net::TcpStream;
 
+use super::is_valid_header;
 use super::router::{Router, Target};
 use crate::engine::Engine;
-use crate::guest::{InstanceLimits, Invocation, WagiComponent, run_wagi};
+use crate::guest::{
+    Component, GuestFailure, InstanceLimits, Invocation, SpinResponse, run_spin_http, run_wagi,
+};
+use crate::host::IncomingRequest;
 use crate::pool::{PoolError, WorkerPool};
 use crate::wagi::{self, WagiRequest};
 
@@ -183,6 +187,43 @@ impl FlintService {
                 return (reply, None);
             }
             Target::Wagi { component, argv } => (component, argv),
+            Target::Spin { component } => {
+                let info = WagiRequest {
+                    method,
+                    raw_path,
+                    query,
+                    http_version,
+                    headers,
+                    body_len: body.len(),
+                    client_addr: self.peer,
+                    listen_addr: self.app.listen_addr,
+                    route: &entry.pattern,
+                    route_match: &route_match,
+                };
+                let mut request_headers: Vec<(String, Vec<u8>)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                    .collect();
+                request_headers.extend(
+                    info.spin_headers()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes())),
+                );
+                let request = IncomingRequest {
+                    method: method.to_owned(),
+                    path_with_query: if query.is_empty() {
+                        raw_path.to_owned()
+                    } else {
+                        format!("{raw_path}?{query}")
+                    },
+                    scheme: "http".to_owned(),
+                    authority: info.host(),
+                    headers: request_headers,
+                    body: Some(body),
+                };
+                let reply = self.invoke_spin(component.clone(), request).await;
+                return (reply, Some(component.id.clone()));
+            }
         };
         let env = WagiRequest {
             method,
@@ -206,29 +247,73 @@ impl FlintService {
         (reply, Some(component.id.clone()))
     }
 
-    async fn invoke(&self, component: Arc<WagiComponent>, invocation: Invocation) -> Reply {
+    /// Runs `run` on the worker pool; a failure is logged and becomes the reply.
+    async fn on_worker<T: Send + 'static>(
+        &self,
+        id: &str,
+        run: impl FnOnce(&crate::engine::Engine) -> Result<T, GuestFailure> + Send + 'static,
+    ) -> Result<T, Reply> {
         let engine = self.app.engine.clone();
-        let limits = self.app.instance_limits;
-        let id = component.id.clone();
-        let outcome = self
-            .app
-            .pool
-            .run(move || run_wagi(&engine, &component, invocation, limits))
-            .await;
-        let stdout = match outcome {
-            Ok(Ok(stdout)) => stdout,
+        match self.app.pool.run(move || run(&engine)).await {
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(failure)) => {
                 tracing::error!(target: "flint::http", component = %id, "guest {failure}");
-                return Reply::text(500, "Internal Server Error");
+                Err(Reply::text(500, "Internal Server Error"))
             }
             Err(e @ PoolError::Busy { .. }) => {
                 tracing::warn!(target: "flint::http", component = %id, "refused: {e}");
-                return Reply::text(503, "Service Unavailable");
+                Err(Reply::text(503, "Service Unavailable"))
             }
             Err(e @ PoolError::Closed) => {
                 tracing::error!(target: "flint::http", component = %id, "{e}");
-                return Reply::text(503, "Service Unavailable");
+                Err(Reply::text(503, "Service Unavailable"))
             }
+        }
+    }
+
+    async fn invoke_spin(&self, component: Arc<Component>, request: IncomingRequest) -> Reply {
+        let limits = self.app.instance_limits;
+        let id = component.id.clone();
+        let response = self
+            .on_worker(&id, move |engine| {
+                run_spin_http(engine, &component, request, limits)
+            })
+            .await;
+        let SpinResponse {
+            status,
+            headers,
+            body,
+        } = match response {
+            Ok(response) => response,
+            Err(reply) => return reply,
+        };
+        let mut reply_headers = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            match String::from_utf8(value) {
+                Ok(value) if is_valid_header(&name, &value) => reply_headers.push((name, value)),
+                _ => {
+                    tracing::warn!(target: "flint::http", component = %id, header = %name, "dropped a response header whose value is not valid text")
+                }
+            }
+        }
+        Reply {
+            status,
+            headers: reply_headers,
+            body,
+        }
+    }
+
+    async fn invoke(&self, component: Arc<Component>, invocation: Invocation) -> Reply {
+        let limits = self.app.instance_limits;
+        let id = component.id.clone();
+        let outcome = self
+            .on_worker(&id, move |engine| {
+                run_wagi(engine, &component, invocation, limits)
+            })
+            .await;
+        let stdout = match outcome {
+            Ok(stdout) => stdout,
+            Err(reply) => return reply,
         };
         match wagi::parse_output(&stdout) {
             Ok(response) => {

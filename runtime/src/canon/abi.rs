@@ -1,0 +1,362 @@
+//! Lifting arguments from, and lowering results into, a guest's linear memory.
+//! Every pointer, length and discriminant from the guest is checked; a bad one
+//! is a trap for that invocation.
+
+use wasmi::{Caller, Error, Memory, Val};
+
+use super::{Ty, Value, align_to, discriminant_size, payload_offset};
+
+fn trap(message: impl Into<String>) -> Error {
+    Error::new(message.into())
+}
+
+/// Bytes of host memory one lifted list element may cost at least (its `Value`).
+const VALUE_COST: usize = std::mem::size_of::<Value>();
+
+/// A guest's memory as seen from one host call.
+pub(super) struct Guest<'c, 'a, T> {
+    caller: &'c mut Caller<'a, T>,
+    memory: Memory,
+    /// Host bytes that lifting may still allocate. Without it, a list of
+    /// a million references to one large string would be copied a million times.
+    budget: usize,
+}
+
+impl<'c, 'a, T> Guest<'c, 'a, T> {
+    pub(super) fn new(caller: &'c mut Caller<'a, T>) -> Result<Self, Error> {
+        let memory = caller
+            .get_export("memory")
+            .and_then(wasmi::Extern::into_memory)
+            .ok_or_else(|| trap("the module exports no `memory`, which host calls need"))?;
+        let budget = memory.data_size(&*caller).max(64 * 1024);
+        Ok(Self {
+            caller,
+            memory,
+            budget,
+        })
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), Error> {
+        self.budget = self
+            .budget
+            .checked_sub(bytes)
+            .ok_or_else(|| trap("arguments are larger than the guest's memory"))?;
+        Ok(())
+    }
+
+    fn slice(&self, addr: usize, len: usize) -> Result<&[u8], Error> {
+        let end = addr
+            .checked_add(len)
+            .ok_or_else(|| trap("pointer + length overflows"))?;
+        self.memory
+            .data(&*self.caller)
+            .get(addr..end)
+            .ok_or_else(|| trap(format!("out-of-bounds pointer {addr:#x} (length {len})")))
+    }
+
+    fn write(&mut self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
+        let end = addr
+            .checked_add(bytes.len())
+            .ok_or_else(|| trap("pointer + length overflows"))?;
+        self.memory
+            .data_mut(&mut *self.caller)
+            .get_mut(addr..end)
+            .ok_or_else(|| trap(format!("out-of-bounds return pointer {addr:#x}")))?
+            .copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn load_u32(&self, addr: usize) -> Result<u32, Error> {
+        let b = self.slice(addr, 4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn check_align(addr: usize, align: usize) -> Result<(), Error> {
+        if addr % align != 0 {
+            return Err(trap(format!(
+                "misaligned pointer {addr:#x} (needs {align}-byte alignment)"
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- lifting ----
+
+    /// The arguments of a call, from its flat core values.
+    pub(super) fn lift_params(
+        &mut self,
+        params: &'static [Ty],
+        flat: &[Val],
+    ) -> Result<Vec<Value>, Error> {
+        let tuple = Ty::Tuple(params);
+        if tuple.flat().len() > super::MAX_FLAT_PARAMS {
+            let addr = flat_i32(flat.first())? as u32 as usize;
+            return match self.load(&tuple, addr)? {
+                Value::Tuple(values) => Ok(values),
+                _ => unreachable!("a tuple type loads as a tuple"),
+            };
+        }
+        let mut values = FlatValues {
+            values: flat,
+            pos: 0,
+        };
+        params
+            .iter()
+            .map(|ty| self.lift_flat(ty, &mut values))
+            .collect()
+    }
+
+    fn lift_flat(&mut self, ty: &Ty, flat: &mut FlatValues<'_>) -> Result<Value, Error> {
+        Ok(match ty {
+            Ty::Bool => Value::Bool(flat.i32()? != 0),
+            Ty::U8 => Value::U8(flat.i32()? as u8),
+            Ty::U16 => Value::U16(flat.i32()? as u16),
+            Ty::U32 => Value::U32(flat.i32()? as u32),
+            Ty::Handle => Value::Handle(flat.i32()? as u32),
+            Ty::U64 => Value::U64(flat.i64()? as u64),
+            Ty::String | Ty::List(_) => {
+                let addr = flat.i32()? as u32 as usize;
+                let len = flat.i32()? as u32 as usize;
+                self.lift_sequence(ty, addr, len)?
+            }
+            Ty::Tuple(fields) => Value::Tuple(
+                fields
+                    .iter()
+                    .map(|f| self.lift_flat(f, flat))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Ty::Variant(cases) => {
+                let width = ty.flat().len() - 1;
+                let disc = flat.i32()? as u32;
+                let case = cases
+                    .get(disc as usize)
+                    .ok_or_else(|| trap(format!("invalid variant discriminant {disc}")))?;
+                let start = flat.pos;
+                let payload = match case {
+                    Some(case_ty) => Some(Box::new(self.lift_flat(case_ty, flat)?)),
+                    None => None,
+                };
+                flat.pos = start + width;
+                Value::Variant(disc, payload)
+            }
+        })
+    }
+
+    fn lift_sequence(&mut self, ty: &Ty, addr: usize, len: usize) -> Result<Value, Error> {
+        match ty {
+            Ty::String => {
+                self.charge(len)?;
+                let bytes = self.slice(addr, len)?.to_vec();
+                String::from_utf8(bytes)
+                    .map(Value::String)
+                    .map_err(|_| trap("a string argument is not valid UTF-8"))
+            }
+            Ty::List(Ty::U8) => {
+                self.charge(len)?;
+                Ok(Value::Bytes(self.slice(addr, len)?.to_vec()))
+            }
+            Ty::List(elem) => {
+                let size = elem.size();
+                Self::check_align(addr, elem.align())?;
+                let bytes = len
+                    .checked_mul(size)
+                    .ok_or_else(|| trap("list length overflows"))?;
+                self.slice(addr, bytes)?;
+                self.charge(len.saturating_mul(size.max(VALUE_COST)))?;
+                (0..len)
+                    .map(|i| self.load(elem, addr + i * size))
+                    .collect::<Result<_, _>>()
+                    .map(Value::List)
+            }
+            _ => unreachable!("only strings and lists are sequences"),
+        }
+    }
+
+    fn load(&mut self, ty: &Ty, addr: usize) -> Result<Value, Error> {
+        Self::check_align(addr, ty.align())?;
+        Ok(match ty {
+            Ty::Bool => Value::Bool(self.slice(addr, 1)?[0] != 0),
+            Ty::U8 => Value::U8(self.slice(addr, 1)?[0]),
+            Ty::U16 => {
+                let b = self.slice(addr, 2)?;
+                Value::U16(u16::from_le_bytes([b[0], b[1]]))
+            }
+            Ty::U32 => Value::U32(self.load_u32(addr)?),
+            Ty::Handle => Value::Handle(self.load_u32(addr)?),
+            Ty::U64 => {
+                let b = self.slice(addr, 8)?;
+                Value::U64(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            }
+            Ty::String | Ty::List(_) => {
+                let ptr = self.load_u32(addr)? as usize;
+                let len = self.load_u32(addr + 4)? as usize;
+                self.lift_sequence(ty, ptr, len)?
+            }
+            Ty::Tuple(fields) => {
+                let mut offset = 0;
+                let mut values = Vec::with_capacity(fields.len());
+                for field in *fields {
+                    offset = align_to(offset, field.align());
+                    values.push(self.load(field, addr + offset)?);
+                    offset += field.size();
+                }
+                Value::Tuple(values)
+            }
+            Ty::Variant(cases) => {
+                let b = self.slice(addr, discriminant_size(cases.len()))?;
+                let disc = match b.len() {
+                    1 => u32::from(b[0]),
+                    2 => u32::from(u16::from_le_bytes([b[0], b[1]])),
+                    _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                };
+                let case = cases
+                    .get(disc as usize)
+                    .ok_or_else(|| trap(format!("invalid variant discriminant {disc}")))?;
+                let payload = match case {
+                    Some(case_ty) => {
+                        Some(Box::new(self.load(case_ty, addr + payload_offset(cases))?))
+                    }
+                    None => None,
+                };
+                Value::Variant(disc, payload)
+            }
+        })
+    }
+
+    // ---- lowering ----
+
+    /// A result that flattens to one core value.
+    pub(super) fn lower_flat(ty: &Ty, value: &Value) -> Result<Val, Error> {
+        Ok(match (ty, value) {
+            (Ty::Bool, Value::Bool(b)) => Val::I32(i32::from(*b)),
+            (Ty::U8, Value::U8(n)) => Val::I32(i32::from(*n)),
+            (Ty::U16, Value::U16(n)) => Val::I32(i32::from(*n)),
+            (Ty::U32, Value::U32(n)) | (Ty::Handle, Value::Handle(n)) => Val::I32(*n as i32),
+            (Ty::U64, Value::U64(n)) => Val::I64(*n as i64),
+            (Ty::Variant(cases), Value::Variant(disc, None))
+                if cases.iter().all(Option::is_none) =>
+            {
+                Val::I32(*disc as i32)
+            }
+            _ => return Err(mismatch(ty, value)),
+        })
+    }
+
+    /// Allocates `size` bytes in the guest with its `cabi_realloc`.
+    fn alloc(&mut self, size: usize, align: usize) -> Result<usize, Error> {
+        if size == 0 {
+            return Ok(align);
+        }
+        let realloc = self
+            .caller
+            .get_export("cabi_realloc")
+            .and_then(wasmi::Extern::into_func)
+            .ok_or_else(|| trap("the module exports no `cabi_realloc`"))?
+            .typed::<(i32, i32, i32, i32), i32>(&*self.caller)?;
+        let size_i32 = i32::try_from(size)
+            .map_err(|_| trap(format!("cannot hand {size} bytes to a guest")))?;
+        let ptr = realloc.call(&mut *self.caller, (0, 0, align as i32, size_i32))? as u32 as usize;
+        Self::check_align(ptr, align)?;
+        // Bounds are checked by the writes that follow.
+        Ok(ptr)
+    }
+
+    pub(super) fn store(&mut self, ty: &Ty, value: &Value, addr: usize) -> Result<(), Error> {
+        Self::check_align(addr, ty.align())?;
+        match (ty, value) {
+            (Ty::Bool, Value::Bool(b)) => self.write(addr, &[u8::from(*b)]),
+            (Ty::U8, Value::U8(n)) => self.write(addr, &[*n]),
+            (Ty::U16, Value::U16(n)) => self.write(addr, &n.to_le_bytes()),
+            (Ty::U32, Value::U32(n)) | (Ty::Handle, Value::Handle(n)) => {
+                self.write(addr, &n.to_le_bytes())
+            }
+            (Ty::U64, Value::U64(n)) => self.write(addr, &n.to_le_bytes()),
+            (Ty::String, Value::String(s)) => self.store_bytes(addr, s.as_bytes()),
+            (Ty::List(Ty::U8), Value::Bytes(b)) => self.store_bytes(addr, b),
+            (Ty::List(elem), Value::List(items)) => {
+                let size = elem.size();
+                let total = items
+                    .len()
+                    .checked_mul(size)
+                    .ok_or_else(|| trap("list too large"))?;
+                let ptr = self.alloc(total, elem.align())?;
+                for (i, item) in items.iter().enumerate() {
+                    self.store(elem, item, ptr + i * size)?;
+                }
+                self.store_pointer_pair(addr, ptr, items.len())
+            }
+            (Ty::Tuple(fields), Value::Tuple(values)) if fields.len() == values.len() => {
+                let mut offset = 0;
+                for (field, value) in fields.iter().zip(values) {
+                    offset = align_to(offset, field.align());
+                    self.store(field, value, addr + offset)?;
+                    offset += field.size();
+                }
+                Ok(())
+            }
+            (Ty::Variant(cases), Value::Variant(disc, payload)) => {
+                let case = cases
+                    .get(*disc as usize)
+                    .ok_or_else(|| mismatch(ty, value))?;
+                let disc_bytes = disc.to_le_bytes();
+                self.write(addr, &disc_bytes[..discriminant_size(cases.len())])?;
+                match (case, payload) {
+                    (Some(case_ty), Some(payload)) => {
+                        self.store(case_ty, payload, addr + payload_offset(cases))
+                    }
+                    (None, None) => Ok(()),
+                    _ => Err(mismatch(ty, value)),
+                }
+            }
+            _ => Err(mismatch(ty, value)),
+        }
+    }
+
+    fn store_bytes(&mut self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
+        let ptr = self.alloc(bytes.len(), 1)?;
+        self.write(ptr, bytes)?;
+        self.store_pointer_pair(addr, ptr, bytes.len())
+    }
+
+    fn store_pointer_pair(&mut self, addr: usize, ptr: usize, len: usize) -> Result<(), Error> {
+        self.write(addr, &(ptr as u32).to_le_bytes())?;
+        self.write(addr + 4, &(len as u32).to_le_bytes())
+    }
+}
+
+/// A host function returned a value that does not fit its declared type: a
+/// bug in Flint, reported as a trap rather than a panic.
+fn mismatch(ty: &Ty, value: &Value) -> Error {
+    trap(format!("host bug: {value:?} does not match {ty:?}"))
+}
+
+pub(super) fn flat_i32(value: Option<&Val>) -> Result<i32, Error> {
+    match value {
+        Some(Val::I32(n)) => Ok(*n),
+        Some(Val::I64(n)) => Ok(*n as i32),
+        _ => Err(trap("host bug: missing flat argument")),
+    }
+}
+
+struct FlatValues<'v> {
+    values: &'v [Val],
+    pos: usize,
+}
+
+impl FlatValues<'_> {
+    fn next(&mut self) -> Option<&Val> {
+        let v = self.values.get(self.pos);
+        self.pos += 1;
+        v
+    }
+    fn i32(&mut self) -> Result<i32, Error> {
+        flat_i32(self.next())
+    }
+    fn i64(&mut self) -> Result<i64, Error> {
+        match self.next() {
+            Some(Val::I64(n)) => Ok(*n),
+            Some(Val::I32(n)) => Ok(i64::from(*n)),
+            _ => Err(trap("host bug: missing flat argument")),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Host function tables: each entry's core signature is derived from its WIT
+//! types, and one trampoline lifts, calls and lowers for every entry.
+
+use wasmi::errors::LinkerError;
+use wasmi::{Error, FuncType, Linker, ValType};
+
+use super::abi::{Guest, flat_i32};
+use super::{Flat, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, Ty, Value};
+
+/// One imported function: its name within the interface, its WIT signature,
+/// and the host code that implements it on the instance's state `T`.
+pub struct HostFn<T> {
+    pub name: &'static str,
+    pub params: &'static [Ty],
+    pub result: Option<Ty>,
+    pub call: fn(&mut T, Args) -> Result<Value, Error>,
+}
+
+/// Registers every function of one interface (`module` is the import module
+/// name, e.g. `wasi:http/types@0.2.0`).
+pub fn register<T: 'static>(
+    linker: &mut Linker<T>,
+    module: &str,
+    functions: &'static [HostFn<T>],
+) -> Result<(), LinkerError> {
+    for f in functions {
+        let mut params: Vec<Flat> = Ty::Tuple(f.params).flat();
+        if params.len() > MAX_FLAT_PARAMS {
+            params = vec![Flat::I32];
+        }
+        let arg_count = params.len();
+        let results = f.result.map(|ty| ty.flat()).unwrap_or_default();
+        let return_area = results.len() > MAX_FLAT_RESULTS;
+        let results = if return_area {
+            params.push(Flat::I32);
+            Vec::new()
+        } else {
+            results
+        };
+        let ty = FuncType::new(
+            params.into_iter().map(val_type),
+            results.into_iter().map(val_type),
+        );
+        linker.func_new(
+            module,
+            f.name,
+            ty,
+            move |mut caller, flat_args, flat_results| {
+                let args =
+                    Guest::new(&mut caller)?.lift_params(f.params, &flat_args[..arg_count])?;
+                let value = (f.call)(caller.data_mut(), Args(args.into_iter()))?;
+                let Some(ty) = &f.result else {
+                    return Ok(());
+                };
+                if return_area {
+                    let addr = flat_i32(flat_args.last())? as u32 as usize;
+                    Guest::new(&mut caller)?.store(ty, &value, addr)
+                } else {
+                    flat_results[0] = Guest::<T>::lower_flat(ty, &value)?;
+                    Ok(())
+                }
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn val_type(flat: Flat) -> ValType {
+    match flat {
+        Flat::I32 => ValType::I32,
+        Flat::I64 => ValType::I64,
+    }
+}
+
+fn bug(expected: &str, got: Option<Value>) -> Error {
+    Error::new(format!("host bug: expected {expected}, got {got:?}"))
+}
+
+/// The lifted arguments of one call, taken in order. The types are already
+/// checked against the table, so a mismatch here is a bug in Flint (a trap).
+pub struct Args(std::vec::IntoIter<Value>);
+
+impl Args {
+    pub fn value(&mut self) -> Result<Value, Error> {
+        self.0.next().ok_or_else(|| bug("an argument", None))
+    }
+    pub fn handle(&mut self) -> Result<u32, Error> {
+        self.value()?.into_handle()
+    }
+    pub fn string(&mut self) -> Result<String, Error> {
+        self.value()?.into_string()
+    }
+    pub fn bytes(&mut self) -> Result<Vec<u8>, Error> {
+        self.value()?.into_bytes()
+    }
+    pub fn u16(&mut self) -> Result<u16, Error> {
+        match self.value()? {
+            Value::U16(n) => Ok(n),
+            other => Err(bug("u16", Some(other))),
+        }
+    }
+    pub fn u64(&mut self) -> Result<u64, Error> {
+        match self.value()? {
+            Value::U64(n) => Ok(n),
+            other => Err(bug("u64", Some(other))),
+        }
+    }
+    pub fn variant(&mut self) -> Result<(u32, Option<Value>), Error> {
+        self.value()?.into_variant()
+    }
+    pub fn option(&mut self) -> Result<Option<Value>, Error> {
+        self.value()?.into_option()
+    }
+    pub fn list(&mut self) -> Result<Vec<Value>, Error> {
+        match self.value()? {
+            Value::List(items) => Ok(items),
+            other => Err(bug("a list", Some(other))),
+        }
+    }
+}
+
+impl Value {
+    pub fn unit() -> Self {
+        Value::Tuple(Vec::new())
+    }
+    pub fn into_handle(self) -> Result<u32, Error> {
+        match self {
+            Value::Handle(h) => Ok(h),
+            other => Err(bug("a handle", Some(other))),
+        }
+    }
+    pub fn into_string(self) -> Result<String, Error> {
+        match self {
+            Value::String(s) => Ok(s),
+            other => Err(bug("a string", Some(other))),
+        }
+    }
+    pub fn into_bytes(self) -> Result<Vec<u8>, Error> {
+        match self {
+            Value::Bytes(b) => Ok(b),
+            other => Err(bug("bytes", Some(other))),
+        }
+    }
+    pub fn into_tuple(self) -> Result<Vec<Value>, Error> {
+        match self {
+            Value::Tuple(t) => Ok(t),
+            other => Err(bug("a tuple", Some(other))),
+        }
+    }
+    pub fn into_variant(self) -> Result<(u32, Option<Value>), Error> {
+        match self {
+            Value::Variant(disc, payload) => Ok((disc, payload.map(|p| *p))),
+            other => Err(bug("a variant", Some(other))),
+        }
+    }
+    pub fn into_option(self) -> Result<Option<Value>, Error> {
+        Ok(self.into_variant()?.1)
+    }
+}
