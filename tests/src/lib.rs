@@ -11,6 +11,10 @@
 //! - [`Flint::request`] / [`Flint::get`] / [`Flint::connect`] + [`Conn`]: HTTP.
 //! - [`run_flint`]: run a `flint` subcommand to completion (`check`, failing `up`).
 //! - [`TempDir`], [`apps_dir`], [`wasm_path`]: fixtures.
+//! - [`services::Mosquitto`], [`services::Upstream`]: a real MQTT broker and a
+//!   real HTTP server for outbound calls, on free ports.
+
+pub mod services;
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -300,6 +304,8 @@ pub struct FlintBuilder {
     runtime_config: Option<String>,
     guest_env: Vec<(String, String)>,
     process_env: Vec<(String, String)>,
+    variables: Vec<(String, String)>,
+    state_dir: Option<PathBuf>,
 }
 
 impl FlintBuilder {
@@ -321,16 +327,41 @@ impl FlintBuilder {
         self
     }
 
+    /// `--variable NAME=VALUE`.
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `--state-dir DIR`, kept after the server stops (for restart tests);
+    /// by default each server gets a fresh one that is deleted with it.
+    pub fn state_dir(mut self, dir: &Path) -> Self {
+        self.state_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// The arguments after `flint up`, for tests that expect startup to fail.
+    pub fn up_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["up".into(), "-f".into(), self.manifest.clone().into()];
+        for (k, v) in &self.variables {
+            args.push("--variable".into());
+            args.push(format!("{k}={v}").into());
+        }
+        args
+    }
+
     /// Starts `flint up` and waits for its `Serving http://...` line.
     pub fn start(self) -> Flint {
         let state = TempDir::new("state");
         let mut cmd = Command::new(flint_bin());
-        cmd.arg("up")
-            .arg("-f")
-            .arg(&self.manifest)
+        cmd.args(self.up_args())
             .args(["--listen", "127.0.0.1:0"])
             .arg("--state-dir")
-            .arg(state.path().join("state"));
+            .arg(
+                self.state_dir
+                    .clone()
+                    .unwrap_or_else(|| state.path().join("state")),
+            );
         if let Some(toml) = &self.runtime_config {
             cmd.arg("--runtime-config-file")
                 .arg(state.write("runtime-config.toml", toml));
@@ -392,6 +423,7 @@ impl FlintBuilder {
 #[derive(Clone, Copy, Debug)]
 pub enum Signal {
     Int = 2,
+    Kill = 9,
     Term = 15,
 }
 
@@ -420,6 +452,8 @@ impl Flint {
             runtime_config: None,
             guest_env: Vec::new(),
             process_env: Vec::new(),
+            variables: Vec::new(),
+            state_dir: None,
         }
     }
 

@@ -1,6 +1,6 @@
-//! A Spin SDK HTTP component: `/` says hello, `/headers` lists the request
-//! headers (including Spin's `spin-*` ones), `/echo` streams the request body
-//! back chunk by chunk, echoing `x-echo` and the content type.
+//! A Spin SDK HTTP component: any path says hello; `?headers` (on any path)
+//! lists the request headers, including Spin's `spin-*` ones; `/echo` streams
+//! the request body back chunk by chunk, echoing `x-echo` and the content type.
 
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
@@ -8,11 +8,15 @@ use spin_sdk::http_component;
 
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    let path = request.path_with_query().unwrap_or_default();
-    let path = path.split('?').next().unwrap_or_default().to_owned();
+    let path_with_query = request.path_with_query().unwrap_or_default();
+    let (path, query) = path_with_query
+        .split_once('?')
+        .unwrap_or((path_with_query.as_str(), ""));
+    let path = path.to_owned();
+    let list_headers = query.split('&').any(|p| p == "headers");
     match path.as_str() {
         "/echo" => echo(request, response_out).await,
-        "/headers" => {
+        _ if list_headers => {
             let mut listing = String::new();
             for (name, value) in request.headers().entries() {
                 listing.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(&value)));

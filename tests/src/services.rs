@@ -1,0 +1,248 @@
+//! Real services for Flint to talk to: a mosquitto broker and an HTTP
+//! upstream, each on a free loopback port and stopped on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::{TempDir, poll_until};
+
+/// A port that was free a moment ago (the listener is closed before use).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a free port")
+        .port()
+}
+
+/// A mosquitto broker on a free port, with persistence in a temp dir.
+pub struct Mosquitto {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Self {
+        let dir = TempDir::new("mosquitto");
+        let mut broker = Self {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        broker.restart();
+        broker
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts (again) on the same port and persistence directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let config = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n",
+            port = self.port,
+            dir = self.dir.path().display()
+        );
+        let config = self.dir.write("mosquitto.conf", config);
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mosquitto (is it installed? scripts/setup.sh installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            poll_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "mosquitto did not listen on {port}"
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A `mosquitto_sub` on `topic` (QoS 1), subscribed when this returns.
+    pub fn subscribe(&self, topic: &str) -> Subscriber {
+        // stdbuf: mosquitto_sub block-buffers stdout into a pipe, which would
+        // hold back both the SUBACK notice and the messages.
+        let mut child = Command::new("stdbuf")
+            .args([
+                "-oL",
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-q",
+                "1",
+                "-v",
+                "-d",
+                "-t",
+                topic,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mosquitto_sub");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let subscribed = Arc::new(Mutex::new(false));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (l, s) = (lines.clone(), subscribed.clone());
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("received SUBACK") {
+                    *s.lock().unwrap() = true;
+                } else if !line.starts_with("Client ") && !line.starts_with("Subscribed") {
+                    l.lock().unwrap().push(line);
+                }
+            }
+        });
+        assert!(
+            poll_until(Duration::from_secs(10), || *subscribed.lock().unwrap()),
+            "mosquitto_sub did not subscribe to {topic}"
+        );
+        Subscriber { child, lines }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Messages a `mosquitto_sub` received, as `topic payload` lines.
+pub struct Subscriber {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Subscriber {
+    /// Waits until `count` messages have arrived (or the timeout) and returns them all.
+    pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
+        poll_until(timeout, || self.lines.lock().unwrap().len() >= count);
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request the upstream received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the upstream answers: status, content type, body.
+pub type Answer = (u16, &'static str, Vec<u8>);
+
+/// An HTTP/1.1 server that records every request and answers with `respond`.
+pub struct Upstream {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Upstream {
+    pub fn start(respond: fn(&Recorded) -> Answer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the upstream");
+        let addr = listener.local_addr().expect("upstream address");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let recorded = recorded.clone();
+                thread::spawn(move || {
+                    if let Some(request) = read_request(&stream) {
+                        recorded.lock().unwrap().push(request.clone());
+                        let (status, content_type, body) = respond(&request);
+                        let mut stream = stream;
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = stream.write_all(head.as_bytes());
+                        let _ = stream.write_all(&body);
+                    }
+                });
+            }
+        });
+        Self { addr, requests }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Recorded> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
