@@ -17,13 +17,16 @@ pub struct Request<'a> {
     /// The `Host` header: the request's authority as the guest gave it.
     pub authority: &'a str,
     pub path_with_query: &'a str,
-    pub headers: &'a [(String, Vec<u8>)],
+    pub headers: &'a Headers,
     pub body: &'a [u8],
 }
 
+/// Header names (lower-cased) and raw values.
+pub type Headers = Vec<(String, Vec<u8>)>;
+
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
     pub body: Vec<u8>,
 }
 
@@ -156,7 +159,7 @@ impl Reader {
         Ok(n)
     }
 
-    fn head(&mut self, max: usize) -> Result<(u16, Vec<(String, Vec<u8>)>), ErrorCode> {
+    fn head(&mut self, max: usize) -> Result<(u16, Headers), ErrorCode> {
         let end = loop {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i;

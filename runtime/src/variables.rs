@@ -94,6 +94,9 @@ a = { default = "from-default" }
 b = { default = "from-default" }
 c = { default = "from-default" }
 token = { required = true, secret = true }
+[[trigger.http]]
+route = "/"
+static_response = { status_code = 200 }
 "#;
         let manifest = flint_config::parse_manifest(text, std::path::Path::new("/app/spin.toml"))
             .expect("manifest");

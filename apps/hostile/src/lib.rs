@@ -41,6 +41,10 @@ unsafe extern "C" {
 }
 
 /// Allocations made by the host when it returns lists and strings.
+///
+/// # Safety
+/// The canonical ABI's contract: `old` was returned by this function with
+/// `old_size` and `align`, or `old_size` is 0; `align` is a power of two.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn cabi_realloc(
     old: *mut u8,

@@ -72,7 +72,7 @@ impl<'c, 'a, T> Guest<'c, 'a, T> {
     }
 
     fn check_align(addr: usize, align: usize) -> Result<(), Error> {
-        if addr % align != 0 {
+        if !addr.is_multiple_of(align) {
             return Err(trap(format!(
                 "misaligned pointer {addr:#x} (needs {align}-byte alignment)"
             )));

@@ -32,7 +32,7 @@ fn other(store: &Store, e: impl std::fmt::Display) -> Value {
 fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let label = args.string()?;
     let caps = &state.host.caps;
-    let listed = caps.key_value_stores.iter().any(|l| *l == label);
+    let listed = caps.key_value_stores.contains(&label);
     let db = match caps.services.kv.lookup(&label) {
         Lookup::Unknown => return Ok(Value::err(Value::case(1, None))),
         Lookup::Open(db) if listed => db,
