@@ -92,3 +92,17 @@ fn acknowledged_writes_survive_kill_9() {
         assert_eq!(resp.text(), format!("value {i}"));
     }
 }
+
+/// A WAGI module (no SDK) reaches the same store and its variables through the
+/// raw `fermyon:spin` imports.
+#[test]
+fn wagi_modules_use_key_value_and_variables_too() {
+    let flint = Flint::start(apps_dir().join("wagi-spin"));
+    flint.get("/wagi-kv/greeting").assert_status(404);
+    flint
+        .request("PUT", "/wagi-kv/greeting", &[], "hello from WAGI")
+        .assert_status(200);
+    assert_eq!(flint.get("/wagi-kv/greeting").text(), "hello from WAGI");
+    assert_eq!(flint.get("/wagi-var/site_name").text(), "edge-gateway");
+    flint.get("/wagi-var/nope").assert_status(404);
+}

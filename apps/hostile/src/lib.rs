@@ -21,17 +21,7 @@ unsafe extern "C" {
     #[link_name = "[constructor]outgoing-response"]
     fn outgoing_response_new(headers: i32) -> i32;
     #[link_name = "[static]response-outparam.set"]
-    fn outparam_set(
-        param: i32,
-        disc: i32,
-        a: i32,
-        b: i32,
-        c: i64,
-        d: i32,
-        e: i32,
-        f: i32,
-        g: i32,
-    );
+    fn outparam_set(param: i32, disc: i32, a: i32, b: i32, c: i64, d: i32, e: i32, f: i32, g: i32);
 }
 
 #[link(wasm_import_module = "fermyon:spin/key-value@2.0.0")]

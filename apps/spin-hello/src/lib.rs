@@ -31,8 +31,9 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
 }
 
 async fn respond(out: ResponseOutparam, status: u16, content_type: &str, body: Vec<u8>) {
-    let headers = Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
-        .expect("valid header");
+    let headers =
+        Fields::from_list(&[("content-type".to_owned(), content_type.as_bytes().to_vec())])
+            .expect("valid header");
     let response = OutgoingResponse::new(headers);
     response.set_status_code(status).expect("valid status");
     let mut sink = response.take_body();
