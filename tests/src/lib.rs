@@ -150,6 +150,27 @@ impl TempDir {
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path
     }
+
+    /// Writes a manifest `file` with one component `c` (module `source`) on
+    /// route `/...`; `trigger_extra` and `component_extra` are TOML lines added
+    /// to the trigger and component tables.
+    pub fn one_component_manifest(
+        &self,
+        file: &str,
+        source: &Path,
+        trigger_extra: &str,
+        component_extra: &str,
+    ) -> PathBuf {
+        self.write(
+            file,
+            format!(
+                "spin_manifest_version = 2\n[application]\nname = \"test\"\n\
+                 [[trigger.http]]\nroute = \"/...\"\ncomponent = \"c\"\n{trigger_extra}\n\
+                 [component.c]\nsource = \"{}\"\n{component_extra}\n",
+                source.display()
+            ),
+        )
+    }
 }
 
 impl Drop for TempDir {

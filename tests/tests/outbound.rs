@@ -108,22 +108,14 @@ fn publishing_to_a_broker_not_allowed_is_refused() {
     let subscriber = broker.subscribe("#");
     let dir = TempDir::new("mqtt-denied");
     // The guest is pointed at the real broker, but only another port is allowed.
-    let manifest = dir.write(
+    let manifest = dir.one_component_manifest(
         "spin.toml",
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "denied"
-[[trigger.http]]
-route = "/publish/..."
-component = "pub"
-[component.pub]
-source = "{wasm}"
-allowed_outbound_hosts = ["mqtt://127.0.0.1:{other}"]
-[component.pub.variables]
-mqtt_address = "mqtt://127.0.0.1:{port}?client_id=denied"
-"#,
-            wasm = wasm_path("spin_mqtt").display(),
+        &wasm_path("spin_mqtt"),
+        "",
+        &format!(
+            "allowed_outbound_hosts = [\"mqtt://127.0.0.1:{other}\"]\n\
+             [component.c.variables]\n\
+             mqtt_address = \"mqtt://127.0.0.1:{port}?client_id=denied\"",
             other = free_port(),
             port = broker.port()
         ),
@@ -136,7 +128,7 @@ mqtt_address = "mqtt://127.0.0.1:{port}?client_id=denied"
         resp.text().contains("not in allowed_outbound_hosts"),
         "{resp:?}"
     );
-    flint.wait_for_log_line(&["outbound MQTT denied", "pub"]);
+    flint.wait_for_log_line(&["outbound MQTT denied", "component=c"]);
     assert!(
         subscriber
             .wait_for(1, Duration::from_millis(500))

@@ -116,42 +116,18 @@ fn abusive_host_calls_fail_only_their_own_request() {
 #[test]
 fn module_kind_must_match_the_executor() {
     let dir = TempDir::new("kinds");
-    let spin_as_wagi = dir.write(
+    let spin_as_wagi = dir.one_component_manifest(
         "wagi.toml",
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "kinds"
-[[trigger.http]]
-route = "/..."
-component = "c"
-executor = {{ type = "wagi" }}
-[component.c]
-source = "{}"
-"#,
-            wasm_path("spin_hello").display()
-        ),
+        &wasm_path("spin_hello"),
+        "executor = { type = \"wagi\" }",
+        "",
     );
     let out = run_flint(["check".into(), spin_as_wagi.into_os_string()]);
     assert!(!out.status.success(), "{out:?}");
     assert!(out.stderr.contains("Spin SDK component"), "{out:?}");
     assert!(out.stderr.contains("remove `executor"), "{out:?}");
 
-    let wagi_as_spin = dir.write(
-        "spin.toml",
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "kinds"
-[[trigger.http]]
-route = "/..."
-component = "c"
-[component.c]
-source = "{}"
-"#,
-            wasm_path("hello").display()
-        ),
-    );
+    let wagi_as_spin = dir.one_component_manifest("spin.toml", &wasm_path("hello"), "", "");
     let out = run_flint(["check".into(), wagi_as_spin.into_os_string()]);
     assert!(!out.status.success(), "{out:?}");
     assert!(

@@ -177,6 +177,18 @@ impl FlintService {
         let Some((entry, route_match)) = self.app.router.find(raw_path) else {
             return (Reply::text(404, "Not Found"), None);
         };
+        let info = WagiRequest {
+            method,
+            raw_path,
+            query,
+            http_version,
+            headers,
+            body_len: body.len(),
+            client_addr: self.peer,
+            listen_addr: self.app.listen_addr,
+            route: &entry.pattern,
+            route_match: &route_match,
+        };
         let (component, argv_template) = match &entry.target {
             Target::Static(s) => {
                 let reply = Reply {
@@ -188,27 +200,12 @@ impl FlintService {
             }
             Target::Wagi { component, argv } => (component, argv),
             Target::Spin { component } => {
-                let info = WagiRequest {
-                    method,
-                    raw_path,
-                    query,
-                    http_version,
-                    headers,
-                    body_len: body.len(),
-                    client_addr: self.peer,
-                    listen_addr: self.app.listen_addr,
-                    route: &entry.pattern,
-                    route_match: &route_match,
-                };
-                let mut request_headers: Vec<(String, Vec<u8>)> = headers
+                let request_headers = headers
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                    .cloned()
+                    .chain(info.spin_headers())
+                    .map(|(k, v)| (k, v.into_bytes()))
                     .collect();
-                request_headers.extend(
-                    info.spin_headers()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes())),
-                );
                 let request = IncomingRequest {
                     method: method.to_owned(),
                     path_with_query: if query.is_empty() {
@@ -225,19 +222,7 @@ impl FlintService {
                 return (reply, Some(component.id.clone()));
             }
         };
-        let env = WagiRequest {
-            method,
-            raw_path,
-            query,
-            http_version,
-            headers,
-            body_len: body.len(),
-            client_addr: self.peer,
-            listen_addr: self.app.listen_addr,
-            route: &entry.pattern,
-            route_match: &route_match,
-        }
-        .environment();
+        let env = info.environment();
         let invocation = Invocation {
             stdin: body,
             env,
