@@ -87,6 +87,13 @@ pub fn send(request: &Request<'_>, bounds: Bounds) -> Result<Response, ErrorCode
         if OWN_HEADERS.contains(&name.as_str()) {
             continue;
         }
+        // Fields from a guest were checked when set, but a guest may forward
+        // an upstream's: nothing may split the request head.
+        if !is_field(name, value) {
+            return Err(ErrorCode::Internal(format!(
+                "invalid request header `{name}`"
+            )));
+        }
         head.extend_from_slice(name.as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value);
@@ -126,6 +133,14 @@ pub fn send(request: &Request<'_>, bounds: Bounds) -> Result<Response, ErrorCode
             body,
         });
     }
+}
+
+/// A token name and a value without control characters (tab allowed).
+fn is_field(name: &str, value: &[u8]) -> bool {
+    crate::http::is_token(name.as_bytes())
+        && !value
+            .iter()
+            .any(|b| (b.is_ascii_control() && *b != b'\t') || *b == 0x7f)
 }
 
 fn timeout_or(e: std::io::Error, other: ErrorCode) -> ErrorCode {
@@ -185,10 +200,11 @@ impl Reader {
         let mut headers = Vec::new();
         for line in lines {
             let (name, value) = line.split_once(':').ok_or(ErrorCode::ProtocolError)?;
-            headers.push((
-                name.trim().to_ascii_lowercase(),
-                value.trim().as_bytes().to_vec(),
-            ));
+            let (name, value) = (name.to_ascii_lowercase(), value.trim().as_bytes().to_vec());
+            if !is_field(&name, &value) {
+                return Err(ErrorCode::ProtocolError);
+            }
+            headers.push((name, value));
         }
         Ok((status, headers))
     }

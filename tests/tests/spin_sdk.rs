@@ -42,6 +42,20 @@ fn request_headers_include_spins_extras() {
     ] {
         assert!(text.contains(&expected), "missing `{expected}` in:\n{text}");
     }
+    // A client cannot spoof what Flint tells the guest about the request.
+    let spoofed = flint
+        .request(
+            "GET",
+            "/x?headers",
+            &[
+                ("Spin-Client-Addr", "6.6.6.6:1"),
+                ("spin-path-match-id", "7"),
+            ],
+            [],
+        )
+        .text();
+    assert!(!spoofed.contains("6.6.6.6"), "{spoofed}");
+    assert!(!spoofed.contains("spin-path-match-id"), "{spoofed}");
     let wildcard = flint.get("/a/b?headers").text();
     assert!(wildcard.contains("spin-path-info: /a/b\n"), "{wildcard}");
     assert!(

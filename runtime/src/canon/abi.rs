@@ -2,7 +2,7 @@
 //! Every pointer, length and discriminant from the guest is checked; a bad one
 //! is a trap for that invocation.
 
-use wasmi::{Caller, Error, Memory, Val};
+use wasmi::{AsContextMut, Caller, Error, Func, Memory, Val};
 
 use super::{Ty, Value, align_to, discriminant_size, payload_offset};
 
@@ -13,27 +13,56 @@ fn trap(message: impl Into<String>) -> Error {
 /// Bytes of host memory one lifted list element may cost at least (its `Value`).
 const VALUE_COST: usize = std::mem::size_of::<Value>();
 
-/// A guest's memory as seen from one host call.
-pub(super) struct Guest<'c, 'a, T> {
-    caller: &'c mut Caller<'a, T>,
+/// A guest's memory, seen from a host call (`C` is its `Caller`) or from the
+/// host calling an export (`C` is the `Store`).
+pub(super) struct Guest<C> {
+    ctx: C,
     memory: Memory,
+    realloc: Option<Func>,
     /// Host bytes that lifting may still allocate. Without it, a list of
     /// a million references to one large string would be copied a million times.
     budget: usize,
 }
 
-impl<'c, 'a, T> Guest<'c, 'a, T> {
-    pub(super) fn new(caller: &'c mut Caller<'a, T>) -> Result<Self, Error> {
+fn no_memory() -> Error {
+    trap("the module exports no `memory`, which host calls need")
+}
+
+impl<'c, 'a, T> Guest<&'c mut Caller<'a, T>> {
+    pub(super) fn from_caller(caller: &'c mut Caller<'a, T>) -> Result<Self, Error> {
         let memory = caller
             .get_export("memory")
             .and_then(wasmi::Extern::into_memory)
-            .ok_or_else(|| trap("the module exports no `memory`, which host calls need"))?;
-        let budget = memory.data_size(&*caller).max(64 * 1024);
-        Ok(Self {
-            caller,
+            .ok_or_else(no_memory)?;
+        let realloc = caller
+            .get_export("cabi_realloc")
+            .and_then(wasmi::Extern::into_func);
+        Ok(Self::new(caller, memory, realloc))
+    }
+}
+
+impl<'s, T> Guest<&'s mut wasmi::Store<T>> {
+    pub(super) fn from_instance(
+        store: &'s mut wasmi::Store<T>,
+        instance: &wasmi::Instance,
+    ) -> Result<Self, Error> {
+        let memory = instance
+            .get_memory(&*store, "memory")
+            .ok_or_else(no_memory)?;
+        let realloc = instance.get_func(&*store, "cabi_realloc");
+        Ok(Self::new(store, memory, realloc))
+    }
+}
+
+impl<C: AsContextMut> Guest<C> {
+    fn new(ctx: C, memory: Memory, realloc: Option<Func>) -> Self {
+        let budget = memory.data_size(&ctx).max(64 * 1024);
+        Self {
+            ctx,
             memory,
+            realloc,
             budget,
-        })
+        }
     }
 
     fn charge(&mut self, bytes: usize) -> Result<(), Error> {
@@ -49,7 +78,7 @@ impl<'c, 'a, T> Guest<'c, 'a, T> {
             .checked_add(len)
             .ok_or_else(|| trap("pointer + length overflows"))?;
         self.memory
-            .data(&*self.caller)
+            .data(&self.ctx)
             .get(addr..end)
             .ok_or_else(|| trap(format!("out-of-bounds pointer {addr:#x} (length {len})")))
     }
@@ -59,7 +88,7 @@ impl<'c, 'a, T> Guest<'c, 'a, T> {
             .checked_add(bytes.len())
             .ok_or_else(|| trap("pointer + length overflows"))?;
         self.memory
-            .data_mut(&mut *self.caller)
+            .data_mut(&mut self.ctx)
             .get_mut(addr..end)
             .ok_or_else(|| trap(format!("out-of-bounds return pointer {addr:#x}")))?
             .copy_from_slice(bytes);
@@ -106,7 +135,9 @@ impl<'c, 'a, T> Guest<'c, 'a, T> {
             .collect()
     }
 
-    fn lift_flat(&mut self, ty: &Ty, flat: &mut FlatValues<'_>) -> Result<Value, Error> {
+    /// A value from the flat core values that carry it (arguments of a host
+    /// call, or the single result of an export).
+    pub(super) fn lift_flat(&mut self, ty: &Ty, flat: &mut FlatValues<'_>) -> Result<Value, Error> {
         Ok(match ty {
             Ty::Bool => Value::Bool(flat.i32()? != 0),
             Ty::U8 => Value::U8(flat.i32()? as u8),
@@ -172,7 +203,7 @@ impl<'c, 'a, T> Guest<'c, 'a, T> {
         }
     }
 
-    fn load(&mut self, ty: &Ty, addr: usize) -> Result<Value, Error> {
+    pub(super) fn load(&mut self, ty: &Ty, addr: usize) -> Result<Value, Error> {
         Self::check_align(addr, ty.align())?;
         Ok(match ty {
             Ty::Bool => Value::Bool(self.slice(addr, 1)?[0] != 0),
@@ -248,14 +279,12 @@ impl<'c, 'a, T> Guest<'c, 'a, T> {
             return Ok(align);
         }
         let realloc = self
-            .caller
-            .get_export("cabi_realloc")
-            .and_then(wasmi::Extern::into_func)
+            .realloc
             .ok_or_else(|| trap("the module exports no `cabi_realloc`"))?
-            .typed::<(i32, i32, i32, i32), i32>(&*self.caller)?;
+            .typed::<(i32, i32, i32, i32), i32>(&self.ctx)?;
         let size_i32 = i32::try_from(size)
             .map_err(|_| trap(format!("cannot hand {size} bytes to a guest")))?;
-        let ptr = realloc.call(&mut *self.caller, (0, 0, align as i32, size_i32))? as u32 as usize;
+        let ptr = realloc.call(&mut self.ctx, (0, 0, align as i32, size_i32))? as u32 as usize;
         Self::check_align(ptr, align)?;
         // Bounds are checked by the writes that follow.
         Ok(ptr)
@@ -312,10 +341,43 @@ impl<'c, 'a, T> Guest<'c, 'a, T> {
         }
     }
 
-    fn store_bytes(&mut self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
+    /// Copies bytes into a fresh guest allocation; returns its address.
+    fn alloc_bytes(&mut self, bytes: &[u8]) -> Result<usize, Error> {
         let ptr = self.alloc(bytes.len(), 1)?;
         self.write(ptr, bytes)?;
+        Ok(ptr)
+    }
+
+    fn store_bytes(&mut self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
+        let ptr = self.alloc_bytes(bytes)?;
         self.store_pointer_pair(addr, ptr, bytes.len())
+    }
+
+    /// Arguments for an export: flat core values, strings and lists copied
+    /// into guest allocations. Variants are not needed by any export Flint calls.
+    pub(super) fn lower_args(
+        &mut self,
+        ty: &Ty,
+        value: &Value,
+        out: &mut Vec<Val>,
+    ) -> Result<(), Error> {
+        match (ty, value) {
+            (Ty::String, Value::String(s)) => {
+                let ptr = self.alloc_bytes(s.as_bytes())?;
+                out.extend([Val::I32(ptr as i32), Val::I32(s.len() as i32)]);
+            }
+            (Ty::List(Ty::U8), Value::Bytes(b)) => {
+                let ptr = self.alloc_bytes(b)?;
+                out.extend([Val::I32(ptr as i32), Val::I32(b.len() as i32)]);
+            }
+            (Ty::Tuple(fields), Value::Tuple(values)) if fields.len() == values.len() => {
+                for (field, value) in fields.iter().zip(values) {
+                    self.lower_args(field, value, out)?;
+                }
+            }
+            _ => out.push(Self::lower_flat(ty, value)?),
+        }
+        Ok(())
     }
 
     fn store_pointer_pair(&mut self, addr: usize, ptr: usize, len: usize) -> Result<(), Error> {
@@ -338,12 +400,16 @@ pub(super) fn flat_i32(value: Option<&Val>) -> Result<i32, Error> {
     }
 }
 
-struct FlatValues<'v> {
+pub(super) struct FlatValues<'v> {
     values: &'v [Val],
     pos: usize,
 }
 
-impl FlatValues<'_> {
+impl<'v> FlatValues<'v> {
+    pub(super) fn new(values: &'v [Val]) -> Self {
+        Self { values, pos: 0 }
+    }
+
     fn next(&mut self) -> Option<&Val> {
         let v = self.values.get(self.pos);
         self.pos += 1;

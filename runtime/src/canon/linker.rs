@@ -46,17 +46,17 @@ pub fn register<T: 'static>(
             f.name,
             ty,
             move |mut caller, flat_args, flat_results| {
-                let args =
-                    Guest::new(&mut caller)?.lift_params(f.params, &flat_args[..arg_count])?;
+                let args = Guest::from_caller(&mut caller)?
+                    .lift_params(f.params, &flat_args[..arg_count])?;
                 let value = (f.call)(caller.data_mut(), Args(args.into_iter()))?;
                 let Some(ty) = &f.result else {
                     return Ok(());
                 };
                 if return_area {
                     let addr = flat_i32(flat_args.last())? as u32 as usize;
-                    Guest::new(&mut caller)?.store(ty, &value, addr)
+                    Guest::from_caller(&mut caller)?.store(ty, &value, addr)
                 } else {
-                    flat_results[0] = Guest::<T>::lower_flat(ty, &value)?;
+                    flat_results[0] = Guest::<&mut wasmi::Caller<'_, T>>::lower_flat(ty, &value)?;
                     Ok(())
                 }
             },

@@ -8,9 +8,11 @@
 //! Reference: the component model's `design/mvp/CanonicalABI.md`.
 
 mod abi;
+mod export;
 mod linker;
 mod table;
 
+pub use export::call_export;
 pub use linker::{Args, HostFn, register};
 pub use table::{HandleTable, TableEntry};
 

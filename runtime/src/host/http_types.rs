@@ -125,13 +125,14 @@ pub struct Fields {
     immutable: bool,
 }
 
-impl Fields {
-    pub fn immutable(entries: HeaderList) -> Self {
-        Self {
-            entries,
-            immutable: true,
-        }
-    }
+fn header_bytes(entries: &HeaderList) -> usize {
+    entries.iter().map(|(k, v)| k.len() + v.len() + 32).sum()
+}
+
+/// Pushes a fields resource, charging its bytes to the instance.
+fn push_fields(state: &mut GuestState, entries: HeaderList, immutable: bool) -> Result<u32, Error> {
+    state.host.charge(header_bytes(&entries))?;
+    state.host.resources.push(Fields { entries, immutable })
 }
 
 /// A request as the HTTP trigger hands it to a guest.
@@ -290,11 +291,7 @@ fn header_result(result: Result<(), u32>) -> Value {
 }
 
 fn fields_new(state: &mut GuestState, _: Args) -> Result<Value, Error> {
-    let fields = Fields {
-        entries: Vec::new(),
-        immutable: false,
-    };
-    Ok(Value::Handle(state.host.resources.push(fields)?))
+    Ok(Value::Handle(push_fields(state, Vec::new(), false)?))
 }
 
 fn fields_from_list(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
@@ -310,11 +307,9 @@ fn fields_from_list(state: &mut GuestState, mut args: Args) -> Result<Value, Err
             Err(e) => return Ok(Value::err(Value::case(e, None))),
         }
     }
-    let fields = Fields {
-        entries,
-        immutable: false,
-    };
-    Ok(Value::ok(Value::Handle(state.host.resources.push(fields)?)))
+    Ok(Value::ok(Value::Handle(push_fields(
+        state, entries, false,
+    )?)))
 }
 
 fn fields_get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
@@ -349,8 +344,7 @@ fn edit_fields(
     values: &[Vec<u8>],
     replace: bool,
 ) -> Result<Value, Error> {
-    let fields = state.host.resources.get::<Fields>(handle)?;
-    if fields.immutable {
+    if state.host.resources.get::<Fields>(handle)?.immutable {
         return Ok(header_result(Err(IMMUTABLE)));
     }
     let mut checked = Vec::with_capacity(values.len());
@@ -363,6 +357,8 @@ fn edit_fields(
     if !is_token(name.as_bytes()) {
         return Ok(header_result(Err(INVALID_SYNTAX)));
     }
+    state.host.charge(header_bytes(&checked))?;
+    let fields = state.host.resources.get::<Fields>(handle)?;
     if replace {
         fields
             .entries
@@ -454,8 +450,8 @@ fn request_headers(state: &mut GuestState, mut args: Args) -> Result<Value, Erro
         .host
         .resources
         .get::<IncomingRequest>(args.handle()?)?;
-    let fields = Fields::immutable(request.headers.clone());
-    Ok(Value::Handle(state.host.resources.push(fields)?))
+    let entries = request.headers.clone();
+    Ok(Value::Handle(push_fields(state, entries, true)?))
 }
 
 /// `consume` hands the body out once; later calls fail.
@@ -492,8 +488,8 @@ fn response_headers(state: &mut GuestState, mut args: Args) -> Result<Value, Err
         .host
         .resources
         .get::<IncomingResponse>(args.handle()?)?;
-    let fields = Fields::immutable(response.headers.clone());
-    Ok(Value::Handle(state.host.resources.push(fields)?))
+    let entries = response.headers.clone();
+    Ok(Value::Handle(push_fields(state, entries, true)?))
 }
 
 fn response_consume(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
@@ -574,8 +570,8 @@ fn outgoing_response_headers(state: &mut GuestState, mut args: Args) -> Result<V
         .host
         .resources
         .get::<OutgoingResponse>(args.handle()?)?;
-    let fields = Fields::immutable(response.headers.clone());
-    Ok(Value::Handle(state.host.resources.push(fields)?))
+    let entries = response.headers.clone();
+    Ok(Value::Handle(push_fields(state, entries, true)?))
 }
 
 /// `body` on a request or response: the body is created once.
@@ -723,7 +719,17 @@ fn out_scheme(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
 
 fn out_set_scheme(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let request = outgoing_request(state, &mut args)?;
-    request.scheme = args.option()?.map(scheme_from).transpose()?;
+    let scheme = args.option()?.map(scheme_from).transpose()?;
+    // RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    let valid = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    };
+    if scheme.as_deref().is_some_and(|s| !valid(s)) {
+        return Ok(Value::err_unit());
+    }
+    request.scheme = scheme;
     Ok(Value::ok_unit())
 }
 
@@ -736,10 +742,11 @@ fn out_authority(state: &mut GuestState, mut args: Args) -> Result<Value, Error>
 fn out_set_authority(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let request = outgoing_request(state, &mut args)?;
     let authority = args.option()?.map(Value::into_string).transpose()?;
-    if authority
-        .as_deref()
-        .is_some_and(|a| a.contains(['/', '?', '#', '@', ' ', '\r', '\n', '\0']))
-    {
+    let valid = |a: &str| {
+        a.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && !b"/?#@".contains(&b))
+    };
+    if authority.as_deref().is_some_and(|a| !valid(a)) {
         return Ok(Value::err_unit());
     }
     request.authority = authority;
@@ -747,8 +754,8 @@ fn out_set_authority(state: &mut GuestState, mut args: Args) -> Result<Value, Er
 }
 
 fn out_headers(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
-    let fields = Fields::immutable(outgoing_request(state, &mut args)?.headers.clone());
-    Ok(Value::Handle(state.host.resources.push(fields)?))
+    let entries = outgoing_request(state, &mut args)?.headers.clone();
+    Ok(Value::Handle(push_fields(state, entries, true)?))
 }
 
 fn options_new(state: &mut GuestState, _: Args) -> Result<Value, Error> {
@@ -791,7 +798,10 @@ fn future_subscribe(state: &mut GuestState, mut args: Args) -> Result<Value, Err
 
 fn future_get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
-    super::outgoing_handler::resolve(state, handle)?;
+    if !super::outgoing_handler::resolve(state, handle)? {
+        // The request body is not finished yet: the response is not ready.
+        return Ok(Value::none());
+    }
     let future = state.host.resources.get::<FutureIncomingResponse>(handle)?;
     Ok(
         match std::mem::replace(future, FutureIncomingResponse::Taken) {
@@ -807,6 +817,18 @@ fn future_get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             }
         },
     )
+}
+
+/// A guest that drops the future without waiting still gets its request
+/// sent (fire and forget), as when the host sends it concurrently.
+fn drop_future(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+    let handle = args.handle()?;
+    super::outgoing_handler::resolve(state, handle)?;
+    state
+        .host
+        .resources
+        .take::<FutureIncomingResponse>(handle)?;
+    Ok(Value::unit())
 }
 
 /// Flint's `wasi:io` errors carry no HTTP error code.
@@ -882,5 +904,9 @@ pub const FUNCTIONS: &[HostFn<GuestState>] = &[
     drop_fn!("outgoing-body", OutgoingBody),
     drop_fn!("request-options", RequestOptions),
     drop_fn!("response-outparam", ResponseOutparam),
-    drop_fn!("future-incoming-response", FutureIncomingResponse),
+    host_fn!(
+        "[resource-drop]future-incoming-response",
+        [Ty::Handle],
+        drop_future
+    ),
 ];

@@ -54,10 +54,19 @@ pub enum Pollable {
 pub type BodyId = usize;
 
 /// Outgoing bodies (a response's or an outbound request's) while the guest
-/// writes them, each bounded by `limit` bytes.
+/// writes them. `limit` bounds all of one instance's bodies together, so
+/// abandoning bodies and opening new ones gains a guest nothing.
 pub struct Bodies {
     bodies: Vec<Body>,
     limit: usize,
+    total: usize,
+}
+
+/// Why a write did not happen.
+enum WriteError {
+    /// The body is finished: the stream is `closed`.
+    Closed,
+    Limit(String),
 }
 
 #[derive(Default)]
@@ -82,6 +91,7 @@ impl Bodies {
         Self {
             bodies: Vec::new(),
             limit,
+            total: 0,
         }
     }
 
@@ -95,18 +105,21 @@ impl Bodies {
     }
 
     fn room(&mut self, id: BodyId) -> Option<usize> {
-        let limit = self.limit;
-        self.open(id).map(|b| limit.saturating_sub(b.data.len()))
+        let room = self.limit.saturating_sub(self.total);
+        self.open(id).map(|_| room)
     }
 
-    fn write(&mut self, id: BodyId, bytes: &[u8]) -> Result<(), String> {
-        let limit = self.limit;
-        let body = self.open(id).ok_or("the body is already finished")?;
-        if body.data.len() + bytes.len() > limit {
+    fn write(&mut self, id: BodyId, bytes: &[u8]) -> Result<(), WriteError> {
+        let (limit, total) = (self.limit, self.total);
+        let body = self.open(id).ok_or(WriteError::Closed)?;
+        if total + bytes.len() > limit {
             body.overflowed = true;
-            return Err(format!("the body would exceed the limit of {limit} bytes"));
+            return Err(WriteError::Limit(format!(
+                "the body would exceed the limit of {limit} bytes"
+            )));
         }
         body.data.extend_from_slice(bytes);
+        self.total += bytes.len();
         Ok(())
     }
 
@@ -125,7 +138,13 @@ impl Bodies {
         if !body.finished {
             return Err(BodyError::Unfinished);
         }
-        Ok(std::mem::take(&mut body.data))
+        let data = std::mem::take(&mut body.data);
+        self.total -= data.len();
+        Ok(data)
+    }
+
+    pub fn is_finished(&self, id: BodyId) -> bool {
+        self.bodies.get(id).is_some_and(|b| b.finished)
     }
 }
 
@@ -183,7 +202,8 @@ fn write_bytes(state: &mut GuestState, handle: u32, bytes: &[u8]) -> Result<Valu
     let body = state.host.resources.get::<OutputStream>(handle)?.body;
     match state.host.bodies.write(body, bytes) {
         Ok(()) => Ok(Value::ok_unit()),
-        Err(message) => failed(&mut state.host.resources, message),
+        Err(WriteError::Closed) => Ok(closed()),
+        Err(WriteError::Limit(message)) => failed(&mut state.host.resources, message),
     }
 }
 
@@ -251,10 +271,16 @@ pub const STREAMS: &[HostFn<GuestState>] = &[
 ];
 
 /// Makes a pollable ready: sends the outbound request it waits on, if any.
+/// A request whose body the guest has not finished can never be sent, so
+/// waiting on it would hang the guest: that is a trap.
 fn settle(state: &mut GuestState, handle: u32) -> Result<(), Error> {
     if let Pollable::Response(future) = state.host.resources.get::<Pollable>(handle)? {
         let future = *future;
-        outgoing_handler::resolve(state, future)?;
+        if !outgoing_handler::resolve(state, future)? {
+            return Err(Error::new(
+                "waiting for an outbound response whose request body was never finished",
+            ));
+        }
     }
     Ok(())
 }

@@ -82,6 +82,9 @@ pub struct HostState {
     pub caps: Arc<Capabilities>,
     /// The instance's memory limit, which also bounds what one call may return.
     pub memory_limit: usize,
+    /// Host memory this instance has made the host hold outside its bodies
+    /// (fields, outbound responses); never decreases, bounded by `memory_limit`.
+    host_bytes: usize,
 }
 
 impl HostState {
@@ -92,7 +95,22 @@ impl HostState {
             response: None,
             caps,
             memory_limit,
+            host_bytes: 0,
         }
+    }
+
+    /// Accounts for `bytes` of host memory held for the guest; past the
+    /// instance's memory limit the guest is trapped, so a loop of clones or
+    /// appends cannot grow the host.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), Error> {
+        self.host_bytes = self.host_bytes.saturating_add(bytes);
+        if self.host_bytes > self.memory_limit {
+            return Err(Error::new(format!(
+                "the guest made the host hold more than its memory limit ({} bytes) in headers and responses",
+                self.memory_limit
+            )));
+        }
+        Ok(())
     }
 }
 

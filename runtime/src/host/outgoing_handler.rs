@@ -19,10 +19,10 @@ fn handle(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
         .resources
         .take::<OutgoingRequest>(args.handle()?)?;
     let options = match args.option()? {
-        Some(handle) => *state
+        Some(handle) => state
             .host
             .resources
-            .get::<RequestOptions>(handle.into_handle()?)?,
+            .take::<RequestOptions>(handle.into_handle()?)?,
         None => RequestOptions::default(),
     };
     let caps = &state.host.caps;
@@ -57,14 +57,24 @@ fn split_authority<'a>(authority: &'a str, scheme: &str) -> Option<(&'a str, u16
     (!host.is_empty()).then_some((host, port))
 }
 
-/// Sends a pending outbound request (once its body is finished) and stores
-/// the outcome in its future.
-pub fn resolve(state: &mut GuestState, handle: u32) -> Result<(), Error> {
+/// Sends a pending outbound request once its body is finished and stores the
+/// outcome in its future. False while the body is still being written.
+pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
     let future = state.host.resources.get::<FutureIncomingResponse>(handle)?;
+    let FutureIncomingResponse::Pending(pending) = future else {
+        return Ok(true);
+    };
+    if pending
+        .0
+        .body
+        .is_some_and(|id| !state.host.bodies.is_finished(id))
+    {
+        return Ok(false);
+    }
     let FutureIncomingResponse::Pending(pending) =
         std::mem::replace(future, FutureIncomingResponse::Taken)
     else {
-        return Ok(());
+        unreachable!("matched above");
     };
     let (request, options) = *pending;
     let caps = state.host.caps.clone();
@@ -76,12 +86,22 @@ pub fn resolve(state: &mut GuestState, handle: u32) -> Result<(), Error> {
         Err(e) => Err(ErrorCode::Internal(format!("request body: {e}"))),
         Ok(body) => send(&caps.services.outbound, &request, options, &body),
     };
-    if let Err(code) = &outcome {
-        tracing::warn!(target: "flint::outbound", component = %caps.component, authority = request.authority.as_deref().unwrap_or_default(), "outbound HTTP failed: {code:?}");
+    match &outcome {
+        Err(code) => {
+            tracing::warn!(target: "flint::outbound", component = %caps.component, authority = request.authority.as_deref().unwrap_or_default(), "outbound HTTP failed: {code:?}");
+        }
+        Ok(response) => state.host.charge(
+            response.body.as_ref().map_or(0, Vec::len)
+                + response
+                    .headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>(),
+        )?,
     }
     *state.host.resources.get::<FutureIncomingResponse>(handle)? =
         FutureIncomingResponse::Ready(outcome);
-    Ok(())
+    Ok(true)
 }
 
 fn send(

@@ -200,10 +200,16 @@ impl FlintService {
             }
             Target::Wagi { component, argv } => (component, argv),
             Target::Spin { component } => {
+                let spin_headers = info.spin_headers();
+                // A client must not be able to spoof what Flint says about the request.
                 let request_headers = headers
                     .iter()
+                    .filter(|(name, _)| {
+                        !name.starts_with("spin-path-match-")
+                            && !spin_headers.iter().any(|(spin, _)| spin == name)
+                    })
                     .cloned()
-                    .chain(info.spin_headers())
+                    .chain(spin_headers.iter().cloned())
                     .map(|(k, v)| (k, v.into_bytes()))
                     .collect();
                 let request = IncomingRequest {
