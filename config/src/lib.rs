@@ -11,6 +11,7 @@ pub mod diagnostic;
 mod ids;
 pub mod limits;
 pub mod manifest;
+pub mod mqtt;
 pub mod route;
 pub mod runtime_config;
 mod source;
@@ -22,6 +23,10 @@ pub use limits::{Limits, LimitsOverride};
 pub use manifest::{
     Application, BuildConfig, Component, Executor, FilesMount, HttpTrigger, Manifest,
     StaticResponse, Variable, load_manifest, parse_manifest,
+};
+pub use mqtt::{
+    AddressError, DeadLetter, MqttAddress, MqttBroker, MqttTrigger, TopicError, check_filter,
+    check_topic_name, filter_matches,
 };
 pub use route::{Route, RouteError, RouteMatch, RoutePattern, Specificity};
 pub use runtime_config::{KvStoreConfig, RuntimeConfig, load_runtime_config, parse_runtime_config};

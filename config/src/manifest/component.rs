@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::schema::{RawComponent, RawPlacement, StringOrTable};
-use super::validate::Context;
+use super::validate::{Context, list};
 use super::{BuildConfig, Component, FilesMount};
 use crate::diagnostic::Location;
 use crate::ids;
@@ -33,6 +33,24 @@ pub(super) fn components(
             (id.clone(), component(id, location, raw, context, problems))
         })
         .collect()
+}
+
+/// Checks that a trigger's `component` names a defined component.
+pub(super) fn check_reference(
+    reference: &Spanned<String>,
+    components: &BTreeMap<String, Component>,
+    problems: &mut Problems<'_>,
+) {
+    if !components.contains_key(reference.get_ref()) {
+        problems.report(
+            &reference.span(),
+            format!(
+                "trigger names component `{}`, which is not defined; {}",
+                reference.get_ref(),
+                list("defined", components.keys().map(String::as_str))
+            ),
+        );
+    }
 }
 
 /// Validates one component.

@@ -7,14 +7,18 @@
 //! finds together.
 
 mod component;
+mod mqtt;
 mod schema;
+mod setting;
 mod trigger;
+mod trigger_ids;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{ConfigError, Diagnostic, Location};
+use crate::mqtt::{MqttBroker, MqttTrigger};
 use crate::route::Route;
 use crate::source::{self, Source};
 
@@ -31,8 +35,7 @@ pub struct Manifest {
     pub application: Application,
     pub variables: BTreeMap<String, Variable>,
     pub http_triggers: Vec<HttpTrigger>,
-    /// `[[trigger.mqtt]]` tables, not yet interpreted.
-    pub mqtt_triggers: Vec<toml::Table>,
+    pub mqtt_triggers: Vec<MqttTrigger>,
     pub components: BTreeMap<String, Component>,
 }
 
@@ -54,8 +57,9 @@ pub struct Application {
     /// `[application.trigger.http] base`: a prefix for every route. Spin 2
     /// only; Spin 3 removed it.
     pub http_base: Option<String>,
-    /// `[application.trigger.mqtt]`, not yet interpreted.
-    pub mqtt: Option<toml::Table>,
+    /// `[application.trigger.mqtt]`, if it gives an `address`; required
+    /// when there are MQTT triggers.
+    pub mqtt: Option<MqttBroker>,
 }
 
 /// An application variable (`[variables]`).

@@ -58,13 +58,32 @@ pub(super) struct RawApplication {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAppTriggers {
     pub http: Option<RawAppHttp>,
-    pub mqtt: Option<toml::Table>,
+    pub mqtt: Option<Spanned<RawAppMqtt>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAppHttp {
     pub base: Option<Spanned<String>>,
+}
+
+/// The settings of Spin's MQTT trigger plugin (`address`, `username`,
+/// `password`, `keep_alive_interval`), then Flint's own. `address` is
+/// optional here so that its absence can be reported where MQTT triggers
+/// need it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAppMqtt {
+    pub address: Option<Spanned<String>>,
+    pub username: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
+    pub keep_alive_interval: Option<Spanned<Whole>>,
+    pub client_id: Option<Spanned<String>>,
+    pub clean_session: Option<Spanned<Flag>>,
+    pub max_inflight: Option<Spanned<Whole>>,
+    pub max_payload_bytes: Option<Spanned<Whole>>,
+    pub outbox_max_bytes: Option<Spanned<Whole>>,
+    pub outbox_max_messages: Option<Spanned<Whole>>,
 }
 
 #[derive(Deserialize)]
@@ -84,8 +103,7 @@ pub(super) struct RawVariable {
 #[derive(Default)]
 pub(super) struct RawTriggers {
     pub http: Vec<Spanned<RawHttpTrigger>>,
-    /// Opaque until the MQTT trigger is typed.
-    pub mqtt: Vec<toml::Table>,
+    pub mqtt: Vec<Spanned<RawMqttTrigger>>,
     pub unsupported: Vec<Spanned<String>>,
 }
 
@@ -129,6 +147,32 @@ pub(super) struct RawHttpTrigger {
     pub component: Option<Spanned<StringOrTable<Box<RawComponent>>>>,
     pub executor: Option<RawExecutor>,
     pub static_response: Option<Spanned<RawStaticResponse>>,
+}
+
+/// The MQTT plugin's `MqttTriggerConfig` plus the generic trigger `id`, then
+/// Flint's delivery settings.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMqttTrigger {
+    pub id: Option<Spanned<String>>,
+    pub component: Spanned<StringOrTable<InlineComponent>>,
+    pub topic: Spanned<String>,
+    pub qos: Option<Spanned<Whole>>,
+    pub concurrency: Option<Spanned<Whole>>,
+    pub max_attempts: Option<Spanned<Whole>>,
+    pub retry_backoff_ms: Option<Spanned<Whole>>,
+    pub dead_letter_store: Option<Spanned<String>>,
+    pub dead_letter_topic: Option<Spanned<String>>,
+}
+
+/// An inline component where Flint does not take one: read only to be
+/// reported where it is written.
+pub(super) struct InlineComponent;
+
+impl<'de> Deserialize<'de> for InlineComponent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| InlineComponent)
+    }
 }
 
 #[derive(Deserialize)]
@@ -233,6 +277,10 @@ impl Expecting for Box<RawComponent> {
     const EXPECTING: &'static str = "a component id or an inline component table";
 }
 
+impl Expecting for InlineComponent {
+    const EXPECTING: &'static str = "a component id";
+}
+
 impl Expecting for toml::Table {
     const EXPECTING: &'static str = "a path to a Wasm file";
 }
@@ -291,5 +339,68 @@ impl<'de> Deserialize<'de> for Commands {
         }
 
         deserializer.deserialize_any(CommandsVisitor)
+    }
+}
+
+/// A whole number as Spin's MQTT plugin writes it, in a string (`"30"`), or
+/// as a TOML integer. Parsed during validation, so that a bad one is reported
+/// along with every other problem.
+pub(super) enum Whole {
+    Text(String),
+    Integer(i64),
+}
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WholeVisitor;
+
+        impl Visitor<'_> for WholeVisitor {
+            type Value = Whole;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number, such as `30` or `\"30\"`")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Whole, E> {
+                Ok(Whole::Text(value.to_owned()))
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Whole, E> {
+                Ok(Whole::Integer(value))
+            }
+        }
+
+        deserializer.deserialize_any(WholeVisitor)
+    }
+}
+
+/// A boolean as Spin's MQTT plugin would write it (`"true"`), or as a TOML
+/// boolean.
+pub(super) enum Flag {
+    Text(String),
+    Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FlagVisitor;
+
+        impl Visitor<'_> for FlagVisitor {
+            type Value = Flag;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`true` or `false`, or the same in a string")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Flag, E> {
+                Ok(Flag::Text(value.to_owned()))
+            }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Flag, E> {
+                Ok(Flag::Bool(value))
+            }
+        }
+
+        deserializer.deserialize_any(FlagVisitor)
     }
 }

@@ -3,12 +3,12 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::route::Route;
 
-fn parse(text: &str) -> Result<Manifest, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<Manifest, ConfigError> {
     parse_manifest(text, Path::new("spin.toml"))
 }
 
 /// Every diagnostic, formatted, for a manifest that must be rejected.
-fn errors(text: &str) -> Vec<String> {
+pub(super) fn errors(text: &str) -> Vec<String> {
     match parse(text) {
         Err(ConfigError::Invalid(d)) => d.0.iter().map(ToString::to_string).collect(),
         other => panic!("expected diagnostics, got {other:?}"),
@@ -132,8 +132,9 @@ fn a_manifest_using_every_field_parses() {
     assert_eq!(app.authors, ["Ada <ada@example.com>"]);
     assert_eq!(app.targets, ["spin-up:3.3"]);
     assert_eq!(app.http_base.as_deref(), Some("/shop"));
-    let mqtt = app.mqtt.as_ref().unwrap();
-    assert_eq!(mqtt["address"].as_str(), Some("mqtt://localhost:1883"));
+    let broker = app.mqtt.as_ref().unwrap();
+    assert_eq!(broker.address, "mqtt://localhost:1883");
+    assert_eq!(broker.address_location, at(14, 11));
 
     assert_eq!(
         m.variables["api_host"],
@@ -221,7 +222,10 @@ fn a_manifest_using_every_field_parses() {
     assert_eq!(m.http_triggers[4].executor, Executor::Spin);
 
     assert_eq!(m.mqtt_triggers.len(), 1);
-    assert_eq!(m.mqtt_triggers[0]["topic"].as_str(), Some("messages-in01"));
+    let subscription = &m.mqtt_triggers[0];
+    assert_eq!(subscription.id, "api-mqtt-trigger");
+    assert_eq!(subscription.topic, "messages-in01");
+    assert_eq!(subscription.qos, 1);
 
     let api = &m.components["api"];
     assert_eq!(api.id, "api");

@@ -1,8 +1,8 @@
 //! `[[trigger.http]]` entries: routes, handlers, and the ids Spin generates
-//! for triggers and inline components.
+//! for inline components.
 
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashSet};
 
 use toml::Spanned;
 
@@ -10,7 +10,8 @@ use super::component;
 use super::schema::{
     RawComponent, RawExecutor, RawHttpTrigger, RawPrivateRoute, RawStaticResponse, StringOrTable,
 };
-use super::validate::{Context, list};
+use super::trigger_ids::TriggerIds;
+use super::validate::Context;
 use super::{Component, Executor, HttpTrigger, StaticResponse};
 use crate::diagnostic::Location;
 use crate::ids;
@@ -22,12 +23,11 @@ const WAGI_DEFAULT_ARGV: &str = "${SCRIPT_NAME} ${ARGS}";
 
 pub(super) fn http_triggers(
     raw: Vec<Spanned<RawHttpTrigger>>,
-    mqtt: &[toml::Table],
+    trigger_ids: &mut TriggerIds,
     components: &mut BTreeMap<String, Component>,
     context: &Context<'_>,
     problems: &mut Problems<'_>,
 ) -> Vec<HttpTrigger> {
-    let mut trigger_ids = TriggerIds::new(&raw, mqtt, problems);
     let mut references = Vec::new();
     let mut routes = BTreeMap::new();
     let mut triggers = Vec::with_capacity(raw.len());
@@ -35,7 +35,11 @@ pub(super) fn http_triggers(
     for trigger in raw {
         let span = trigger.span();
         let trigger = trigger.into_inner();
-        let id = trigger_ids.assign(&trigger);
+        let named = match trigger.component.as_ref().map(Spanned::get_ref) {
+            Some(StringOrTable::String(component)) => Some(component.as_str()),
+            _ => None,
+        };
+        let id = trigger_ids.assign("http", trigger.id.as_ref(), named);
         let route_location = problems.source().location(&trigger.route.span());
         let route = route(&trigger.route, problems);
         if let Route::Pattern(pattern) = &route {
@@ -85,80 +89,9 @@ pub(super) fn http_triggers(
     // Checked last: a trigger may name an inline component moved out of a
     // later trigger, as Spin normalizes before it validates.
     for reference in references {
-        if !components.contains_key(reference.get_ref()) {
-            problems.report(
-                &reference.span(),
-                format!(
-                    "trigger names component `{}`, which is not defined; {}",
-                    reference.get_ref(),
-                    list("defined", components.keys().map(String::as_str))
-                ),
-            );
-        }
+        component::check_reference(&reference, components, problems);
     }
     triggers
-}
-
-/// Spin's trigger id rules (crates/manifest/src/normalize.rs): an explicit
-/// id is kept; otherwise `<component>-http-trigger` if the trigger names a
-/// component and that id is free, else the first free `http-trigger<n>`.
-struct TriggerIds {
-    taken: HashSet<String>,
-    counter: usize,
-}
-
-impl TriggerIds {
-    fn new(
-        http: &[Spanned<RawHttpTrigger>],
-        mqtt: &[toml::Table],
-        problems: &mut Problems<'_>,
-    ) -> Self {
-        // Where each explicit id first appears, to point duplicates at it.
-        let mut first_lines = BTreeMap::new();
-        for id in http.iter().filter_map(|t| t.get_ref().id.as_ref()) {
-            let line = problems.source().location(&id.span()).line;
-            match first_lines.entry(id.get_ref().clone()) {
-                Entry::Vacant(entry) => {
-                    entry.insert(line);
-                }
-                Entry::Occupied(entry) => problems.report(
-                    &id.span(),
-                    format!(
-                        "duplicate trigger id `{}` (also at line {})",
-                        id.get_ref(),
-                        entry.get()
-                    ),
-                ),
-            }
-        }
-        let mqtt_ids = mqtt.iter().filter_map(|t| t.get("id")?.as_str());
-        let taken = first_lines
-            .into_keys()
-            .chain(mqtt_ids.map(str::to_owned))
-            .collect();
-        Self { taken, counter: 1 }
-    }
-
-    fn assign(&mut self, trigger: &RawHttpTrigger) -> String {
-        if let Some(id) = &trigger.id {
-            return id.get_ref().clone();
-        }
-        if let Some(StringOrTable::String(component)) =
-            trigger.component.as_ref().map(Spanned::get_ref)
-        {
-            let natural = format!("{component}-http-trigger");
-            if self.taken.insert(natural.clone()) {
-                return natural;
-            }
-        }
-        loop {
-            let id = format!("http-trigger{}", self.counter);
-            self.counter += 1;
-            if self.taken.insert(id.clone()) {
-                return id;
-            }
-        }
-    }
 }
 
 /// Moves an inline component into `components` under Spin's generated id:

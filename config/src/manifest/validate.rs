@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::schema::{RawApplication, RawManifest, RawVariable, VersionProbe};
-use super::{Application, Manifest, Variable, component, trigger};
+use super::trigger_ids::TriggerIds;
+use super::{Application, Manifest, Variable, component, mqtt, trigger};
 use crate::diagnostic::{ConfigError, Diagnostics};
 use crate::ids;
 use crate::source::{Problems, Source};
@@ -20,7 +21,6 @@ pub(super) fn validate(source: &Source<'_>) -> Result<Manifest, ConfigError> {
     let mut problems = Problems::new(source);
 
     let variables = variables(raw.variables, &mut problems);
-    let application = application(raw.application, &mut problems);
     let dir = match source.path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -29,6 +29,7 @@ pub(super) fn validate(source: &Source<'_>) -> Result<Manifest, ConfigError> {
         dir: &dir,
         variables: &variables,
     };
+    let application = application(raw.application, &context, &mut problems);
     let mut components = component::components(raw.component, &context, &mut problems);
     for kind in &raw.trigger.unsupported {
         problems.report(
@@ -36,10 +37,30 @@ pub(super) fn validate(source: &Source<'_>) -> Result<Manifest, ConfigError> {
             format!("Flint does not support trigger type `{}`", kind.get_ref()),
         );
     }
+    let http_ids = raw
+        .trigger
+        .http
+        .iter()
+        .filter_map(|t| t.get_ref().id.as_ref());
+    let mqtt_ids = raw
+        .trigger
+        .mqtt
+        .iter()
+        .filter_map(|t| t.get_ref().id.as_ref());
+    let mut trigger_ids = TriggerIds::new(http_ids.chain(mqtt_ids), &mut problems);
     let http_triggers = trigger::http_triggers(
         raw.trigger.http,
-        &raw.trigger.mqtt,
+        &mut trigger_ids,
         &mut components,
+        &context,
+        &mut problems,
+    );
+    // After the HTTP triggers, whose inline components MQTT triggers may name.
+    let mqtt_triggers = mqtt::triggers(
+        raw.trigger.mqtt,
+        application.mqtt.as_ref(),
+        &mut trigger_ids,
+        &components,
         &context,
         &mut problems,
     );
@@ -50,7 +71,7 @@ pub(super) fn validate(source: &Source<'_>) -> Result<Manifest, ConfigError> {
         application,
         variables,
         http_triggers,
-        mqtt_triggers: raw.trigger.mqtt,
+        mqtt_triggers,
         components,
     })
 }
@@ -173,7 +194,11 @@ fn variables(
         .collect()
 }
 
-fn application(raw: RawApplication, problems: &mut Problems<'_>) -> Application {
+fn application(
+    raw: RawApplication,
+    context: &Context<'_>,
+    problems: &mut Problems<'_>,
+) -> Application {
     let base = raw.trigger.http.and_then(|http| http.base);
     if let Some(base) = &base
         && !base.get_ref().starts_with('/')
@@ -187,6 +212,9 @@ fn application(raw: RawApplication, problems: &mut Problems<'_>) -> Application 
         authors: raw.authors,
         targets: raw.targets,
         http_base: base.map(Spanned::into_inner),
-        mqtt: raw.trigger.mqtt,
+        mqtt: raw
+            .trigger
+            .mqtt
+            .and_then(|broker| mqtt::broker(broker, context, problems)),
     }
 }
