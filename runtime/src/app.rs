@@ -14,12 +14,14 @@ use flint_config::{Executor, Limits, Manifest, Route, load_manifest, load_runtim
 
 use crate::capabilities::{Capabilities, Services};
 use crate::cli::AppArgs;
-use crate::engine::{Engine, GuestKind};
+use crate::engine::{Engine, GuestKind, MQTT_TRIGGER, SPIN_ROUTE, WAGI_ROUTE};
 use crate::files;
 use crate::guest::Component;
 use crate::http::is_valid_header;
 use crate::http::router::{RouteEntry, Router, StaticReply, Target};
 use crate::kv_store::KvStores;
+use crate::mqtt::outbox::{Budget, Outbox};
+use crate::mqtt::{DeadLetterSink, SessionConfig, Subscription};
 use crate::outbound_hosts::AllowedHosts;
 use crate::{outbound_http, variables};
 
@@ -30,6 +32,16 @@ pub struct LoadedApp {
     pub engine: Arc<Engine>,
     pub limits: Limits,
     pub board: String,
+    /// The MQTT trigger, when the manifest has `[[trigger.mqtt]]` and Flint serves.
+    pub mqtt: Option<MqttPlan>,
+    pub outbox: Option<Arc<Outbox>>,
+}
+
+/// Everything the MQTT trigger needs to start.
+pub struct MqttPlan {
+    pub session: SessionConfig,
+    pub subscriptions: Vec<Subscription>,
+    pub max_payload_bytes: usize,
 }
 
 /// What only `flint up` has: where state lives, `-e` and `--variable`.
@@ -78,6 +90,21 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
     }
     let mut errors: Vec<String> = Vec::new();
     let mut used_labels = BTreeSet::new();
+    for trigger in &manifest.mqtt_triggers {
+        if let flint_config::DeadLetter::Store(label) = &trigger.dead_letter {
+            if kv_paths.contains_key(label) {
+                used_labels.insert(label.clone());
+            } else {
+                errors.push(format!(
+                    "{}:{}:{}: MQTT trigger `{}`: dead_letter_store `{label}` is not defined; define it as [key_value_store.{label}] in the runtime-config file",
+                    manifest.path.display(),
+                    trigger.location.line,
+                    trigger.location.column,
+                    trigger.id
+                ));
+            }
+        }
+    }
     for component in manifest.components.values() {
         for label in &component.key_value_stores {
             if kv_paths.contains_key(label) {
@@ -114,8 +141,22 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         }
         None => KvStores::empty(),
     };
+    let broker = manifest.application.mqtt.as_ref();
+    let budget = Budget {
+        max_bytes: broker.map_or(64 << 20, |b| b.outbox_max_bytes),
+        max_messages: broker.map_or(100_000, |b| b.outbox_max_messages),
+        window: broker.map_or(32, |b| usize::from(b.max_inflight)),
+    };
+    let outbox = match &state_dir {
+        Some(dir) if needs_outbox(&manifest, dir) => Some(
+            Outbox::open(&dir.join("mqtt-outbox"), budget, limits.kv_cache_bytes)
+                .context("opening the MQTT outbox")?,
+        ),
+        _ => None,
+    };
     let services = Arc::new(Services {
         kv,
+        outbox: outbox.clone(),
         outbound: outbound_http::Bounds {
             connect_timeout: Duration::from_millis(limits.outbound_timeout_ms),
             io_timeout: Duration::from_millis(limits.outbound_timeout_ms),
@@ -134,7 +175,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         staging: staging.as_deref(),
         memory_limit: limits.instance_memory_bytes,
         app_variables: app_variables.as_ref(),
-        services,
+        services: services.clone(),
         modules: BTreeMap::new(),
         components: BTreeMap::new(),
     };
@@ -162,11 +203,11 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             else {
                 continue; // Reported by manifest validation.
             };
-            let kind = match &trigger.executor {
-                Executor::Wagi { .. } => GuestKind::Wagi,
-                Executor::Spin => GuestKind::SpinHttp,
+            let accepted = match &trigger.executor {
+                Executor::Wagi { .. } => WAGI_ROUTE,
+                Executor::Spin => SPIN_ROUTE,
             };
-            let compiled = match loader.component(component, kind) {
+            let compiled = match loader.component(component, accepted) {
                 Ok(c) => c,
                 Err(e) => {
                     errors.push(format!("route `{route_name}`: {e:#}"));
@@ -190,6 +231,36 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             });
         }
     }
+    let mut subscriptions = Vec::new();
+    for trigger in &manifest.mqtt_triggers {
+        let Some(component) = manifest.components.get(&trigger.component) else {
+            continue; // Reported by manifest validation.
+        };
+        match loader.component(component, MQTT_TRIGGER) {
+            Ok(compiled) => subscriptions.push((trigger, compiled)),
+            Err(e) => errors.push(format!("MQTT trigger `{}`: {e:#}", trigger.id)),
+        }
+    }
+    let mqtt = match (&serve, broker, subscriptions.is_empty()) {
+        (Some(_), Some(broker), false) => {
+            match mqtt_plan(
+                &manifest,
+                broker,
+                subscriptions,
+                app_variables.as_ref(),
+                &limits,
+                &services,
+                outbox.as_ref(),
+            ) {
+                Ok(plan) => Some(plan),
+                Err(e) => {
+                    errors.push(format!("{e:#}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     if !errors.is_empty() {
         bail!(
             "{} problem(s) in {}:\n{}",
@@ -205,6 +276,118 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         engine,
         limits,
         board: board.name,
+        mqtt,
+        outbox,
+    })
+}
+
+/// Whether the app may publish over MQTT (or did, and left messages behind),
+/// which is when the outbox is opened.
+fn needs_outbox(manifest: &Manifest, state_dir: &Path) -> bool {
+    !manifest.mqtt_triggers.is_empty()
+        || state_dir.join("mqtt-outbox").exists()
+        || manifest.components.values().any(|c| {
+            c.allowed_outbound_hosts
+                .iter()
+                .any(|h| h.starts_with("mqtt://") || h.starts_with("*://"))
+        })
+}
+
+/// The MQTT session and subscriptions, with `{{ var }}` templates expanded.
+fn mqtt_plan(
+    manifest: &Manifest,
+    broker: &flint_config::MqttBroker,
+    triggers: Vec<(&flint_config::MqttTrigger, Arc<crate::guest::Component>)>,
+    app_variables: Option<&BTreeMap<String, String>>,
+    limits: &Limits,
+    services: &Services,
+    outbox: Option<&Arc<Outbox>>,
+) -> anyhow::Result<MqttPlan> {
+    let empty = BTreeMap::new();
+    let values = app_variables.unwrap_or(&empty);
+    let at = |location: &flint_config::Location| {
+        format!(
+            "{}:{}:{}",
+            manifest.path.display(),
+            location.line,
+            location.column
+        )
+    };
+    let expand = |what: &str, template: &str, location: &flint_config::Location| {
+        variables::expand(template, values).with_context(|| format!("{}: {what}", at(location)))
+    };
+    let address = expand("MQTT address", &broker.address, &broker.address_location)?;
+    let parsed = flint_config::MqttAddress::parse(&address)
+        .with_context(|| format!("{}: MQTT address `{address}`", at(&broker.address_location)))?;
+    let client_id = broker
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("flint-{}", manifest.application.name));
+    let max_payload_bytes = broker
+        .max_payload_bytes
+        .unwrap_or(limits.max_request_body_bytes);
+    let max_payload_bytes = usize::try_from(max_payload_bytes).unwrap_or(usize::MAX);
+    let session = SessionConfig {
+        host: parsed.host.clone(),
+        port: parsed.port,
+        client_id: client_id.clone(),
+        username: expand("MQTT username", &broker.username, &broker.location)?,
+        password: expand("MQTT password", &broker.password, &broker.location)?,
+        keep_alive_secs: broker.keep_alive_secs,
+        clean_session: broker.clean_session,
+        max_inflight: broker.max_inflight,
+        // Messages up to 1 MiB over the limit are read and dead-lettered
+        // rather than breaking the connection (and coming back forever).
+        max_packet_bytes: max_payload_bytes.saturating_add(1 << 20),
+    };
+    let mut subscriptions = Vec::new();
+    for (trigger, component) in triggers {
+        let filter = expand("topic", &trigger.topic, &trigger.topic_location)?;
+        flint_config::check_filter(&filter)
+            .with_context(|| format!("{}: topic `{filter}`", at(&trigger.topic_location)))?;
+        let dead_letter = match &trigger.dead_letter {
+            flint_config::DeadLetter::Store(label) => match services.kv.lookup(label) {
+                crate::kv_store::Lookup::Open(db) => DeadLetterSink::Store {
+                    label: label.clone(),
+                    db: db.clone(),
+                },
+                _ => bail!(
+                    "MQTT trigger `{}`: dead_letter_store `{label}` is not open",
+                    trigger.id
+                ),
+            },
+            flint_config::DeadLetter::Topic(topic) => {
+                let outbox = outbox.context("the MQTT outbox is not open")?;
+                let sender = outbox.sender(&crate::mqtt::outbox::Target {
+                    host: parsed.host.clone(),
+                    port: parsed.port,
+                    client_id: format!("{client_id}-outbox"),
+                    username: session.username.clone(),
+                    password: session.password.clone(),
+                    keep_alive_secs: broker.keep_alive_secs,
+                })?;
+                DeadLetterSink::Topic {
+                    topic: topic.clone(),
+                    outbox: outbox.clone(),
+                    sender,
+                }
+            }
+        };
+        subscriptions.push(Subscription {
+            trigger: trigger.id.clone(),
+            filter,
+            qos: trigger.qos,
+            component,
+            concurrency: trigger.concurrency,
+            max_attempts: trigger.max_attempts,
+            retry_backoff: Duration::from_millis(trigger.retry_backoff_ms),
+            dead_letter,
+        });
+    }
+    Ok(MqttPlan {
+        session,
+        subscriptions,
+        max_payload_bytes,
     })
 }
 
@@ -229,7 +412,7 @@ struct ComponentLoader<'a> {
     /// `None` under `flint check`, which has no deployment values.
     app_variables: Option<&'a BTreeMap<String, String>>,
     services: Arc<Services>,
-    modules: BTreeMap<(PathBuf, GuestKind), wasmi::Module>,
+    modules: BTreeMap<PathBuf, (wasmi::Module, GuestKind)>,
     components: BTreeMap<String, Arc<Component>>,
 }
 
@@ -237,23 +420,30 @@ impl ComponentLoader<'_> {
     fn component(
         &mut self,
         component: &flint_config::Component,
-        kind: GuestKind,
+        accepted: &'static [GuestKind],
     ) -> anyhow::Result<Arc<Component>> {
         if let Some(loaded) = self.components.get(&component.id) {
+            if !accepted.contains(&loaded.kind) {
+                bail!(
+                    "component `{}` ({:?}) cannot serve both an HTTP route and an MQTT trigger",
+                    component.id,
+                    loaded.kind
+                );
+            }
             return Ok(loaded.clone());
         }
-        let key = (component.source.clone(), kind);
-        let module = match self.modules.get(&key) {
-            Some(module) => module.clone(),
-            None => {
-                let module = self.engine.load_module(
+        let (module, kind) = match self.modules.get(&component.source) {
+            Some((module, kind)) if accepted.contains(kind) => (module.clone(), *kind),
+            _ => {
+                let (module, kind) = self.engine.load_module(
                     &component.id,
                     &component.source,
-                    kind,
+                    accepted,
                     self.memory_limit,
                 )?;
-                self.modules.insert(key, module.clone());
-                module
+                self.modules
+                    .insert(component.source.clone(), (module.clone(), kind));
+                (module, kind)
             }
         };
         let mut environment: Vec<(String, String)> = component
@@ -279,6 +469,7 @@ impl ComponentLoader<'_> {
         let loaded = Arc::new(Component {
             id: component.id.as_str().into(),
             module,
+            kind,
             environment,
             preopens,
             caps: Arc::new(caps),

@@ -22,6 +22,8 @@ pub struct Capabilities {
 /// Shared by every component of the app.
 pub struct Services {
     pub kv: KvStores,
+    /// Guests' MQTT publishes; `None` when the app cannot publish.
+    pub outbox: Option<Arc<crate::mqtt::outbox::Outbox>>,
     pub outbound: outbound_http::Bounds,
 }
 
@@ -36,6 +38,7 @@ impl Capabilities {
             variables: BTreeMap::new(),
             services: Arc::new(Services {
                 kv: KvStores::empty(),
+                outbox: None,
                 outbound: outbound_http::Bounds {
                     connect_timeout: std::time::Duration::ZERO,
                     io_timeout: std::time::Duration::ZERO,

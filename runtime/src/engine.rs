@@ -20,14 +20,27 @@ pub struct GuestState {
 /// The export a Spin SDK HTTP component is called through.
 pub const SPIN_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.0#handle";
 
-/// How a module is entered, from the trigger's executor.
+/// The export a Spin MQTT trigger guest (`spin:mqtt-trigger` world) is called through.
+pub const SPIN_MQTT_EXPORT: &str = "handle-message";
+
+/// How a module is entered: decided by its exports, checked against what
+/// its trigger accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GuestKind {
-    /// WAGI: `_start`, CGI environment, stdin and stdout.
+    /// WAGI: `_start`, CGI environment (or MQTT variables), stdin and stdout.
     Wagi,
     /// Spin SDK: `wasi:http/incoming-handler@0.2.0#handle`.
     SpinHttp,
+    /// Spin MQTT trigger plugin world: `handle-message`.
+    SpinMqtt,
 }
+
+/// What an HTTP route with the WAGI executor runs.
+pub const WAGI_ROUTE: &[GuestKind] = &[GuestKind::Wagi];
+/// What an HTTP route with the Spin executor runs.
+pub const SPIN_ROUTE: &[GuestKind] = &[GuestKind::SpinHttp];
+/// What an MQTT trigger runs.
+pub const MQTT_TRIGGER: &[GuestKind] = &[GuestKind::SpinMqtt, GuestKind::Wagi];
 
 pub struct Engine {
     pub engine: wasmi::Engine,
@@ -56,16 +69,16 @@ pub enum LoadError {
         message: String,
     },
     #[error(
-        "component `{component}`: {} does not export `{}`, which {} calls{}",
+        "component `{component}`: {} does not export {}, which {} calls{}",
         path.display(),
-        entry_point(*expected),
-        executor_name(*expected),
-        kind_hint(*expected, *found)
+        expected.iter().map(|k| format!("`{}`", entry_point(*k))).collect::<Vec<_>>().join(" or "),
+        caller_name(expected),
+        kind_hint(expected, *found)
     )]
     WrongKind {
         component: String,
         path: PathBuf,
-        expected: GuestKind,
+        expected: &'static [GuestKind],
         found: Option<GuestKind>,
     },
     #[error(
@@ -99,9 +112,9 @@ impl Engine {
         &self,
         component: &str,
         path: &Path,
-        kind: GuestKind,
+        accepted: &'static [GuestKind],
         memory_limit: usize,
-    ) -> Result<Module, LoadError> {
+    ) -> Result<(Module, GuestKind), LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             component: component.to_owned(),
             path: path.to_owned(),
@@ -126,15 +139,15 @@ impl Engine {
             }
         })?;
         let found = module_kind(&module);
-        if found != Some(kind) {
+        let Some(kind) = found.filter(|k| accepted.contains(k)) else {
             let (component, path) = err_ctx();
             return Err(LoadError::WrongKind {
                 component,
                 path,
-                expected: kind,
+                expected: accepted,
                 found,
             });
-        }
+        };
         // Instantiating links every import, so a missing host function fails
         // here rather than on the first request. It runs no guest code unless the
         // module has a start section, in which case linking is left to the first
@@ -159,7 +172,7 @@ impl Engine {
                 });
             }
         }
-        Ok(module)
+        Ok((module, kind))
     }
 }
 
@@ -169,6 +182,8 @@ fn module_kind(module: &Module) -> Option<GuestKind> {
     let exports = |name| matches!(module.get_export(name), Some(wasmi::ExternType::Func(_)));
     if exports(SPIN_HTTP_EXPORT) {
         Some(GuestKind::SpinHttp)
+    } else if exports(SPIN_MQTT_EXPORT) {
+        Some(GuestKind::SpinMqtt)
     } else if exports("_start") {
         Some(GuestKind::Wagi)
     } else {
@@ -180,23 +195,33 @@ fn entry_point(kind: GuestKind) -> &'static str {
     match kind {
         GuestKind::Wagi => "_start",
         GuestKind::SpinHttp => SPIN_HTTP_EXPORT,
+        GuestKind::SpinMqtt => SPIN_MQTT_EXPORT,
     }
 }
 
-fn executor_name(kind: GuestKind) -> &'static str {
-    match kind {
-        GuestKind::Wagi => "the WAGI executor",
-        GuestKind::SpinHttp => "the Spin executor (the default when a trigger has no `executor`)",
+fn caller_name(accepted: &[GuestKind]) -> &'static str {
+    if accepted == MQTT_TRIGGER {
+        "an MQTT trigger"
+    } else if accepted == WAGI_ROUTE {
+        "the WAGI executor"
+    } else {
+        "the Spin executor (the default when a trigger has no `executor`)"
     }
 }
 
-fn kind_hint(expected: GuestKind, found: Option<GuestKind>) -> &'static str {
-    match (expected, found) {
-        (GuestKind::SpinHttp, Some(GuestKind::Wagi)) => {
+fn kind_hint(accepted: &[GuestKind], found: Option<GuestKind>) -> &'static str {
+    match (accepted, found) {
+        (SPIN_ROUTE, Some(GuestKind::Wagi)) => {
             "; it is a WAGI module (it exports `_start`): add `executor = { type = \"wagi\" }` to its trigger"
         }
-        (GuestKind::Wagi, Some(GuestKind::SpinHttp)) => {
+        (WAGI_ROUTE, Some(GuestKind::SpinHttp)) => {
             "; it is a Spin SDK component: remove `executor = { type = \"wagi\" }` from its trigger"
+        }
+        (_, Some(GuestKind::SpinMqtt)) => {
+            "; it is an MQTT trigger component (it exports `handle-message`): use it from a [[trigger.mqtt]]"
+        }
+        (MQTT_TRIGGER, Some(GuestKind::SpinHttp)) => {
+            "; it is a Spin HTTP component: use it from a [[trigger.http]]"
         }
         _ => "",
     }

@@ -11,10 +11,12 @@ use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::sync::Dir;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
+use crate::canon::{self, Ty, Value};
 use crate::capabilities::Capabilities;
-use crate::engine::{Engine, GuestState, SPIN_HTTP_EXPORT};
+use crate::engine::{Engine, GuestKind, GuestState, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 use crate::host::{BodyError, HostState, IncomingRequest, ResponseOutparam};
 use crate::readonly_dir::ReadOnlyDir;
+use crate::result_ty;
 
 /// A directory from the component's `files`, opened once at startup.
 pub struct Preopen {
@@ -26,6 +28,7 @@ pub struct Preopen {
 pub struct Component {
     pub id: Arc<str>,
     pub module: Module,
+    pub kind: GuestKind,
     /// The component's `environment` plus `flint up -e`, applied after the CGI variables.
     pub environment: Vec<(String, String)>,
     pub preopens: Vec<Preopen>,
@@ -64,6 +67,17 @@ pub enum GuestFailure {
     ErrorResponse(String),
     #[error("response body: {0}")]
     Body(#[from] BodyError),
+    #[error("returned an error: {0}")]
+    Handler(String),
+}
+
+/// An MQTT message for a handler.
+pub struct MqttMessage {
+    pub topic: Arc<str>,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    pub message_id: u16,
 }
 
 /// A Spin guest's answer.
@@ -117,6 +131,35 @@ fn instantiate(
         .linker
         .instantiate_and_start(&mut *store, module)
         .map_err(|e| GuestFailure::Instantiate(e.to_string()))
+}
+
+/// A store for a Spin guest: stdout and stderr go to the log.
+fn spin_store(
+    engine: &Engine,
+    component: &Component,
+    limits: InstanceLimits,
+) -> Result<Store<GuestState>, GuestFailure> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(Box::new(WritePipe::new(GuestLog::new(
+        component.id.clone(),
+    ))))
+    .stderr(Box::new(WritePipe::new(GuestLog::new(
+        component.id.clone(),
+    ))))
+    .envs(&component.environment)
+    .map_err(|e| setup(&e))?;
+    new_store(engine, component, wasi, limits)
+}
+
+/// A reactor module (`wasm32-wasip1` cdylib) may need its constructors run first.
+fn initialize(
+    store: &mut Store<GuestState>,
+    instance: &wasmi::Instance,
+) -> Result<(), GuestFailure> {
+    match instance.get_typed_func::<(), ()>(&*store, "_initialize") {
+        Ok(init) => finished(init.call(store, ())),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Maps the end of a guest call: `proc_exit(0)` is a normal return.
@@ -217,6 +260,67 @@ pub fn run_spin_http(
         headers: head.headers,
         body,
     })
+}
+
+/// Runs an MQTT handler: a Spin MQTT guest's `handle-message`, or a WAGI
+/// module with the payload on stdin and `MQTT_*` variables (exit 0 is success).
+pub fn run_mqtt(
+    engine: &Engine,
+    component: &Component,
+    message: &MqttMessage,
+    limits: InstanceLimits,
+) -> Result<(), GuestFailure> {
+    if component.kind == GuestKind::Wagi {
+        let env = [
+            ("MQTT_TOPIC", message.topic.to_string()),
+            ("MQTT_QOS", message.qos.to_string()),
+            ("MQTT_RETAIN", message.retain.to_string()),
+            ("MQTT_MESSAGE_ID", message.message_id.to_string()),
+        ];
+        let invocation = Invocation {
+            stdin: message.payload.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            argv: vec![component.id.to_string()],
+        };
+        return run_wagi(engine, component, invocation, limits).map(drop);
+    }
+    const PARAMS: &[Ty] = &[Ty::List(&Ty::U8), Ty::Tuple(&[Ty::String])];
+    const RESULT: Ty = result_ty!(_, Ty::Variant(&[Some(Ty::String)]));
+    let mut store = spin_store(engine, component, limits)?;
+    let instance = instantiate(engine, &mut store, &component.module)?;
+    initialize(&mut store, &instance)?;
+    let args = [
+        Value::Bytes(message.payload.clone()),
+        Value::Tuple(vec![Value::string(message.topic.as_ref())]),
+    ];
+    let outcome = canon::call_export(
+        &mut store,
+        &instance,
+        SPIN_MQTT_EXPORT,
+        PARAMS,
+        &args,
+        Some(RESULT),
+    );
+    match outcome {
+        Ok(Some(Value::Variant(0, _))) => Ok(()),
+        Ok(Some(Value::Variant(_, Some(error)))) => {
+            let message = match *error {
+                Value::Variant(_, Some(text)) => match *text {
+                    Value::String(text) => text,
+                    other => format!("{other:?}"),
+                },
+                other => format!("{other:?}"),
+            };
+            Err(GuestFailure::Handler(message))
+        }
+        Ok(other) => Err(GuestFailure::Handler(format!(
+            "unexpected result {other:?}"
+        ))),
+        Err(e) => finished(Err(e)),
+    }
 }
 
 /// Guest stdout, cut off at the response limit rather than buffered whole.

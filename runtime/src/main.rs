@@ -11,6 +11,7 @@ mod guest;
 mod host;
 mod http;
 mod kv_store;
+mod mqtt;
 mod outbound_hosts;
 mod outbound_http;
 mod pool;
@@ -102,6 +103,31 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         stdout_bytes: usize::try_from(limits.max_response_bytes).unwrap_or(usize::MAX),
     };
     let routes: Vec<String> = loaded.route_summaries(addr);
+    let mqtt_status = match loaded.mqtt {
+        Some(plan) => {
+            let status = Arc::new(mqtt::status::MqttStatus::default());
+            let topics: Vec<String> = plan
+                .subscriptions
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}: mqtt://{}:{}/{}",
+                        s.component.id, plan.session.host, plan.session.port, s.filter
+                    )
+                })
+                .collect();
+            mqtt::start(
+                plan.session,
+                plan.subscriptions,
+                loaded.engine.clone(),
+                instance_limits,
+                plan.max_payload_bytes,
+                status.clone(),
+            )?;
+            Some((status, topics))
+        }
+        None => None,
+    };
     let app = Arc::new(http::service::HttpApp {
         router: loaded.router,
         engine: loaded.engine,
@@ -110,12 +136,20 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         instance_limits,
         listen_addr: addr,
         write_timeout: std::time::Duration::from_millis(limits.write_timeout_ms),
+        mqtt: mqtt_status.as_ref().map(|(status, _)| status.clone()),
+        outbox: loaded.outbox.clone(),
     });
     let server = http::server::start(app, listener, &limits)?;
     println!("Serving http://{addr}");
     println!("Available Routes:");
     for route in routes {
         println!("  {route}");
+    }
+    if let Some((_, topics)) = &mqtt_status {
+        println!("MQTT Subscriptions:");
+        for topic in topics {
+            println!("  {topic}");
+        }
     }
     tracing::info!(board = %loaded.board, workers = limits.workers, "serving http://{addr}");
     if let Some(signal) = signals.forever().next() {

@@ -4,6 +4,8 @@
 //! - `GET /wagi-kv/<key>`: the value in the default store (404 if absent);
 //!   `PUT /wagi-kv/<key>`: stores the request body.
 //! - `GET /wagi-var/<name>`: the component variable.
+//! - As an MQTT handler (`MQTT_TOPIC` set): stores the payload (stdin) under
+//!   `wagi/<topic>`; topics under `fail/` exit with status 1.
 
 use std::alloc::{Layout, alloc};
 use std::io::{Read, Write};
@@ -69,7 +71,45 @@ fn respond(status: u16, body: &[u8]) {
     let _ = out.write_all(body);
 }
 
+fn open_default() -> Option<i32> {
+    let mut ret = RetArea([0; 32]);
+    let label = "default";
+    unsafe { store_open(label.as_ptr(), label.len(), ret.0.as_mut_ptr()) };
+    (ret.0[0] == 0).then(|| ret.u32_at(4) as i32)
+}
+
+fn set(store: i32, key: &str, value: &[u8]) -> bool {
+    let mut ret = RetArea([0; 32]);
+    unsafe {
+        store_set(
+            store,
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            ret.0.as_mut_ptr(),
+        )
+    };
+    ret.0[0] == 0
+}
+
+fn mqtt(topic: &str) {
+    if topic.starts_with("fail/") {
+        eprintln!("wagi-spin: failing {topic} on purpose");
+        std::process::exit(1);
+    }
+    let mut payload = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut payload);
+    let stored = open_default().is_some_and(|store| set(store, &format!("wagi/{topic}"), &payload));
+    if !stored {
+        std::process::exit(2);
+    }
+}
+
 fn main() {
+    if let Ok(topic) = std::env::var("MQTT_TOPIC") {
+        return mqtt(&topic);
+    }
     let path = std::env::var("X_MATCHED_ROUTE").unwrap_or_default();
     let name = std::env::var("PATH_INFO").unwrap_or_default();
     let name = name.trim_start_matches('/');

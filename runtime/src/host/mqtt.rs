@@ -1,15 +1,17 @@
-//! `fermyon:spin/mqtt@2.0.0`: outbound publish. As in Spin, `open` connects
-//! (the address must carry a `client_id`) and `publish` returns once the
-//! broker has acknowledged the message at the requested QoS.
+//! `fermyon:spin/mqtt@2.0.0`: outbound publish through the durable outbox.
+//! `open` checks the address (which must carry a `client_id`, as in Spin) and
+//! the component's `allowed_outbound_hosts`; `publish` returns once the
+//! message is on disk, and the outbox's sender delivers it in order, across
+//! broker outages and restarts. Spin's `publish` instead waits for the
+//! broker, and fails while it is away.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
 use wasmi::Error;
 
 use super::{GuestState, drop_fn, host_fn};
 use crate::canon::{Args, HostFn, Ty, Value};
+use crate::mqtt::outbox::{OutboxError, Sender, Target};
 use crate::outbound_hosts::default_port;
 use crate::result_ty;
 
@@ -20,32 +22,13 @@ const ERROR: Ty = Ty::Variant(&[
     Some(Ty::String), // other
 ]);
 const QOS: Ty = Ty::Variant(&[None, None, None]);
-/// How long `open` waits for CONNACK and `publish` for its acknowledgement.
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Connection {
-    client: Client,
-    events: Receiver<Progress>,
-    broker: String,
+    sender: Arc<Sender>,
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        let _ = self.client.try_disconnect();
-    }
-}
-
-/// What the connection's event loop reports back.
-enum Progress {
-    Connected,
-    Sent(u16),
-    Acked(u16),
-    Completed(u16),
-    Failed(String),
-}
-
-fn connection_failed(message: String) -> Value {
-    Value::err(Value::case(2, Some(Value::string(message))))
+fn error_case(case: u32, message: String) -> Value {
+    Value::err(Value::case(case, Some(Value::string(message))))
 }
 
 fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
@@ -57,123 +40,62 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let Some(broker) = BrokerAddress::parse(&address) else {
         return Ok(Value::err(Value::case(0, None)));
     };
-    let BrokerAddress {
-        host,
-        port,
-        client_id,
-    } = broker;
-    let target = format!("mqtt://{host}:{port}");
-    if !caps.allowed_hosts.allows("mqtt", &host, port) {
+    let target = format!("mqtt://{}:{}", broker.host, broker.port);
+    if !caps.allowed_hosts.allows("mqtt", &broker.host, broker.port) {
         tracing::warn!(target: "flint::outbound", component = %caps.component, broker = %target, "outbound MQTT denied: not in allowed_outbound_hosts");
-        return Ok(connection_failed(format!(
-            "{target} is not in allowed_outbound_hosts"
-        )));
+        return Ok(error_case(
+            2,
+            format!("{target} is not in allowed_outbound_hosts"),
+        ));
     }
-    let mut options = MqttOptions::new(client_id, host.clone(), port);
-    options.set_keep_alive(Duration::from_secs(keep_alive.clamp(5, 65535)));
-    if !username.is_empty() {
-        options.set_credentials(username, password);
-    }
-    let (client, mut connection) = Client::new(options, 16);
-    let (tx, events) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("flint-mqtt-out".into())
-        .spawn(move || {
-            for event in connection.iter() {
-                let progress = match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => Progress::Connected,
-                    Ok(Event::Outgoing(Outgoing::Publish(id))) => Progress::Sent(id),
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => Progress::Acked(ack.pkid),
-                    Ok(Event::Incoming(Packet::PubComp(ack))) => Progress::Completed(ack.pkid),
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
-                    Ok(_) => continue,
-                    Err(e) => Progress::Failed(e.to_string()),
-                };
-                let failed = matches!(progress, Progress::Failed(_));
-                if tx.send(progress).is_err() || failed {
-                    break;
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        return Ok(Value::err(Value::case(
+    let Some(outbox) = &caps.services.outbox else {
+        return Ok(error_case(
             3,
-            Some(Value::string(e.to_string())),
-        )));
-    }
-    let connection = Connection {
-        client,
-        events,
-        broker: target,
+            "outbound MQTT needs a state directory".into(),
+        ));
     };
-    if let Err(message) = wait(&connection, |p| matches!(p, Progress::Connected)) {
-        tracing::warn!(target: "flint::outbound", component = %caps.component, broker = %connection.broker, "outbound MQTT connection failed: {message}");
-        return Ok(connection_failed(message));
-    }
-    Ok(Value::ok(Value::Handle(
-        state.host.resources.push(connection)?,
-    )))
-}
-
-/// Waits for the event `done` accepts, within [`ACK_TIMEOUT`].
-fn wait(connection: &Connection, mut done: impl FnMut(&Progress) -> bool) -> Result<(), String> {
-    let deadline = Instant::now() + ACK_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match connection.events.recv_timeout(left) {
-            Ok(Progress::Failed(e)) => return Err(e),
-            Ok(p) if done(&p) => return Ok(()),
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {
-                return Err(format!(
-                    "no answer from {} within {ACK_TIMEOUT:?}",
-                    connection.broker
-                ));
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(format!("the connection to {} closed", connection.broker));
-            }
-        }
+    let sender = outbox.sender(&Target {
+        host: broker.host,
+        port: broker.port,
+        client_id: broker.client_id,
+        username,
+        password,
+        keep_alive_secs: keep_alive.clamp(5, 65535),
+    });
+    match sender {
+        Ok(sender) => Ok(Value::ok(Value::Handle(
+            state.host.resources.push(Connection { sender })?,
+        ))),
+        Err(OutboxError::TooManyTargets(_)) => Ok(Value::err(Value::case(1, None))),
+        Err(e) => Ok(error_case(2, e.to_string())),
     }
 }
 
 fn publish(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
-    let connection = state.host.resources.get::<Connection>(args.handle()?)?;
+    let sender = state
+        .host
+        .resources
+        .get::<Connection>(args.handle()?)?
+        .sender
+        .clone();
     let topic = args.string()?;
     let payload = args.bytes()?;
-    let qos = match args.variant()?.0 {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    };
-    if let Err(e) = connection.client.publish(topic, qos, false, payload) {
-        return Ok(Value::err(Value::case(
-            3,
-            Some(Value::string(e.to_string())),
-        )));
+    let qos = crate::mqtt::qos(args.variant()?.0 as u8);
+    if let Err(e) = flint_config::check_topic_name(&topic) {
+        return Ok(error_case(3, format!("topic `{topic}`: {e}")));
     }
-    // The event loop numbers the publish as it sends it; then its ack follows.
-    let mut sent = None;
-    let outcome = wait(connection, |p| match (p, qos) {
-        (Progress::Sent(id), QoS::AtMostOnce) => {
-            sent = Some(*id);
-            true
-        }
-        (Progress::Sent(id), _) => {
-            sent = Some(*id);
-            false
-        }
-        (Progress::Acked(id), QoS::AtLeastOnce) | (Progress::Completed(id), QoS::ExactlyOnce) => {
-            sent == Some(*id)
-        }
-        _ => false,
-    });
-    Ok(match outcome {
+    let caps = &state.host.caps;
+    let Some(outbox) = &caps.services.outbox else {
+        return Ok(error_case(
+            3,
+            "outbound MQTT needs a state directory".into(),
+        ));
+    };
+    Ok(match outbox.enqueue(&sender, &topic, &payload, qos) {
         Ok(()) => Value::ok_unit(),
-        Err(message) => {
-            let component = &state.host.caps.component;
-            tracing::warn!(target: "flint::outbound", %component, "outbound MQTT publish failed: {message}");
-            Value::err(Value::case(3, Some(Value::string(message))))
+        Err(e) => {
+            tracing::warn!(target: "flint::outbound", component = %caps.component, %topic, "outbound MQTT publish refused: {e}");
+            error_case(3, e.to_string())
         }
     })
 }

@@ -22,10 +22,13 @@ use crate::guest::{
     Component, GuestFailure, InstanceLimits, Invocation, SpinResponse, run_spin_http, run_wagi,
 };
 use crate::host::IncomingRequest;
+use crate::mqtt::outbox::Outbox;
+use crate::mqtt::status::{MqttStatus, report};
 use crate::pool::{PoolError, WorkerPool};
 use crate::wagi::{self, WagiRequest};
 
 const HEALTH_ROUTE: &str = "/.well-known/spin/health";
+const STATUS_ROUTE: &str = "/.well-known/flint/status";
 
 /// Everything the HTTP trigger shares across connections and threads.
 pub struct HttpApp {
@@ -36,6 +39,9 @@ pub struct HttpApp {
     pub listen_addr: SocketAddr,
     /// Bounds writing a response body, which picoserve's own write timeout does not cover.
     pub write_timeout: Duration,
+    /// The MQTT trigger's counters, when it runs.
+    pub mqtt: Option<Arc<MqttStatus>>,
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 /// A response ready to write: status, headers and body.
@@ -173,6 +179,15 @@ impl FlintService {
     ) -> (Reply, Option<Arc<str>>) {
         if raw_path == HEALTH_ROUTE {
             return (Reply::text(200, "OK"), None);
+        }
+        if raw_path == STATUS_ROUTE {
+            let body = report(self.app.mqtt.as_deref(), self.app.outbox.as_ref());
+            let reply = Reply {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: body.into_bytes(),
+            };
+            return (reply, None);
         }
         let Some((entry, route_match)) = self.app.router.find(raw_path) else {
             return (Reply::text(404, "Not Found"), None);

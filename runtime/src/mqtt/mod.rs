@@ -1,0 +1,86 @@
+//! The MQTT trigger: one session for the app's subscriptions, a bounded
+//! queue and handler threads per subscription, dead letters, and the durable
+//! outbox that guests' publishes go through.
+
+mod backoff;
+mod handler;
+pub mod outbox;
+mod session;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rumqttc::QoS;
+
+pub use handler::DeadLetterSink;
+use handler::Handler;
+pub use session::SessionConfig;
+use status::MqttStatus;
+
+use crate::engine::Engine;
+use crate::guest::{Component, InstanceLimits};
+
+/// One `[[trigger.mqtt]]`, resolved: its topic expanded, its component loaded.
+pub struct Subscription {
+    pub trigger: String,
+    pub filter: String,
+    pub qos: u8,
+    pub component: Arc<Component>,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+    pub dead_letter: DeadLetterSink,
+}
+
+/// Messages a subscription's queue holds beyond its running handlers.
+const QUEUE_PER_HANDLER: usize = 8;
+
+/// Starts the handler threads and the session thread; returns at once.
+pub fn start(
+    session: SessionConfig,
+    subscriptions: Vec<Subscription>,
+    engine: Arc<Engine>,
+    limits: InstanceLimits,
+    max_payload_bytes: usize,
+    status: Arc<MqttStatus>,
+) -> anyhow::Result<()> {
+    let mut routes = Vec::new();
+    for s in subscriptions {
+        let (tx, rx) = std::sync::mpsc::sync_channel(s.concurrency * QUEUE_PER_HANDLER);
+        let handler = Arc::new(Handler {
+            trigger: s.trigger.clone(),
+            component: s.component,
+            engine: engine.clone(),
+            limits,
+            max_attempts: s.max_attempts,
+            retry_backoff: s.retry_backoff,
+            max_payload_bytes,
+            dead_letter: s.dead_letter,
+            status: status.clone(),
+        });
+        handler
+            .spawn(rx, s.concurrency)
+            .with_context(|| format!("starting the handlers of MQTT trigger `{}`", s.trigger))?;
+        routes.push(session::Route {
+            trigger: s.trigger,
+            filter: s.filter,
+            qos: qos(s.qos),
+            queue: tx,
+        });
+    }
+    std::thread::Builder::new()
+        .name("flint-mqtt".into())
+        .spawn(move || session::run(session, routes, status))
+        .context("starting the MQTT session thread")?;
+    Ok(())
+}
+
+pub fn qos(level: u8) -> QoS {
+    match level {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}

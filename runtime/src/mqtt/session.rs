@@ -1,0 +1,179 @@
+//! The app's one MQTT connection for its subscriptions: a persistent session
+//! (by default) under a stable client id, reconnecting forever with backoff,
+//! resubscribing when the broker lost the session, and acknowledging a
+//! message only when every handler it was routed to is done with it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
+
+use rumqttc::{Client, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+
+use super::backoff::Backoff;
+use super::outbox::describe;
+use super::status::MqttStatus;
+
+/// How to connect, with templates expanded.
+pub struct SessionConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub username: String,
+    pub password: String,
+    pub keep_alive_secs: u64,
+    pub clean_session: bool,
+    pub max_inflight: u16,
+    /// The largest MQTT packet rumqttc will read.
+    pub max_packet_bytes: usize,
+}
+
+/// One subscription and the queue of its handlers.
+pub struct Route {
+    pub trigger: String,
+    pub filter: String,
+    pub qos: QoS,
+    pub queue: SyncSender<Delivery>,
+}
+
+/// A message on its way to one handler. The broker hears PUBACK when the
+/// last of the handlers it was routed to finishes.
+pub struct Delivery {
+    pub publish: Arc<Publish>,
+    pub topic: Arc<str>,
+    ack: Arc<AckGroup>,
+}
+
+struct AckGroup {
+    client: Client,
+    remaining: AtomicUsize,
+    /// A handler could neither process nor dead-letter the message: it must
+    /// come back from the broker, so it is not acknowledged.
+    keep: AtomicBool,
+}
+
+impl Delivery {
+    /// Marks this handler's part done; `processed` is false when the message
+    /// must not be acknowledged (it was neither handled nor dead-lettered).
+    pub fn finish(self, processed: bool) {
+        if !processed {
+            self.ack.keep.store(true, Ordering::Relaxed);
+        }
+        if self.ack.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            && !self.ack.keep.load(Ordering::Relaxed)
+        {
+            acknowledge(&self.ack.client, &self.publish);
+        }
+    }
+}
+
+/// Queues a PUBACK (a no-op for QoS 0). The request channel only fills if
+/// the event loop is stalled; then wait for it rather than lose the ack.
+fn acknowledge(client: &Client, publish: &Publish) {
+    while let Err(rumqttc::ClientError::TryRequest(_)) = client.try_ack(publish) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs the session on the current thread, forever.
+pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
+    let broker = format!("mqtt://{}:{}", config.host, config.port);
+    let mut options = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
+    options
+        .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
+        .set_clean_session(config.clean_session)
+        .set_manual_acks(true)
+        .set_inflight(config.max_inflight)
+        .set_max_packet_size(config.max_packet_bytes, config.max_packet_bytes);
+    if !config.username.is_empty() {
+        options.set_credentials(config.username.clone(), config.password.clone());
+    }
+    let capacity = routes.len() * 64 + usize::from(config.max_inflight) + 16;
+    let (client, mut connection) = Client::new(options, capacity);
+    let filters: Vec<SubscribeFilter> = routes
+        .iter()
+        .map(|r| SubscribeFilter::new(r.filter.clone(), r.qos))
+        .collect();
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut subscribed_once = false;
+    let mut down_since_logged = false;
+    tracing::info!(target: "flint::mqtt", %broker, client_id = %config.client_id, clean_session = config.clean_session, "connecting");
+    while let Ok(event) = connection.recv() {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                status.connected.store(true, Ordering::Relaxed);
+                backoff.reset();
+                down_since_logged = false;
+                tracing::info!(target: "flint::mqtt", %broker, session_present = ack.session_present, "connected");
+                // A new session has no subscriptions; this process's first
+                // connection subscribes anyway, in case the manifest changed.
+                if !ack.session_present || !subscribed_once {
+                    if let Err(e) = client.try_subscribe_many(filters.clone()) {
+                        tracing::error!(target: "flint::mqtt", "cannot subscribe: {e}");
+                    } else {
+                        subscribed_once = true;
+                        tracing::info!(target: "flint::mqtt", topics = ?routes.iter().map(|r| r.filter.as_str()).collect::<Vec<_>>(), "subscribing");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                for (code, route) in ack.return_codes.iter().zip(&routes) {
+                    if matches!(code, rumqttc::SubscribeReasonCode::Failure) {
+                        tracing::error!(target: "flint::mqtt", trigger = %route.trigger, topic = %route.filter, "the broker refused the subscription");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                MqttStatus::add(&status.received);
+                route(&client, &routes, publish);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if status.connected.swap(false, Ordering::Relaxed) {
+                    MqttStatus::add(&status.reconnects);
+                }
+                let delay = backoff.next_delay();
+                if !down_since_logged {
+                    tracing::warn!(target: "flint::mqtt", %broker, "disconnected: {}; reconnecting with backoff (next try in {delay:?})", describe(&e));
+                    down_since_logged = true;
+                } else {
+                    tracing::debug!(target: "flint::mqtt", %broker, "still disconnected: {}; next try in {delay:?}", describe(&e));
+                }
+                std::thread::sleep(delay);
+            }
+        }
+    }
+}
+
+/// Hands a message to the queue of every subscription it matches. A full
+/// queue blocks here, which stops reading from the broker: backpressure
+/// instead of memory.
+fn route(client: &Client, routes: &[Route], publish: Publish) {
+    // rumqttc has already refused a topic that is not UTF-8 (MQTT requires it).
+    let topic: Arc<str> = Arc::from(publish.topic.as_str());
+    let matching: Vec<&Route> = routes
+        .iter()
+        .filter(|r| flint_config::filter_matches(&r.filter, &topic))
+        .collect();
+    if matching.is_empty() {
+        acknowledge(client, &publish);
+        return;
+    }
+    let publish = Arc::new(publish);
+    let ack = Arc::new(AckGroup {
+        client: client.clone(),
+        remaining: AtomicUsize::new(matching.len()),
+        keep: AtomicBool::new(false),
+    });
+    for route in matching {
+        let delivery = Delivery {
+            publish: publish.clone(),
+            topic: topic.clone(),
+            ack: ack.clone(),
+        };
+        if let Err(lost) = route.queue.send(delivery) {
+            // The handler threads are gone (shutting down): leave it unacknowledged.
+            lost.0.finish(false);
+        }
+    }
+}
