@@ -23,15 +23,31 @@ pub struct Mosquitto {
     child: Option<Child>,
     port: u16,
     dir: TempDir,
+    /// Extra lines for mosquitto.conf.
+    extra: String,
 }
 
 impl Mosquitto {
     pub fn start() -> Self {
-        let dir = TempDir::new("mosquitto");
+        Self::launch(free_port(), "")
+    }
+
+    /// On a given port (one a test reserved earlier).
+    pub fn start_on(port: u16) -> Self {
+        Self::launch(port, "")
+    }
+
+    /// With extra mosquitto.conf lines (e.g. `allow_anonymous false`).
+    pub fn start_with(extra: &str) -> Self {
+        Self::launch(free_port(), extra)
+    }
+
+    fn launch(port: u16, extra: &str) -> Self {
         let mut broker = Self {
             child: None,
-            port: free_port(),
-            dir,
+            port,
+            dir: TempDir::new("mosquitto"),
+            extra: extra.to_owned(),
         };
         broker.restart();
         broker
@@ -45,9 +61,18 @@ impl Mosquitto {
     pub fn restart(&mut self) {
         self.stop();
         let config = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n",
+            // mosquitto drops QoS 1 messages queued for a client beyond 1000 by
+            // default; a gateway's broker must hold a whole outage's worth.
+            // Started as root it would switch to user `mosquitto`, which cannot
+            // write the persistence file here: sessions would not survive a restart.
+            "listener {port} 127.0.0.1\npersistence true\npersistence_location {dir}/\nmax_queued_messages 0\nuser root\n{extra}\n",
             port = self.port,
-            dir = self.dir.path().display()
+            dir = self.dir.path().display(),
+            extra = if self.extra.is_empty() {
+                "allow_anonymous true"
+            } else {
+                &self.extra
+            },
         );
         let config = self.dir.write("mosquitto.conf", config);
         let child = Command::new("mosquitto")
@@ -70,6 +95,7 @@ impl Mosquitto {
         );
     }
 
+    /// Kills the broker (SIGKILL): what it had not saved is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -77,8 +103,86 @@ impl Mosquitto {
         }
     }
 
+    /// Stops the broker with SIGTERM, so it saves its sessions and queued
+    /// messages, as a broker restart for maintenance does.
+    pub fn stop_gracefully(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Publishes each line as one message (one connection, in order).
+    pub fn publish_lines(&self, topic: &str, lines: &[String], qos: u8) {
+        let mut child = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-q",
+                &qos.to_string(),
+                "-t",
+                topic,
+                "-l",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting mosquitto_pub");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        for line in lines {
+            writeln!(stdin, "{line}").expect("writing to mosquitto_pub");
+        }
+        drop(stdin);
+        let out = child.wait_with_output().expect("mosquitto_pub");
+        assert!(
+            out.status.success(),
+            "mosquitto_pub: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Publishes one message whose payload is `payload`, byte for byte.
+    pub fn publish_bytes(&self, topic: &str, payload: &[u8], qos: u8) {
+        let file = self.dir.write("payload.bin", payload);
+        let mut args = vec![
+            "-h".to_owned(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            self.port.to_string(),
+            "-q".into(),
+            qos.to_string(),
+            "-t".into(),
+            topic.into(),
+        ];
+        if payload.is_empty() {
+            args.push("-n".into());
+        } else {
+            args.extend(["-f".into(), file.display().to_string()]);
+        }
+        let out = Command::new("mosquitto_pub")
+            .args(&args)
+            .output()
+            .expect("mosquitto_pub");
+        assert!(
+            out.status.success(),
+            "mosquitto_pub: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A `mosquitto_sub` on `topic` (QoS 1), subscribed when this returns.
     pub fn subscribe(&self, topic: &str) -> Subscriber {
+        self.subscribe_as(topic, None)
+    }
+
+    /// With `Some(id)`, a persistent session under that client id, which
+    /// reconnects and gets what the broker kept for it while it was away.
+    pub fn subscribe_as(&self, topic: &str, session: Option<&str>) -> Subscriber {
         // stdbuf: mosquitto_sub block-buffers stdout into a pipe, which would
         // hold back both the SUBACK notice and the messages.
         let mut child = Command::new("stdbuf")
@@ -96,6 +200,7 @@ impl Mosquitto {
                 "-t",
                 topic,
             ])
+            .args(session.map(|id| vec!["-c", "-i", id]).unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -245,4 +350,16 @@ fn read_request(stream: &TcpStream) -> Option<Recorded> {
         headers,
         body,
     })
+}
+
+impl Subscriber {
+    /// Distinct payloads received (a redelivered message counts once).
+    pub fn distinct_payloads(&self) -> std::collections::BTreeSet<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| line.split_once(' ').map(|(_, payload)| payload.to_owned()))
+            .collect()
+    }
 }

@@ -3,9 +3,10 @@
 //! resubscribing when the broker lost the session, and acknowledging a
 //! message only when every handler it was routed to is done with it.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{Client, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
@@ -45,7 +46,7 @@ pub struct Delivery {
 }
 
 struct AckGroup {
-    client: Client,
+    acks: Arc<Acks>,
     remaining: AtomicUsize,
     /// A handler could neither process nor dead-letter the message: it must
     /// come back from the broker, so it is not acknowledged.
@@ -62,16 +63,39 @@ impl Delivery {
         if self.ack.remaining.fetch_sub(1, Ordering::AcqRel) == 1
             && !self.ack.keep.load(Ordering::Relaxed)
         {
-            acknowledge(&self.ack.client, &self.publish);
+            self.ack.acks.send(&self.publish);
         }
     }
 }
 
-/// Queues a PUBACK (a no-op for QoS 0). The request channel only fills if
-/// the event loop is stalled; then wait for it rather than lose the ack.
-fn acknowledge(client: &Client, publish: &Publish) {
-    while let Err(rumqttc::ClientError::TryRequest(_)) = client.try_ack(publish) {
-        std::thread::sleep(Duration::from_millis(5));
+/// PUBACKs on their way to rumqttc. rumqttc reads incoming publishes in
+/// batches and takes one request per turn, so under load acks can fill its
+/// request channel; a handler must never block on that (the session thread
+/// may be waiting for the handler's queue), so what does not fit waits here
+/// and the session thread moves it on after each event. It holds at most the
+/// messages the broker sent and Flint handled.
+struct Acks {
+    client: Client,
+    overflow: Mutex<VecDeque<Publish>>,
+}
+
+impl Acks {
+    fn send(&self, publish: &Publish) {
+        let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        // Behind earlier overflow, to keep acks in order.
+        if !overflow.is_empty() || self.client.try_ack(publish).is_err() {
+            overflow.push_back(publish.clone());
+        }
+    }
+
+    fn flush(&self) {
+        let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(publish) = overflow.front() {
+            if self.client.try_ack(publish).is_err() {
+                return;
+            }
+            overflow.pop_front();
+        }
     }
 }
 
@@ -88,8 +112,12 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
     if !config.username.is_empty() {
         options.set_credentials(config.username.clone(), config.password.clone());
     }
-    let capacity = routes.len() * 64 + usize::from(config.max_inflight) + 16;
+    let capacity = 1024;
     let (client, mut connection) = Client::new(options, capacity);
+    let acks = Arc::new(Acks {
+        client: client.clone(),
+        overflow: Mutex::new(VecDeque::new()),
+    });
     let filters: Vec<SubscribeFilter> = routes
         .iter()
         .map(|r| SubscribeFilter::new(r.filter.clone(), r.qos))
@@ -99,6 +127,7 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
     let mut down_since_logged = false;
     tracing::info!(target: "flint::mqtt", %broker, client_id = %config.client_id, clean_session = config.clean_session, "connecting");
     while let Ok(event) = connection.recv() {
+        acks.flush();
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 status.connected.store(true, Ordering::Relaxed);
@@ -125,7 +154,7 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 MqttStatus::add(&status.received);
-                route(&client, &routes, publish);
+                route(&acks, &routes, publish);
             }
             Ok(_) => {}
             Err(e) => {
@@ -148,7 +177,7 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
 /// Hands a message to the queue of every subscription it matches. A full
 /// queue blocks here, which stops reading from the broker: backpressure
 /// instead of memory.
-fn route(client: &Client, routes: &[Route], publish: Publish) {
+fn route(acks: &Arc<Acks>, routes: &[Route], publish: Publish) {
     // rumqttc has already refused a topic that is not UTF-8 (MQTT requires it).
     let topic: Arc<str> = Arc::from(publish.topic.as_str());
     let matching: Vec<&Route> = routes
@@ -156,12 +185,12 @@ fn route(client: &Client, routes: &[Route], publish: Publish) {
         .filter(|r| flint_config::filter_matches(&r.filter, &topic))
         .collect();
     if matching.is_empty() {
-        acknowledge(client, &publish);
+        acks.send(&publish);
         return;
     }
     let publish = Arc::new(publish);
     let ack = Arc::new(AckGroup {
-        client: client.clone(),
+        acks: acks.clone(),
         remaining: AtomicUsize::new(matching.len()),
         keep: AtomicBool::new(false),
     });
