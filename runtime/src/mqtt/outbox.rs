@@ -397,7 +397,7 @@ impl Sender {
             match next {
                 Some(Ok((key, record))) => {
                     let key = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0xff; 8]));
-                    let previous = std::mem::replace(&mut state.cursor, Some(key));
+                    let previous = state.cursor.replace(key);
                     let Some((qos, topic, payload)) = decode(&record) else {
                         tracing::error!(target: "flint::mqtt", "outbox: dropping an unreadable record");
                         self.delete(key);
