@@ -128,6 +128,14 @@ fn assert_all_handled_and_published(
     let out = published.distinct_payloads();
     let missing_seen: Vec<_> = want.difference(&seen).take(10).collect();
     let missing_out: Vec<_> = want.difference(&out).take(10).collect();
+    // The counts a closing note quotes: `cargo test --test mqtt -- --nocapture`.
+    eprintln!(
+        "{} messages: {} handled, {} published back; status {}",
+        want.len(),
+        want.intersection(&seen).count(),
+        want.intersection(&out).count(),
+        flint.get("/.well-known/flint/status").text().trim()
+    );
     assert!(
         missing_seen.is_empty() && missing_out.is_empty(),
         "of {} messages: {} handled, {} published back; first missing handled {missing_seen:?}, published {missing_out:?}\n--- flint stderr ---\n{}",
