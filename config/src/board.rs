@@ -78,6 +78,12 @@ keep_alive_timeout_ms = 5000
 outbound_timeout_ms = 10000
 max_outbound_response_bytes = 4194304
 kv_cache_bytes = 1048576
+fuel_per_invocation = 1000000000
+max_execution_ms = 5000
+guest_memory_budget_bytes = 268435456
+instance_table_elements = 100000
+max_instances_per_component = 64
+max_request_headers = 100
 "#;
 
     fn parse(text: &str) -> Result<BoardProfile, ConfigError> {
@@ -114,6 +120,12 @@ kv_cache_bytes = 1048576
                 outbound_timeout_ms: 10000,
                 max_outbound_response_bytes: 4194304,
                 kv_cache_bytes: 1048576,
+                fuel_per_invocation: 1_000_000_000,
+                max_execution_ms: 5000,
+                guest_memory_budget_bytes: 268_435_456,
+                instance_table_elements: 100_000,
+                max_instances_per_component: 64,
+                max_request_headers: 100,
             }
         );
         let without_linker = VM.replace("linker = \"rust-lld\"\n", "");

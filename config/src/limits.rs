@@ -101,6 +101,20 @@ limits! {
     max_outbound_response_bytes: u64, at_least 1;
     /// Memory sled may use to cache key-value pages, in bytes.
     kv_cache_bytes: u64, at_least 0;
+    /// CPU budget of one invocation in wasmi fuel units (about one per
+    /// instruction); 0 turns fuel metering, and with it `max_execution_ms`, off.
+    fuel_per_invocation: u64, at_least 0;
+    /// Wall-clock time one invocation may run, in milliseconds (checked as
+    /// fuel is spent, so it needs fuel metering).
+    max_execution_ms: u64, at_least 1;
+    /// Linear memory all running instances together may hold, in bytes.
+    guest_memory_budget_bytes: usize, at_least 1;
+    /// Table elements one instance may grow its tables to.
+    instance_table_elements: usize, at_least 1;
+    /// Instances of one component running at once (HTTP).
+    max_instances_per_component: usize, at_least 1;
+    /// Header fields in one request.
+    max_request_headers: usize, at_least 1;
 }
 
 fn check_min<T>(problems: &mut Problems<'_>, field: &str, value: &Spanned<T>, min: T)
@@ -136,6 +150,12 @@ mod tests {
             outbound_timeout_ms: 70,
             max_outbound_response_bytes: 80,
             kv_cache_bytes: 90,
+            fuel_per_invocation: 100,
+            max_execution_ms: 110,
+            guest_memory_budget_bytes: 120,
+            instance_table_elements: 130,
+            max_instances_per_component: 140,
+            max_request_headers: 150,
         };
         let before = limits.clone();
         limits.apply(&LimitsOverride::default());

@@ -64,7 +64,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         None => Default::default(),
     };
     limits.apply(&runtime_config.limits);
-    let engine = Arc::new(Engine::new()?);
+    let engine = Arc::new(Engine::new(limits.fuel_per_invocation > 0)?);
     let state_dir = match &serve {
         Some(opts) => Some(state_dir(&manifest, opts.state_dir)?),
         None => None,

@@ -4,17 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wasmi::{CompilationMode, Config, Linker, Module, StoreLimits, StoreLimitsBuilder};
+use wasmi::{CompilationMode, Config, Linker, Module};
 use wasmi_wasi::WasiCtx;
 
 use crate::capabilities::Capabilities;
+use crate::guest::RunBudget;
 use crate::host::HostState;
+use crate::limiter::GuestLimiter;
 
 /// Per-invocation host state: a guest sees only what is put here.
 pub struct GuestState {
     pub wasi: WasiCtx,
-    pub limits: StoreLimits,
+    pub limits: GuestLimiter,
     pub host: HostState,
+    pub run: RunBudget,
 }
 
 /// The export a Spin SDK HTTP component is called through.
@@ -82,6 +85,17 @@ pub enum LoadError {
         found: Option<GuestKind>,
     },
     #[error(
+        "component `{component}`: {} declares {declared} bytes of initial memory ({pages} pages), more than instance_memory_bytes = {memory_limit}",
+        path.display()
+    )]
+    MemoryTooLarge {
+        component: String,
+        path: PathBuf,
+        pages: u64,
+        declared: u64,
+        memory_limit: usize,
+    },
+    #[error(
         "component `{component}`: {} cannot be instantiated (imports Flint provides, instance_memory_bytes = {memory_limit}): {message}",
         path.display()
     )]
@@ -94,10 +108,12 @@ pub enum LoadError {
 }
 
 impl Engine {
-    pub fn new() -> anyhow::Result<Self> {
+    /// `fuel`: meter instructions, so invocations can be bounded in CPU and time.
+    pub fn new(fuel: bool) -> anyhow::Result<Self> {
         let mut config = Config::default();
         // Validate everything at startup, translate each function on its first call.
         config.compilation_mode(CompilationMode::LazyTranslation);
+        config.consume_fuel(fuel);
         let engine = wasmi::Engine::new(&config);
         let mut linker = Linker::new(&engine);
         wasmi_wasi::add_to_linker(&mut linker, |state: &mut GuestState| &mut state.wasi)?;
@@ -138,6 +154,23 @@ impl Engine {
                 message: e.to_string(),
             }
         })?;
+        for export in module.exports() {
+            if let wasmi::ExternType::Memory(memory) = export.ty() {
+                let pages = memory.minimum();
+                // Flint does not enable custom page sizes: pages are 64 KiB.
+                let declared = pages.saturating_mul(64 * 1024);
+                if declared > memory_limit as u64 {
+                    let (component, path) = err_ctx();
+                    return Err(LoadError::MemoryTooLarge {
+                        component,
+                        path,
+                        pages,
+                        declared,
+                        memory_limit,
+                    });
+                }
+            }
+        }
         let found = module_kind(&module);
         let Some(kind) = found.filter(|k| accepted.contains(k)) else {
             let (component, path) = err_ctx();
@@ -157,8 +190,9 @@ impl Engine {
                 &self.engine,
                 GuestState {
                     wasi: wasmi_wasi::WasiCtxBuilder::new().build(),
-                    limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+                    limits: GuestLimiter::new(memory_limit, usize::MAX, None),
                     host: HostState::new(Arc::new(Capabilities::none(component)), 0, memory_limit),
+                    run: RunBudget::unlimited(),
                 },
             );
             store.limiter(|s| &mut s.limits);

@@ -5,8 +5,9 @@
 
 use std::io::Write;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use wasmi::{Module, Store, StoreLimitsBuilder};
+use wasmi::{Func, Module, ResumableCall, Store, Val};
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::sync::Dir;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
@@ -15,6 +16,7 @@ use crate::canon::{self, Ty, Value};
 use crate::capabilities::Capabilities;
 use crate::engine::{Engine, GuestKind, GuestState, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 use crate::host::{BodyError, HostState, IncomingRequest, ResponseOutparam};
+use crate::limiter::{GuestLimiter, MemoryBudget};
 use crate::readonly_dir::ReadOnlyDir;
 use crate::result_ty;
 
@@ -43,10 +45,129 @@ pub struct Invocation {
 }
 
 /// Bounds applied to every instance.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct InstanceLimits {
     pub memory_bytes: usize,
     pub stdout_bytes: usize,
+    pub table_elements: usize,
+    /// 0: fuel metering is off (and with it the deadline).
+    pub fuel: u64,
+    pub max_execution: Duration,
+    /// Shared by every instance running at once.
+    pub memory_budget: Option<Arc<MemoryBudget>>,
+}
+
+/// Fuel is handed to a guest in slices; between slices the deadline is checked.
+const FUEL_SLICE: u64 = 10_000_000;
+
+/// Which CPU bound an invocation hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHit {
+    Fuel(u64),
+    Deadline(Duration),
+}
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitHit::Fuel(fuel) => {
+                write!(f, "used up its CPU budget (fuel_per_invocation = {fuel})")
+            }
+            LimitHit::Deadline(limit) => {
+                write!(
+                    f,
+                    "ran longer than max_execution_ms = {}",
+                    limit.as_millis()
+                )
+            }
+        }
+    }
+}
+
+/// What is left of one invocation's CPU budget.
+pub struct RunBudget {
+    metered: bool,
+    fuel: u64,
+    fuel_left: u64,
+    started: Instant,
+    max_execution: Duration,
+    hit: Option<LimitHit>,
+}
+
+impl RunBudget {
+    pub fn unlimited() -> Self {
+        Self {
+            metered: false,
+            fuel: 0,
+            fuel_left: 0,
+            started: Instant::now(),
+            max_execution: Duration::MAX,
+            hit: None,
+        }
+    }
+
+    fn new(limits: &InstanceLimits) -> Self {
+        Self {
+            metered: limits.fuel > 0,
+            fuel: limits.fuel,
+            fuel_left: limits.fuel,
+            started: Instant::now(),
+            max_execution: limits.max_execution,
+            hit: None,
+        }
+    }
+
+    /// The next slice of fuel, or the limit that forbids one.
+    fn next_slice(&mut self) -> Result<u64, LimitHit> {
+        if self.fuel_left == 0 {
+            return Err(LimitHit::Fuel(self.fuel));
+        }
+        if self.started.elapsed() > self.max_execution {
+            return Err(LimitHit::Deadline(self.max_execution));
+        }
+        let slice = self.fuel_left.min(FUEL_SLICE);
+        self.fuel_left -= slice;
+        Ok(slice)
+    }
+}
+
+/// Calls guest code within the invocation's fuel and deadline: fuel is given
+/// in slices and the call resumed after each, so one invocation can neither
+/// spin forever nor outlive its deadline, and the host stays in control.
+pub fn call_guest(
+    store: &mut Store<GuestState>,
+    func: &Func,
+    params: &[Val],
+    results: &mut [Val],
+) -> Result<(), wasmi::Error> {
+    if !store.data().run.metered {
+        return func.call(&mut *store, params, results);
+    }
+    let mut call = match store.data_mut().run.next_slice() {
+        Ok(slice) => {
+            store.set_fuel(slice)?;
+            func.call_resumable(&mut *store, params, results)?
+        }
+        Err(hit) => return Err(limit_error(store, hit)),
+    };
+    loop {
+        match call {
+            ResumableCall::Finished => return Ok(()),
+            ResumableCall::HostTrap(trap) => return Err(trap.into_host_error()),
+            ResumableCall::OutOfFuel(out) => match store.data_mut().run.next_slice() {
+                Ok(slice) => {
+                    store.set_fuel(slice)?;
+                    call = out.resume(&mut *store, results)?;
+                }
+                Err(hit) => return Err(limit_error(store, hit)),
+            },
+        }
+    }
+}
+
+fn limit_error(store: &mut Store<GuestState>, hit: LimitHit) -> wasmi::Error {
+    store.data_mut().run.hit = Some(hit);
+    wasmi::Error::new(hit.to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +190,12 @@ pub enum GuestFailure {
     Body(#[from] BodyError),
     #[error("returned an error: {0}")]
     Handler(String),
+    #[error("{0}")]
+    Limit(LimitHit),
+    #[error(
+        "could not start: the guest memory budget (guest_memory_budget_bytes) is in use by other instances"
+    )]
+    MemoryBudget,
 }
 
 /// An MQTT message for a handler.
@@ -96,7 +223,7 @@ fn new_store(
     engine: &Engine,
     component: &Component,
     mut wasi: WasiCtxBuilder,
-    limits: InstanceLimits,
+    limits: &InstanceLimits,
 ) -> Result<Store<GuestState>, GuestFailure> {
     let wasi = wasi.build();
     for preopen in &component.preopens {
@@ -107,15 +234,17 @@ fn new_store(
     }
     let state = GuestState {
         wasi,
-        limits: StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(1)
-            .build(),
+        limits: GuestLimiter::new(
+            limits.memory_bytes,
+            limits.table_elements,
+            limits.memory_budget.clone(),
+        ),
         host: HostState::new(
             component.caps.clone(),
             limits.stdout_bytes,
             limits.memory_bytes,
         ),
+        run: RunBudget::new(limits),
     };
     let mut store = Store::new(&engine.engine, state);
     store.limiter(|s| &mut s.limits);
@@ -130,24 +259,24 @@ fn instantiate(
     engine
         .linker
         .instantiate_and_start(&mut *store, module)
-        .map_err(|e| GuestFailure::Instantiate(e.to_string()))
+        .map_err(|e| match store.data().limits.budget_refused {
+            true => GuestFailure::MemoryBudget,
+            false => GuestFailure::Instantiate(e.to_string()),
+        })
 }
 
 /// A store for a Spin guest: stdout and stderr go to the log.
 fn spin_store(
     engine: &Engine,
     component: &Component,
-    limits: InstanceLimits,
+    limits: &InstanceLimits,
 ) -> Result<Store<GuestState>, GuestFailure> {
+    let log = || Box::new(WritePipe::new(GuestLog::new(component.id.clone())));
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(Box::new(WritePipe::new(GuestLog::new(
-        component.id.clone(),
-    ))))
-    .stderr(Box::new(WritePipe::new(GuestLog::new(
-        component.id.clone(),
-    ))))
-    .envs(&component.environment)
-    .map_err(|e| setup(&e))?;
+    wasi.stdout(log())
+        .stderr(log())
+        .envs(&component.environment)
+        .map_err(|e| setup(&e))?;
     new_store(engine, component, wasi, limits)
 }
 
@@ -156,14 +285,21 @@ fn initialize(
     store: &mut Store<GuestState>,
     instance: &wasmi::Instance,
 ) -> Result<(), GuestFailure> {
-    match instance.get_typed_func::<(), ()>(&*store, "_initialize") {
-        Ok(init) => finished(init.call(store, ())),
-        Err(_) => Ok(()),
+    match instance.get_func(&*store, "_initialize") {
+        Some(_) => call_entry(store, instance, "_initialize"),
+        None => Ok(()),
     }
 }
 
-/// Maps the end of a guest call: `proc_exit(0)` is a normal return.
-fn finished(result: Result<(), wasmi::Error>) -> Result<(), GuestFailure> {
+/// Maps the end of a guest call: `proc_exit(0)` is a normal return; a CPU
+/// bound hit is reported as such, not as the trap it was delivered as.
+fn finished(
+    store: &mut Store<GuestState>,
+    result: Result<(), wasmi::Error>,
+) -> Result<(), GuestFailure> {
+    if let Some(hit) = store.data_mut().run.hit.take() {
+        return Err(GuestFailure::Limit(hit));
+    }
     match result {
         Ok(()) => Ok(()),
         Err(e) => match e.i32_exit_status() {
@@ -174,12 +310,25 @@ fn finished(result: Result<(), wasmi::Error>) -> Result<(), GuestFailure> {
     }
 }
 
+/// Calls an export that takes and returns nothing (`_start`, `_initialize`).
+fn call_entry(
+    store: &mut Store<GuestState>,
+    instance: &wasmi::Instance,
+    name: &str,
+) -> Result<(), GuestFailure> {
+    let func = instance
+        .get_func(&*store, name)
+        .ok_or_else(|| GuestFailure::Instantiate(format!("no export `{name}`")))?;
+    let result = call_guest(store, &func, &[], &mut []);
+    finished(store, result)
+}
+
 /// Runs `_start` in a new instance and returns what the guest wrote to stdout.
 pub fn run_wagi(
     engine: &Engine,
     component: &Component,
     invocation: Invocation,
-    limits: InstanceLimits,
+    limits: &InstanceLimits,
 ) -> Result<Vec<u8>, GuestFailure> {
     let stdout = Arc::new(RwLock::new(CappedBuffer {
         data: Vec::new(),
@@ -203,17 +352,14 @@ pub fn run_wagi(
         .map_err(|e| setup(&e))?;
     let mut store = new_store(engine, component, wasi, limits)?;
     let instance = instantiate(engine, &mut store, &component.module)?;
-    let start = instance
-        .get_typed_func::<(), ()>(&store, "_start")
-        .map_err(|e| GuestFailure::Instantiate(e.to_string()))?;
-    let result = start.call(&mut store, ());
+    let result = call_entry(&mut store, &instance, "_start");
     // Dropping the store flushes the guest's last stderr line.
     drop(store);
     let mut out = stdout.write().unwrap_or_else(|e| e.into_inner());
     if out.overflowed {
         return Err(GuestFailure::OutputTooLarge(limits.stdout_bytes));
     }
-    finished(result)?;
+    result?;
     Ok(std::mem::take(&mut out.data))
 }
 
@@ -223,31 +369,21 @@ pub fn run_spin_http(
     engine: &Engine,
     component: &Component,
     request: IncomingRequest,
-    limits: InstanceLimits,
+    limits: &InstanceLimits,
 ) -> Result<SpinResponse, GuestFailure> {
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(Box::new(WritePipe::new(GuestLog::new(
-        component.id.clone(),
-    ))))
-    .stderr(Box::new(WritePipe::new(GuestLog::new(
-        component.id.clone(),
-    ))))
-    .envs(&component.environment)
-    .map_err(|e| setup(&e))?;
-    let mut store = new_store(engine, component, wasi, limits)?;
+    let mut store = spin_store(engine, component, limits)?;
     let instance = instantiate(engine, &mut store, &component.module)?;
-    // A reactor module (`wasm32-wasip1` cdylib) may need its constructors run first.
-    if let Ok(init) = instance.get_typed_func::<(), ()>(&store, "_initialize") {
-        finished(init.call(&mut store, ()))?;
-    }
+    initialize(&mut store, &instance)?;
     let handle = instance
-        .get_typed_func::<(i32, i32), ()>(&store, SPIN_HTTP_EXPORT)
-        .map_err(|e| GuestFailure::Instantiate(e.to_string()))?;
+        .get_func(&store, SPIN_HTTP_EXPORT)
+        .ok_or_else(|| GuestFailure::Instantiate(format!("no export `{SPIN_HTTP_EXPORT}`")))?;
     let resources = &mut store.data_mut().host.resources;
     let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
     let request = resources.push(request).map_err(setup_handle)?;
     let outparam = resources.push(ResponseOutparam).map_err(setup_handle)?;
-    finished(handle.call(&mut store, (request as i32, outparam as i32)))?;
+    let args = [Val::I32(request as i32), Val::I32(outparam as i32)];
+    let result = call_guest(&mut store, &handle, &args, &mut []);
+    finished(&mut store, result)?;
     let host = &mut store.data_mut().host;
     let head = host
         .response
@@ -268,7 +404,7 @@ pub fn run_mqtt(
     engine: &Engine,
     component: &Component,
     message: &MqttMessage,
-    limits: InstanceLimits,
+    limits: &InstanceLimits,
 ) -> Result<(), GuestFailure> {
     if component.kind == GuestKind::Wagi {
         let env = [
@@ -303,7 +439,11 @@ pub fn run_mqtt(
         PARAMS,
         &args,
         Some(RESULT),
+        call_guest,
     );
+    if let Some(hit) = store.data_mut().run.hit.take() {
+        return Err(GuestFailure::Limit(hit));
+    }
     match outcome {
         Ok(Some(Value::Variant(0, _))) => Ok(()),
         Ok(Some(Value::Variant(_, Some(error)))) => {
@@ -319,7 +459,7 @@ pub fn run_mqtt(
         Ok(other) => Err(GuestFailure::Handler(format!(
             "unexpected result {other:?}"
         ))),
-        Err(e) => finished(Err(e)),
+        Err(e) => finished(&mut store, Err(e)),
     }
 }
 

@@ -11,6 +11,7 @@ mod guest;
 mod host;
 mod http;
 mod kv_store;
+mod limiter;
 mod mqtt;
 mod outbound_hosts;
 mod outbound_http;
@@ -101,6 +102,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     let instance_limits = guest::InstanceLimits {
         memory_bytes: limits.instance_memory_bytes,
         stdout_bytes: usize::try_from(limits.max_response_bytes).unwrap_or(usize::MAX),
+        table_elements: limits.instance_table_elements,
+        fuel: limits.fuel_per_invocation,
+        max_execution: std::time::Duration::from_millis(limits.max_execution_ms),
+        memory_budget: Some(limiter::MemoryBudget::new(limits.guest_memory_budget_bytes)),
     };
     let routes: Vec<String> = loaded.route_summaries(addr);
     let mqtt_status = match loaded.mqtt {
@@ -120,7 +125,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 plan.session,
                 plan.subscriptions,
                 loaded.engine.clone(),
-                instance_limits,
+                instance_limits.clone(),
                 plan.max_payload_bytes,
                 status.clone(),
             )?;

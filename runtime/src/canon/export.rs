@@ -2,12 +2,16 @@
 //! direction of the canonical ABI (arguments lowered into guest allocations,
 //! the result lifted back, then `cabi_post_<name>` so the guest can free it).
 
-use wasmi::{Error, Instance, Store, Val};
+use wasmi::{Error, Func, Instance, Store, Val};
 
 use super::abi::{FlatValues, Guest};
 use super::{Flat, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, Ty, Value};
 
-/// Calls export `name` of `instance`. `params` and `result` are its WIT types.
+/// How the host runs guest code (so the caller can meter it).
+pub type Invoke<T> = fn(&mut Store<T>, &Func, &[Val], &mut [Val]) -> Result<(), Error>;
+
+/// Calls export `name` of `instance` through `invoke`. `params` and `result`
+/// are its WIT types.
 pub fn call_export<T>(
     store: &mut Store<T>,
     instance: &Instance,
@@ -15,6 +19,7 @@ pub fn call_export<T>(
     params: &'static [Ty],
     args: &[Value],
     result: Option<Ty>,
+    invoke: Invoke<T>,
 ) -> Result<Option<Value>, Error> {
     let func = instance
         .get_func(&*store, name)
@@ -44,7 +49,7 @@ pub fn call_export<T>(
             })
             .collect()
     };
-    func.call(&mut *store, &flat_args, &mut results)?;
+    invoke(store, &func, &flat_args, &mut results)?;
     let value = match &result {
         None => None,
         Some(ty) => {
@@ -58,7 +63,7 @@ pub fn call_export<T>(
         }
     };
     if let Some(post) = instance.get_func(&*store, &format!("cabi_post_{name}")) {
-        post.call(&mut *store, &results, &mut [])?;
+        invoke(store, &post, &results, &mut [])?;
     }
     Ok(value)
 }

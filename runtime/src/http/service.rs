@@ -181,7 +181,11 @@ impl FlintService {
             return (Reply::text(200, "OK"), None);
         }
         if raw_path == STATUS_ROUTE {
-            let body = report(self.app.mqtt.as_deref(), self.app.outbox.as_ref());
+            let body = report(
+                self.app.instance_limits.memory_budget.as_deref(),
+                self.app.mqtt.as_deref(),
+                self.app.outbox.as_ref(),
+            );
             let reply = Reply {
                 status: 200,
                 headers: vec![("Content-Type".into(), "application/json".into())],
@@ -264,7 +268,16 @@ impl FlintService {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(failure)) => {
                 tracing::error!(target: "flint::http", component = %id, "guest {failure}");
-                Err(Reply::text(500, "Internal Server Error"))
+                Err(match failure {
+                    GuestFailure::Limit(hit) => {
+                        Reply::text(504, &format!("Gateway Timeout: the component {hit}"))
+                    }
+                    GuestFailure::MemoryBudget => Reply::text(
+                        503,
+                        "Service Unavailable: guest memory is exhausted, retry later",
+                    ),
+                    _ => Reply::text(500, "Internal Server Error"),
+                })
             }
             Err(e @ PoolError::Busy { .. }) => {
                 tracing::warn!(target: "flint::http", component = %id, "refused: {e}");
@@ -278,11 +291,11 @@ impl FlintService {
     }
 
     async fn invoke_spin(&self, component: Arc<Component>, request: IncomingRequest) -> Reply {
-        let limits = self.app.instance_limits;
+        let limits = self.app.instance_limits.clone();
         let id = component.id.clone();
         let response = self
             .on_worker(&id, move |engine| {
-                run_spin_http(engine, &component, request, limits)
+                run_spin_http(engine, &component, request, &limits)
             })
             .await;
         let SpinResponse {
@@ -310,11 +323,11 @@ impl FlintService {
     }
 
     async fn invoke(&self, component: Arc<Component>, invocation: Invocation) -> Reply {
-        let limits = self.app.instance_limits;
+        let limits = self.app.instance_limits.clone();
         let id = component.id.clone();
         let outcome = self
             .on_worker(&id, move |engine| {
-                run_wagi(engine, &component, invocation, limits)
+                run_wagi(engine, &component, invocation, &limits)
             })
             .await;
         let stdout = match outcome {

@@ -88,7 +88,7 @@ impl Handler {
         let mut delay = self.retry_backoff;
         for attempt in 1..=self.max_attempts {
             let started = std::time::Instant::now();
-            match run_mqtt(&self.engine, &self.component, &message, self.limits) {
+            match run_mqtt(&self.engine, &self.component, &message, &self.limits) {
                 Ok(()) => {
                     MqttStatus::add(&self.status.handled);
                     tracing::debug!(target: "flint::mqtt", trigger = %self.trigger, component = %self.component.id, %topic, duration = ?started.elapsed(), "handled");

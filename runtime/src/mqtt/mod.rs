@@ -53,7 +53,7 @@ pub fn start(
             trigger: s.trigger.clone(),
             component: s.component,
             engine: engine.clone(),
-            limits,
+            limits: limits.clone(),
             max_attempts: s.max_attempts,
             retry_backoff: s.retry_backoff,
             max_payload_bytes,

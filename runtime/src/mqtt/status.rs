@@ -1,10 +1,11 @@
-//! What the MQTT trigger and the outbox are doing, for
+//! What guest memory, the MQTT trigger and the outbox are doing, for
 //! `GET /.well-known/flint/status` and for tests and benchmarks that count.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::outbox::Outbox;
+use crate::limiter::MemoryBudget;
 
 #[derive(Default)]
 pub struct MqttStatus {
@@ -40,8 +41,19 @@ impl MqttStatus {
 }
 
 /// The JSON document at `GET /.well-known/flint/status`.
-pub fn report(mqtt: Option<&MqttStatus>, outbox: Option<&Arc<Outbox>>) -> String {
+pub fn report(
+    memory: Option<&MemoryBudget>,
+    mqtt: Option<&MqttStatus>,
+    outbox: Option<&Arc<Outbox>>,
+) -> String {
     let mut members = Vec::new();
+    if let Some(memory) = memory {
+        members.push(format!(
+            "\"guest_memory\":{{\"used\":{},\"budget\":{}}}",
+            memory.used(),
+            memory.total()
+        ));
+    }
     if let Some(mqtt) = mqtt {
         members.push(format!("\"mqtt\":{{{}}}", mqtt.json_members()));
     }

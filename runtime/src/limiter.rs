@@ -1,0 +1,148 @@
+//! Memory and table limits for guest instances: a cap per instance, and a
+//! budget shared by every instance running at once, so that a burst of
+//! memory-hungry requests cannot push a small device into the OOM killer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wasmi::ResourceLimiter;
+use wasmi::errors::MemoryError;
+use wasmi_core::LimiterError;
+
+/// Linear memory all live instances hold together, in bytes.
+pub struct MemoryBudget {
+    used: AtomicUsize,
+    total: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(total: usize) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            total,
+        })
+    }
+
+    fn try_reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|n| *n <= self.total)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
+/// One instance's limiter; what it reserved goes back to the budget when
+/// the store (and with it the instance) is dropped.
+pub struct GuestLimiter {
+    memory_cap: usize,
+    table_cap: usize,
+    budget: Option<Arc<MemoryBudget>>,
+    reserved: usize,
+    /// A growth was refused because of the shared budget, not the instance's
+    /// own cap: the request was unlucky, not the guest wrong.
+    pub budget_refused: bool,
+}
+
+impl GuestLimiter {
+    pub fn new(memory_cap: usize, table_cap: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
+        Self {
+            memory_cap,
+            table_cap,
+            budget,
+            reserved: 0,
+            budget_refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, LimiterError> {
+        if desired > self.memory_cap {
+            return Ok(false);
+        }
+        let delta = desired.saturating_sub(current);
+        if let Some(budget) = &self.budget {
+            if !budget.try_reserve(delta) {
+                self.budget_refused = true;
+                return Ok(false);
+            }
+        }
+        self.reserved += delta;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: &MemoryError) -> Result<(), LimiterError> {
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool, LimiterError> {
+        Ok(desired <= self.table_cap)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+impl Drop for GuestLimiter {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.reserved);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_shared_and_returned() {
+        let budget = MemoryBudget::new(100);
+        let mut a = GuestLimiter::new(80, 10, Some(budget.clone()));
+        let mut b = GuestLimiter::new(80, 10, Some(budget.clone()));
+        assert_eq!(a.memory_growing(0, 60, None), Ok(true));
+        assert_eq!(b.memory_growing(0, 60, None), Ok(false));
+        assert!(b.budget_refused);
+        assert_eq!(
+            a.memory_growing(60, 90, None),
+            Ok(false),
+            "over the instance cap"
+        );
+        assert!(!a.budget_refused);
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(b.memory_growing(0, 60, None), Ok(true));
+    }
+}
