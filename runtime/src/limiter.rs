@@ -79,11 +79,11 @@ impl ResourceLimiter for GuestLimiter {
             return Ok(false);
         }
         let delta = desired.saturating_sub(current);
-        if let Some(budget) = &self.budget {
-            if !budget.try_reserve(delta) {
-                self.budget_refused = true;
-                return Ok(false);
-            }
+        if let Some(budget) = &self.budget
+            && !budget.try_reserve(delta)
+        {
+            self.budget_refused = true;
+            return Ok(false);
         }
         self.reserved += delta;
         Ok(true)
