@@ -473,6 +473,7 @@ impl ComponentLoader<'_> {
             environment,
             preopens,
             caps: Arc::new(caps),
+            running: Default::default(),
         });
         self.components.insert(component.id.clone(), loaded.clone());
         Ok(loaded)

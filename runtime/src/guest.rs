@@ -35,6 +35,28 @@ pub struct Component {
     pub environment: Vec<(String, String)>,
     pub preopens: Vec<Preopen>,
     pub caps: Arc<Capabilities>,
+    /// HTTP invocations running or queued now, for `max_instances_per_component`.
+    pub running: std::sync::atomic::AtomicUsize,
+}
+
+/// One counted invocation of a component; uncounted when dropped.
+pub struct RunningSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Component {
+    /// Counts an invocation in, unless `max` are already running or queued.
+    pub fn try_start(&self, max: usize) -> Option<RunningSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| RunningSlot(&self.running))
+    }
+}
+
+impl Drop for RunningSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// What changes from one WAGI invocation to the next.

@@ -143,6 +143,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         write_timeout: std::time::Duration::from_millis(limits.write_timeout_ms),
         mqtt: mqtt_status.as_ref().map(|(status, _)| status.clone()),
         outbox: loaded.outbox.clone(),
+        max_instances_per_component: limits.max_instances_per_component,
     });
     let server = http::server::start(app, listener, &limits)?;
     println!("Serving http://{addr}");

@@ -30,6 +30,8 @@ const READ_CHUNK: usize = 4096;
 #[derive(Clone, Copy, Debug)]
 pub struct FrameLimits {
     pub max_head_bytes: usize,
+    /// Header fields in one head.
+    pub max_headers: usize,
     pub max_body_bytes: usize,
     /// How long a keep-alive connection may sit idle before its next request.
     pub keep_alive: Duration,
@@ -80,10 +82,44 @@ pub struct Framing {
     pub expect_continue: bool,
 }
 
+/// Whether a connection is idle (waiting for a request to start), and since
+/// when, so that a full server can close the longest-idle connection to
+/// admit a new one: idle connections cannot starve real clients.
+#[derive(Default)]
+pub struct Activity {
+    /// Milliseconds since `epoch` when the connection went idle; 0 while busy.
+    idle_since_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn set_idle(&self, epoch: Instant, idle: bool) {
+        let ms = if idle {
+            (epoch.elapsed().as_millis() as u64).max(1)
+        } else {
+            0
+        };
+        self.idle_since_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the connection went idle (ms since the epoch), if it is idle.
+    pub fn idle_since(&self) -> Option<u64> {
+        match self
+            .idle_since_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => None,
+            ms => Some(ms),
+        }
+    }
+}
+
 pub struct RequestFramer<S> {
     stream: S,
     peer: SocketAddr,
     limits: FrameLimits,
+    activity: std::sync::Arc<Activity>,
+    epoch: Instant,
     /// Bytes read from the socket but not yet handed on.
     input: Vec<u8>,
     state: State,
@@ -91,11 +127,19 @@ pub struct RequestFramer<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
-    pub fn new(stream: S, peer: SocketAddr, limits: FrameLimits) -> Self {
+    pub fn new(
+        stream: S,
+        peer: SocketAddr,
+        limits: FrameLimits,
+        activity: std::sync::Arc<Activity>,
+        epoch: Instant,
+    ) -> Self {
         Self {
             stream,
             peer,
             limits,
+            activity,
+            epoch,
             input: Vec::new(),
             state: State::Head,
             served_one: false,
@@ -157,7 +201,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
         };
         self.served_one = true;
         if self.input.is_empty() {
-            match self.fill_before(Instant::now() + idle).await? {
+            self.activity.set_idle(self.epoch, true);
+            let filled = self.fill_before(Instant::now() + idle).await?;
+            self.activity.set_idle(self.epoch, false);
+            match filled {
                 // Idle too long, or the client went away between requests: nothing to answer.
                 None | Some(0) => return Ok(None),
                 Some(_) => {}
@@ -370,6 +417,16 @@ pub fn frame(head: &[u8], limits: FrameLimits) -> Result<Framing, Reject> {
     // picoserve silently deletes NUL bytes from headers and trusts any name;
     // refusing what the two parsers could read differently keeps framing in one place.
     let mut lines = head.split(|&b| b == b'\n').skip(1);
+    if header_lines(head).count() > limits.max_headers {
+        return Err(Reject::new(
+            431,
+            "Request Header Fields Too Large",
+            format!(
+                "more than {} header fields (max_request_headers)",
+                limits.max_headers
+            ),
+        ));
+    }
     if lines.any(|line| {
         let line = trim(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -484,6 +541,7 @@ mod tests {
 
     const LIMITS: FrameLimits = FrameLimits {
         max_head_bytes: 256,
+        max_headers: 8,
         max_body_bytes: 64,
         keep_alive: Duration::from_secs(5),
         read_timeout: Duration::from_secs(5),
@@ -536,7 +594,13 @@ mod tests {
             piece,
             written: Vec::new(),
         };
-        let mut framer = RequestFramer::new(socket, "127.0.0.1:9".parse().expect("addr"), LIMITS);
+        let mut framer = RequestFramer::new(
+            socket,
+            "127.0.0.1:9".parse().expect("addr"),
+            LIMITS,
+            std::sync::Arc::default(),
+            Instant::now(),
+        );
         let mut seen = Vec::new();
         smol::block_on(async {
             let mut buf = [0u8; 7];

@@ -1,18 +1,21 @@
 //! Accepting connections: one `smol::LocalExecutor` per I/O thread (picoserve's
 //! futures are `!Send`), all sharing one listening socket, and a graceful stop.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use flint_config::Limits;
 use smol::LocalExecutor;
 use smol::io::AsyncWriteExt;
 
-use super::framing::FrameLimits;
+use super::framing::{Activity, FrameLimits};
 use super::service::{FlintService, HttpApp};
 use super::socket::{Connection, SmolTimer};
 
@@ -58,6 +61,7 @@ pub fn start(
     let settings = ConnectionSettings {
         frame: FrameLimits {
             max_head_bytes: limits.max_request_head_bytes,
+            max_headers: limits.max_request_headers,
             max_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
             keep_alive: Duration::from_millis(limits.keep_alive_timeout_ms),
             read_timeout: Duration::from_millis(limits.read_timeout_ms),
@@ -75,17 +79,21 @@ pub fn start(
         .keep_connection_alive(),
     };
     let (trigger, stopped) = async_channel::bounded::<()>(1);
-    let open = Arc::new(AtomicUsize::new(0));
+    let connections = Connections::new(limits.max_connections);
     let mut threads = Vec::new();
     for n in 0..limits.io_threads.max(1) {
         let listener = listener
             .try_clone()
             .context("cloning the listening socket")?;
-        let (app, settings, stopped, open) =
-            (app.clone(), settings.clone(), stopped.clone(), open.clone());
+        let (app, settings, stopped, connections) = (
+            app.clone(),
+            settings.clone(),
+            stopped.clone(),
+            connections.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("flint-io-{n}"))
-            .spawn(move || io_thread(app, listener, settings, stopped, open))?;
+            .spawn(move || io_thread(app, listener, settings, stopped, connections))?;
         threads.push(thread);
     }
     Ok(ShutdownHandle { trigger, threads })
@@ -96,7 +104,7 @@ fn io_thread(
     listener: TcpListener,
     settings: ConnectionSettings,
     stopped: async_channel::Receiver<()>,
-    open: Arc<AtomicUsize>,
+    connections: Arc<Connections>,
 ) {
     let listener = match smol::net::TcpListener::try_from(listener) {
         Ok(l) => l,
@@ -116,14 +124,13 @@ fn io_thread(
             match accepted {
                 None => break,
                 Some(Ok((stream, peer))) => {
-                    let guard = OpenConnection::new(&open);
                     let task = serve_connection(
                         app.clone(),
                         stream,
                         peer,
                         settings.clone(),
                         stopped.clone(),
-                        guard,
+                        connections.clone(),
                     );
                     ex.spawn(task).detach();
                 }
@@ -145,25 +152,66 @@ fn io_thread(
     });
 }
 
-/// Counts open connections for `max_connections`.
-struct OpenConnection {
-    open: Arc<AtomicUsize>,
-    count: usize,
+/// The open connections, for `max_connections`. When the server is full, a
+/// new connection takes the place of the one idle longest (closing it), so a
+/// flood of idle or slow connections cannot lock real clients out; only when
+/// none is idle is the newcomer refused.
+pub struct Connections {
+    open: Mutex<HashMap<u64, (smol::net::TcpStream, Arc<Activity>)>>,
+    next_id: AtomicU64,
+    max: usize,
+    /// The time base of `Activity` marks.
+    epoch: Instant,
 }
 
-impl OpenConnection {
-    fn new(open: &Arc<AtomicUsize>) -> Self {
-        let count = open.fetch_add(1, Ordering::SeqCst) + 1;
-        Self {
-            open: open.clone(),
-            count,
+/// One admitted connection; leaving the table when dropped.
+struct OpenConnection {
+    connections: Arc<Connections>,
+    id: u64,
+    activity: Arc<Activity>,
+}
+
+impl Connections {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            max,
+            epoch: Instant::now(),
+        })
+    }
+
+    fn admit(self: &Arc<Self>, stream: &smol::net::TcpStream) -> Option<OpenConnection> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= self.max {
+            let oldest_idle = open
+                .iter()
+                .filter_map(|(id, (_, activity))| activity.idle_since().map(|t| (t, *id)))
+                .min();
+            let (_, victim) = oldest_idle?;
+            if let Some((victim_stream, _)) = open.remove(&victim) {
+                let _ = victim_stream.shutdown(std::net::Shutdown::Both);
+            }
         }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity::default());
+        open.insert(id, (stream.clone(), activity.clone()));
+        Some(OpenConnection {
+            connections: self.clone(),
+            id,
+            activity,
+        })
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::SeqCst);
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        open.remove(&self.id);
     }
 }
 
@@ -173,15 +221,15 @@ async fn serve_connection(
     peer: SocketAddr,
     settings: ConnectionSettings,
     stopped: async_channel::Receiver<()>,
-    guard: OpenConnection,
+    connections: Arc<Connections>,
 ) {
-    if guard.count > settings.max_connections {
-        tracing::warn!(target: "flint::http", %peer, "refused: {} connections are open (max_connections)", settings.max_connections);
+    let Some(guard) = connections.admit(&stream) else {
+        tracing::warn!(target: "flint::http", %peer, "refused: {} connections are open and none is idle (max_connections)", settings.max_connections);
         let _ = stream
             .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             .await;
         return;
-    }
+    };
     let _ = stream.set_nodelay(true);
     let service = FlintService {
         app,
@@ -189,7 +237,13 @@ async fn serve_connection(
         peer,
     };
     let router = picoserve::Router::from_service(service);
-    let connection = Connection::new(stream, peer, settings.frame);
+    let connection = Connection::new(
+        stream,
+        peer,
+        settings.frame,
+        guard.activity.clone(),
+        connections.epoch,
+    );
     let mut buffer = vec![0u8; settings.buffer_bytes];
     let result = picoserve::Server::custom(&router, SmolTimer, &settings.config, &mut buffer)
         .with_graceful_shutdown(

@@ -42,6 +42,7 @@ pub struct HttpApp {
     /// The MQTT trigger's counters, when it runs.
     pub mqtt: Option<Arc<MqttStatus>>,
     pub outbox: Option<Arc<Outbox>>,
+    pub max_instances_per_component: usize,
 }
 
 /// A response ready to write: status, headers and body.
@@ -260,9 +261,15 @@ impl FlintService {
     /// Runs `run` on the worker pool; a failure is logged and becomes the reply.
     async fn on_worker<T: Send + 'static>(
         &self,
-        id: &str,
+        component: &Arc<Component>,
         run: impl FnOnce(&crate::engine::Engine) -> Result<T, GuestFailure> + Send + 'static,
     ) -> Result<T, Reply> {
+        let id = &component.id;
+        let max = self.app.max_instances_per_component;
+        let Some(_slot) = component.try_start(max) else {
+            tracing::warn!(target: "flint::http", component = %id, "refused: {max} instances of this component are running or queued (max_instances_per_component)");
+            return Err(Reply::text(503, "Service Unavailable"));
+        };
         let engine = self.app.engine.clone();
         match self.app.pool.run(move || run(&engine)).await {
             Ok(Ok(value)) => Ok(value),
@@ -294,7 +301,7 @@ impl FlintService {
         let limits = self.app.instance_limits.clone();
         let id = component.id.clone();
         let response = self
-            .on_worker(&id, move |engine| {
+            .on_worker(&component.clone(), move |engine| {
                 run_spin_http(engine, &component, request, &limits)
             })
             .await;
@@ -326,7 +333,7 @@ impl FlintService {
         let limits = self.app.instance_limits.clone();
         let id = component.id.clone();
         let outcome = self
-            .on_worker(&id, move |engine| {
+            .on_worker(&component.clone(), move |engine| {
                 run_wagi(engine, &component, invocation, &limits)
             })
             .await;

@@ -89,9 +89,21 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, limits: FrameLimits) -> Self {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        limits: FrameLimits,
+        activity: std::sync::Arc<super::framing::Activity>,
+        epoch: std::time::Instant,
+    ) -> Self {
         Self {
-            reader: FramedReader(RequestFramer::new(stream.clone(), peer, limits)),
+            reader: FramedReader(RequestFramer::new(
+                stream.clone(),
+                peer,
+                limits,
+                activity,
+                epoch,
+            )),
             writer: BufferedWriter {
                 stream: stream.clone(),
                 buf: Vec::new(),
