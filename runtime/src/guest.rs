@@ -47,7 +47,9 @@ impl Component {
     pub fn try_start(&self, max: usize) -> Option<RunningSlot<'_>> {
         use std::sync::atomic::Ordering;
         self.running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| RunningSlot(&self.running))
     }

@@ -210,7 +210,12 @@ pub enum WagiError {
     NoResponseHeaders,
     #[error("the guest's Status header `{0}` is not a status code between 200 and 999")]
     BadStatus(String),
+    #[error("the guest's header block is larger than {MAX_RESPONSE_HEAD} bytes")]
+    HeadTooLarge,
 }
+
+/// A response head no client should be asked to accept.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Parses the header block at the start of a guest's stdout, as WAGI does: `\r`
 /// dropped, the block ends at the first blank line, `Status:` sets the code,
@@ -224,6 +229,9 @@ pub fn parse_output(stdout: &[u8]) -> Result<WagiResponse, WagiError> {
         Some((end, body)) => (&stdout[..end], body),
         None => (stdout, stdout.len()),
     };
+    if head.len() > MAX_RESPONSE_HEAD {
+        return Err(WagiError::HeadTooLarge);
+    }
     let head = String::from_utf8_lossy(head);
     let mut status = None;
     let mut has_location = false;

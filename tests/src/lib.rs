@@ -84,6 +84,27 @@ pub fn wasm_path(name: &str) -> PathBuf {
     apps_dir().join(format!("target/wasm32-wasip1/release/{name}.wasm"))
 }
 
+/// A module of the hostile corpus (`tests/corpus/<name>.wat`), compiled with
+/// `wat2wasm` into a directory shared by the test process.
+pub fn corpus_wasm(name: &str) -> PathBuf {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    static COMPILING: Mutex<()> = Mutex::new(());
+    let dir = DIR.get_or_init(|| TempDir::new("corpus"));
+    let out = dir.path().join(format!("{name}.wasm"));
+    let _one_at_a_time = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+    if !out.exists() {
+        let source = workspace_root().join(format!("tests/corpus/{name}.wat"));
+        let status = Command::new("wat2wasm")
+            .arg(&source)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .expect("running wat2wasm (scripts/setup.sh installs wabt)");
+        assert!(status.success(), "wat2wasm {}", source.display());
+    }
+    out
+}
+
 /// Builds the `apps` workspace once per test process. It is a separate
 /// workspace with its own target dir, so this does not contend for the lock the
 /// outer `cargo test` holds.
