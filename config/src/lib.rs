@@ -17,6 +17,9 @@ pub mod runtime_config;
 mod source;
 pub mod template;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use board::{BoardProfile, load_board, parse_board};
 pub use diagnostic::{ConfigError, Diagnostic, Diagnostics, Location};
 pub use limits::{Limits, LimitsOverride};

@@ -20,6 +20,9 @@ mod readonly_dir;
 mod variables;
 mod wagi;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
