@@ -82,7 +82,7 @@ fuel_per_invocation = 1000000000
 max_execution_ms = 5000
 guest_memory_budget_bytes = 268435456
 instance_table_elements = 100000
-max_instances_per_component = 64
+max_instances_per_component = 256
 max_request_headers = 100
 "#;
 
@@ -124,7 +124,7 @@ max_request_headers = 100
                 max_execution_ms: 5000,
                 guest_memory_budget_bytes: 268_435_456,
                 instance_table_elements: 100_000,
-                max_instances_per_component: 64,
+                max_instances_per_component: 256,
                 max_request_headers: 100,
             }
         );

@@ -267,3 +267,24 @@ fn slowloris_is_dropped() {
         "{answer}"
     );
 }
+
+/// One component cannot take every worker: past `max_instances_per_component`
+/// its requests get 503 while other components keep answering.
+#[test]
+fn one_component_cannot_take_every_worker() {
+    let flint = Flint::builder(flint_e2e::showcase_manifest())
+        .runtime_config("[limits]\nmax_instances_per_component = 1\n")
+        .start();
+    let addr = flint.addr();
+    let slow = thread::spawn(move || {
+        flint_e2e::Conn::open(addr)
+            .request("GET", "/slow?ms=3000", &[], [])
+            .status
+    });
+    flint.wait_until_slow_is_running();
+    let second = flint.get("/slow?ms=10");
+    second.assert_status(503);
+    flint.wait_for_log_line(&["max_instances_per_component"]);
+    flint.get("/hello").assert_status(200);
+    assert_eq!(slow.join().expect("slow request"), 200);
+}
