@@ -19,6 +19,9 @@ pub struct RuntimeConfig {
     /// By label, as components name them in `key_value_stores`.
     pub key_value_stores: BTreeMap<String, KvStoreConfig>,
     pub limits: LimitsOverride,
+    /// `board = "rpi-4"`: the profile whose limits `[limits]` overrides
+    /// (`flint up --board` wins over it).
+    pub board: Option<String>,
 }
 
 /// A key-value store kept in a SQLite file.
@@ -40,6 +43,7 @@ struct RawRuntimeConfig {
     key_value_store: BTreeMap<Spanned<String>, Spanned<RawTable>>,
     #[serde(default)]
     limits: RawLimitsOverride,
+    board: Option<String>,
     // Spin sections Flint does not implement. Naming them here, rather than
     // leaving them to `deny_unknown_fields`, lets each one be reported as
     // unsupported (and all of them at once) while a typo in any other key
@@ -98,6 +102,7 @@ pub fn parse_runtime_config(text: &str, path: &Path) -> Result<RuntimeConfig, Co
     problems.finish(RuntimeConfig {
         key_value_stores,
         limits,
+        board: raw.board,
     })
 }
 

@@ -57,12 +57,12 @@ const DEFAULT_STORE: &str = "default";
 pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<LoadedApp> {
     let manifest_path = args.manifest_path();
     let manifest = load_manifest(&manifest_path)?;
-    let board = crate::board::select(args.board.as_deref())?;
-    let mut limits = board.limits.clone();
     let runtime_config = match &args.runtime_config_file {
         Some(path) => load_runtime_config(path)?,
         None => Default::default(),
     };
+    let board = crate::board::select(args.board.as_deref().or(runtime_config.board.as_deref()))?;
+    let mut limits = board.limits.clone();
     limits.apply(&runtime_config.limits);
     let engine = Arc::new(Engine::new(limits.fuel_per_invocation > 0)?);
     let state_dir = match &serve {

@@ -26,6 +26,8 @@ pub enum Command {
     Up(UpArgs),
     /// Validate the manifest, runtime config and every module, without serving
     Check(AppArgs),
+    /// List the built-in board profiles and the limits each one sets
+    Boards,
 }
 
 #[derive(Args)]
@@ -42,7 +44,7 @@ pub struct AppArgs {
     #[arg(long, value_name = "FILE")]
     pub runtime_config_file: Option<PathBuf>,
 
-    /// Board profile giving the default limits [default: the one for this CPU; see boards/]
+    /// Board profile giving the default limits (`flint boards` lists them) [default: the runtime config's `board`, else the one for this CPU]
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
 }

@@ -17,6 +17,7 @@ mod outbound_hosts;
 mod outbound_http;
 mod pool;
 mod readonly_dir;
+mod systemd;
 mod variables;
 mod wagi;
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Up(args) => up(args),
+        Command::Boards => board::all().map(|boards| print!("{}", board::describe(&boards))),
         Command::Check(args) => app::load(&args, None).map(|loaded| {
             println!(
                 "{}: ok ({} components, {} routes)",
@@ -161,9 +163,11 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!(board = %loaded.board, workers = limits.workers, "serving http://{addr}");
+    systemd::notify("READY=1");
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "stopping: finishing in-flight requests");
     }
+    systemd::notify("STOPPING=1");
     server.stop();
     tracing::info!("stopped");
     Ok(())
