@@ -17,11 +17,7 @@ fn flint_boards_lists_every_profile_with_its_limits() {
         ("vm-x86_64", "x86_64-unknown-linux-musl"),
         ("vm-aarch64", "aarch64-unknown-linux-musl"),
     ] {
-        assert!(
-            out.stdout.contains(&format!("{name}")),
-            "{name} missing:\n{}",
-            out.stdout
-        );
+        assert!(out.stdout.contains(name), "{name} missing:\n{}", out.stdout);
         assert!(
             out.stdout.contains(target),
             "{target} missing:\n{}",
