@@ -35,6 +35,12 @@ use tracing_subscriber::filter::Targets;
 
 use cli::{Cli, Command, UpArgs};
 
+/// See `dlmalloc` in Cargo.toml: musl's allocator is the bottleneck of a
+/// fresh instance per request.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     // wasi-common reports `proc_exit` and errno results as `anyhow` errors, and
     // each one captures a backtrace when RUST_BACKTRACE is set: 30 µs (glibc) to
