@@ -327,13 +327,16 @@ fn mqtt_plan(
         .max_payload_bytes
         .unwrap_or(limits.max_request_body_bytes);
     let max_payload_bytes = usize::try_from(max_payload_bytes).unwrap_or(usize::MAX);
-    let session = SessionConfig {
+    let target = crate::mqtt::outbox::Target {
         host: parsed.host.clone(),
         port: parsed.port,
         client_id: client_id.clone(),
         username: expand("MQTT username", &broker.username, &broker.location)?,
         password: expand("MQTT password", &broker.password, &broker.location)?,
         keep_alive_secs: broker.keep_alive_secs,
+    };
+    let session = SessionConfig {
+        broker: target.clone(),
         clean_session: broker.clean_session,
         max_inflight: broker.max_inflight,
         // Messages up to 1 MiB over the limit are read and dead-lettered
@@ -359,12 +362,8 @@ fn mqtt_plan(
             flint_config::DeadLetter::Topic(topic) => {
                 let outbox = outbox.context("the MQTT outbox is not open")?;
                 let sender = outbox.sender(&crate::mqtt::outbox::Target {
-                    host: parsed.host.clone(),
-                    port: parsed.port,
                     client_id: format!("{client_id}-outbox"),
-                    username: session.username.clone(),
-                    password: session.password.clone(),
-                    keep_alive_secs: broker.keep_alive_secs,
+                    ..target.clone()
                 })?;
                 DeadLetterSink::Topic {
                     topic: topic.clone(),

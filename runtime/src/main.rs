@@ -127,8 +127,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| {
                     format!(
-                        "{}: mqtt://{}:{}/{}",
-                        s.component.id, plan.session.host, plan.session.port, s.filter
+                        "{}: {}/{}",
+                        s.component.id,
+                        plan.session.broker.url(),
+                        s.filter
                     )
                 })
                 .collect();

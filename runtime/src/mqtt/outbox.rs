@@ -31,6 +31,20 @@ pub struct Target {
 }
 
 impl Target {
+    /// rumqttc options for this broker and identity; callers add the rest.
+    pub fn options(&self) -> MqttOptions {
+        let mut options = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        options.set_keep_alive(Duration::from_secs(self.keep_alive_secs.max(5)));
+        if !self.username.is_empty() {
+            options.set_credentials(self.username.clone(), self.password.clone());
+        }
+        options
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://{}:{}", self.host, self.port)
+    }
+
     fn key(&self) -> String {
         format!("{}:{}/{}", self.host, self.port, self.client_id)
     }
@@ -272,13 +286,8 @@ impl Sender {
             wake: Condvar::new(),
             connected: AtomicBool::new(false),
         });
-        let mut options = MqttOptions::new(
-            sender.target.client_id.clone(),
-            sender.target.host.clone(),
-            sender.target.port,
-        );
+        let mut options = sender.target.options();
         options
-            .set_keep_alive(Duration::from_secs(sender.target.keep_alive_secs.max(5)))
             // The outbox, not the session, owns redelivery: after any reconnect
             // the sender starts again from the oldest unacknowledged message.
             .set_clean_session(true)

@@ -9,20 +9,15 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{Client, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use rumqttc::{Client, Event, Packet, Publish, QoS, SubscribeFilter};
 
 use super::backoff::Backoff;
-use super::outbox::describe;
+use super::outbox::{Target, describe};
 use super::status::MqttStatus;
 
 /// How to connect, with templates expanded.
 pub struct SessionConfig {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub username: String,
-    pub password: String,
-    pub keep_alive_secs: u64,
+    pub broker: Target,
     pub clean_session: bool,
     pub max_inflight: u16,
     /// The largest MQTT packet rumqttc will read.
@@ -101,17 +96,13 @@ impl Acks {
 
 /// Runs the session on the current thread, forever.
 pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
-    let broker = format!("mqtt://{}:{}", config.host, config.port);
-    let mut options = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
+    let broker = config.broker.url();
+    let mut options = config.broker.options();
     options
-        .set_keep_alive(Duration::from_secs(config.keep_alive_secs))
         .set_clean_session(config.clean_session)
         .set_manual_acks(true)
         .set_inflight(config.max_inflight)
         .set_max_packet_size(config.max_packet_bytes, config.max_packet_bytes);
-    if !config.username.is_empty() {
-        options.set_credentials(config.username.clone(), config.password.clone());
-    }
     let capacity = 1024;
     let (client, mut connection) = Client::new(options, capacity);
     let acks = Arc::new(Acks {
@@ -125,7 +116,7 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut subscribed_once = false;
     let mut down_since_logged = false;
-    tracing::info!(target: "flint::mqtt", %broker, client_id = %config.client_id, clean_session = config.clean_session, "connecting");
+    tracing::info!(target: "flint::mqtt", %broker, client_id = %config.broker.client_id, clean_session = config.clean_session, "connecting");
     while let Ok(event) = connection.recv() {
         acks.flush();
         match event {
