@@ -151,8 +151,11 @@ fn wildcards_shared_subscriptions_and_payloads_route_intact() {
     let broker = Mosquitto::start();
     let dir = TempDir::new("mqtt-route");
     let flint = app(&dir, &broker).start();
+    // The banner's later lines follow the `Serving` line the harness waited for.
     assert!(
-        flint.stdout().contains("MQTT Subscriptions:"),
+        poll_until(Duration::from_secs(5), || flint
+            .stdout()
+            .contains("MQTT Subscriptions:")),
         "{}",
         flint.stdout()
     );
