@@ -9,11 +9,15 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "flint",
     version,
-    about = "Run Spin apps (WAGI modules on the wasmi interpreter) on small devices",
+    about = "Run Spin apps (Spin SDK components and WAGI modules, on the wasmi interpreter) on small devices",
     long_about = "Flint runs Spin manifest v2 apps on the wasmi interpreter: no JIT, one static binary, \
-                  small memory. `flint up` serves an app's HTTP routes; `flint check` validates it.\n\n\
-                  Logging: RUST_LOG=debug (or e.g. RUST_LOG=flint::http=debug,info) sets the log level; \
-                  logs go to stderr, one line per request."
+                  small memory. `flint up` serves an app's HTTP routes and MQTT triggers; `flint check` \
+                  validates it; `flint boards` lists the device profiles that set the limits.\n\n\
+                  Guests: Spin SDK components built for wasm32-wasip1 (wasi:http, key-value, variables, \
+                  outbound HTTP and MQTT) and WAGI modules in any language.\n\n\
+                  Logging: RUST_LOG=debug (or e.g. RUST_LOG=flint::http=debug,flint::mqtt=debug,info) sets \
+                  the log level; logs go to stderr, one line per request. GET /.well-known/flint/status \
+                  reports MQTT, outbox and guest-memory state as JSON."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -22,7 +26,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Serve an app's HTTP routes
+    /// Serve an app's HTTP routes and MQTT triggers
     Up(UpArgs),
     /// Validate the manifest, runtime config and every module, without serving
     Check(AppArgs),
@@ -40,7 +44,7 @@ pub struct AppArgs {
     #[arg(short = 'f', long = "from", value_name = "MANIFEST")]
     pub from: Option<PathBuf>,
 
-    /// Runtime-config file: key-value stores (`[key_value_store.<label>]`) and limits (`[limits]`)
+    /// Runtime-config file: key-value stores (`[key_value_store.<label>]`), `board = "..."` and limits (`[limits]`)
     #[arg(long, value_name = "FILE")]
     pub runtime_config_file: Option<PathBuf>,
 
