@@ -12,7 +12,6 @@ use wasmi::Error;
 use super::{GuestState, drop_fn, host_fn};
 use crate::canon::{Args, HostFn, Ty, Value};
 use crate::mqtt::outbox::{OutboxError, Sender, Target};
-use crate::outbound_hosts::default_port;
 use crate::result_ty;
 
 const ERROR: Ty = Ty::Variant(&[
@@ -110,22 +109,19 @@ struct BrokerAddress {
 }
 
 impl BrokerAddress {
+    /// The host and port follow the trigger's own address rules
+    /// (`flint_config::MqttAddress`); only the `client_id` query is added.
     fn parse(address: &str) -> Option<Self> {
-        let rest = address.strip_prefix("mqtt://")?;
-        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let authority = authority.strip_suffix('/').unwrap_or(authority);
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !authority.ends_with(']') => (host, port.parse().ok()?),
-            _ => (authority, default_port("mqtt")?),
-        };
+        let (address, query) = address.split_once('?').unwrap_or((address, ""));
+        let broker =
+            flint_config::MqttAddress::parse(address.strip_suffix('/').unwrap_or(address)).ok()?;
         let client_id = query
             .split('&')
             .find_map(|pair| pair.strip_prefix("client_id="))
             .filter(|id| !id.is_empty())?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        (!host.is_empty() && !host.contains(['/', '@'])).then(|| Self {
-            host: host.to_owned(),
-            port,
+        Some(Self {
+            host: broker.host,
+            port: broker.port,
             client_id: client_id.to_owned(),
         })
     }
