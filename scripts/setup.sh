@@ -13,13 +13,18 @@ need_command() {
     command -v "$1" >/dev/null 2>&1 && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "==> apt-get install $2 (for $1)"
-        if [ -z "${FLINT_APT_UPDATED:-}" ]; then
-            apt-get update -qq
-            export FLINT_APT_UPDATED=1
-        fi
+        apt_update
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
     else
         echo "missing $1: run  sudo apt-get install $2" >&2
         return 1
+    fi
+}
+
+# Refreshes the package lists once per run (root only).
+apt_update() {
+    if [ -z "${FLINT_APT_UPDATED:-}" ] && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        export FLINT_APT_UPDATED=1
     fi
 }
