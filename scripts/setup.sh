@@ -28,3 +28,32 @@ apt_update() {
         export FLINT_APT_UPDATED=1
     fi
 }
+
+# Prints a TCP port free on 127.0.0.1 now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# callgrind_per_request PATH RUNTIME_CONFIG N: instructions target/release/flint
+# spends on one GET PATH of apps/showcase under valgrind's callgrind, as
+# (N + 1 requests - 1 request) / N: start-up and shutdown cancel out.
+callgrind_per_request() {
+    local path=$1 config=$2 n=$3 dir one many
+    need_command valgrind valgrind
+    dir=$(mktemp -d)
+    callgrind_run() {
+        local requests=$1 port pid
+        port=$(free_port)
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg" target/release/flint up apps/showcase \
+            --runtime-config-file "$config" --listen "127.0.0.1:$port" --state-dir "$dir/state" >/dev/null 2>"$dir/log" &
+        pid=$!
+        for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/static-response" && break; sleep 0.2; done
+        for _ in $(seq 1 "$requests"); do curl -sf -o /dev/null "http://127.0.0.1:$port$path"; done
+        kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+        awk '/^(summary|totals):/ {print $2; exit}' "$dir/cg"
+    }
+    one=$(callgrind_run 1)
+    many=$(callgrind_run $((n + 1)))
+    rm -rf "$dir"
+    echo $(((many - one) / n))
+}

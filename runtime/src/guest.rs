@@ -81,6 +81,21 @@ pub struct InstanceLimits {
     pub memory_budget: Option<Arc<MemoryBudget>>,
 }
 
+impl InstanceLimits {
+    /// The per-instance bounds of the app's limits, with one memory budget
+    /// that every instance created from them shares.
+    pub fn from_limits(limits: &flint_config::Limits) -> Self {
+        Self {
+            memory_bytes: limits.instance_memory_bytes,
+            stdout_bytes: usize::try_from(limits.max_response_bytes).unwrap_or(usize::MAX),
+            table_elements: limits.instance_table_elements,
+            fuel: limits.fuel_per_invocation,
+            max_execution: Duration::from_millis(limits.max_execution_ms),
+            memory_budget: Some(MemoryBudget::new(limits.guest_memory_budget_bytes)),
+        }
+    }
+}
+
 /// Fuel is handed to a guest in slices; between slices the deadline is checked.
 const FUEL_SLICE: u64 = 10_000_000;
 

@@ -1,29 +1,5 @@
 //! `flint`: serve Spin apps on the wasmi interpreter.
 
-mod app;
-mod board;
-mod canon;
-mod capabilities;
-mod cli;
-mod engine;
-mod files;
-mod guest;
-mod host;
-mod http;
-mod kv_store;
-mod limiter;
-mod mqtt;
-mod outbound_hosts;
-mod outbound_http;
-mod pool;
-mod readonly_dir;
-mod systemd;
-mod variables;
-mod wagi;
-
-#[cfg(test)]
-mod fuzz_tests;
-
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,7 +9,8 @@ use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::filter::Targets;
 
-use cli::{Cli, Command, UpArgs};
+use flint_runtime::cli::{Cli, Command, UpArgs};
+use flint_runtime::{app, board, guest, http, mqtt, pool, systemd};
 
 /// See `dlmalloc` in Cargo.toml: musl's allocator is the bottleneck of a
 /// fresh instance per request.
@@ -110,14 +87,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let limits = loaded.limits.clone();
-    let instance_limits = guest::InstanceLimits {
-        memory_bytes: limits.instance_memory_bytes,
-        stdout_bytes: usize::try_from(limits.max_response_bytes).unwrap_or(usize::MAX),
-        table_elements: limits.instance_table_elements,
-        fuel: limits.fuel_per_invocation,
-        max_execution: std::time::Duration::from_millis(limits.max_execution_ms),
-        memory_budget: Some(limiter::MemoryBudget::new(limits.guest_memory_budget_bytes)),
-    };
+    let instance_limits = guest::InstanceLimits::from_limits(&limits);
     let routes: Vec<String> = loaded.route_summaries(addr);
     let mqtt_status = match loaded.mqtt {
         Some(plan) => {
