@@ -34,7 +34,8 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# callgrind_per_request PATH RUNTIME_CONFIG N: instructions target/release/flint
+# callgrind_per_request PATH RUNTIME_CONFIG N: instructions flint ($FLINT_BIN, default
+# target/release/flint)
 # spends on one GET PATH of apps/showcase under valgrind's callgrind, as
 # (N + 1 requests - 1 request) / N: start-up and shutdown cancel out.
 callgrind_per_request() {
@@ -44,7 +45,7 @@ callgrind_per_request() {
     callgrind_run() {
         local requests=$1 port pid
         port=$(free_port)
-        valgrind --tool=callgrind --callgrind-out-file="$dir/cg" target/release/flint up apps/showcase \
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg" "${FLINT_BIN:-target/release/flint}" up apps/showcase \
             --runtime-config-file "$config" --listen "127.0.0.1:$port" --state-dir "$dir/state" >/dev/null 2>"$dir/log" &
         pid=$!
         for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/static-response" && break; sleep 0.2; done
