@@ -31,6 +31,7 @@ apt_update() {
 
 # Prints a TCP port free on 127.0.0.1 now.
 free_port() {
+    need_command python3 python3 >&2
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
