@@ -1,5 +1,6 @@
-# Sourced by scripts/vm-image and scripts/deb-check: an initramfs root with
-# busybox and Debian's kernel modules, and the kernel next to it. Downloads
+# Sourced by scripts/vm-image, vm-check and deb-check: an initramfs root with
+# busybox and Debian's kernel modules, the kernel next to it, and booting it
+# under qemu to check the sample app answers. Downloads
 # (linux-image-amd64, busybox-static) are cached in target/vm/cache.
 
 vm_cache=target/vm/cache
@@ -63,4 +64,45 @@ vm_pack() {
     need_command xz xz-utils
     (cd "$1" && find . | LC_ALL=C sort | "$vm_busybox" cpio -o -H newc -R 0:0 2>/dev/null) \
         | xz --check=crc32 --lzma2=preset=9,dict=1MiB >"$2"
+}
+
+# vm_boot KERNEL INITRD MEMORY LOG GUEST_PORT APPEND [QEMU ARGS...]: starts
+# qemu-system-x86_64 in the background with GUEST_PORT forwarded to a free
+# host port, the console in LOG; sets $vm_pid and $vm_port. Software
+# emulation: /dev/kvm exists on some machines where KVM hangs.
+vm_boot() {
+    local kernel=$1 initrd=$2 memory=$3 log=$4 guest_port=$5 append=$6
+    shift 6
+    need_command qemu-system-x86_64 qemu-system-x86
+    vm_port=$(free_port)
+    qemu-system-x86_64 -accel tcg -m "$memory" -display none -monitor none -no-reboot \
+        -serial "file:$log" -kernel "$kernel" -initrd "$initrd" -append "$append" \
+        -nic "user,model=e1000,hostfwd=tcp:127.0.0.1:$vm_port-:$guest_port" "$@" 2>>"$log" &
+    vm_pid=$!
+}
+
+# vm_fail LOG MESSAGE: prints the console log and MESSAGE, and exits.
+vm_fail() {
+    cat "$1"
+    echo "$2" >&2
+    exit 1
+}
+
+# vm_wait_for_app LOG SECONDS: waits until the sample app (boards/app) answers
+# /hello on $vm_port, failing when the VM stops or SECONDS pass.
+vm_wait_for_app() {
+    local deadline=$(($(date +%s) + $2))
+    need_command curl curl
+    until curl -sf --max-time 5 -o /dev/null "http://127.0.0.1:$vm_port/hello"; do
+        kill -0 "$vm_pid" 2>/dev/null || vm_fail "$1" "the VM stopped before the app answered"
+        [ "$(date +%s)" -lt "$deadline" ] || vm_fail "$1" "the app did not answer on the forwarded port within $2 s"
+        sleep 0.5
+    done
+}
+
+# vm_expect LOG PATH BODY: GET PATH on $vm_port must answer BODY.
+vm_expect() {
+    local got
+    got=$(curl -sS --max-time 30 "http://127.0.0.1:$vm_port$2")
+    [ "$got" = "$3" ] || vm_fail "$1" "$2 answered '$got', expected '$3'"
 }
