@@ -35,21 +35,21 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# callgrind_per_request PATH RUNTIME_CONFIG N: instructions flint ($FLINT_BIN, default
-# target/release/flint)
-# spends on one GET PATH of apps/showcase under valgrind's callgrind, as
+# callgrind_per_request PATH RUNTIME_CONFIG N [APP]: instructions flint ($FLINT_BIN,
+# default target/release/flint) spends on one GET PATH of APP (default
+# apps/showcase) under valgrind's callgrind, as
 # (N + 1 requests - 1 request) / N: start-up and shutdown cancel out.
 callgrind_per_request() {
-    local path=$1 config=$2 n=$3 dir one many
+    local path=$1 config=$2 n=$3 app=${4:-apps/showcase} dir one many
     need_command valgrind valgrind
     dir=$(mktemp -d)
     callgrind_run() {
         local requests=$1 port pid
         port=$(free_port)
-        valgrind --tool=callgrind --callgrind-out-file="$dir/cg" "${FLINT_BIN:-target/release/flint}" up apps/showcase \
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg" "${FLINT_BIN:-target/release/flint}" up "$app" \
             --runtime-config-file "$config" --listen "127.0.0.1:$port" --state-dir "$dir/state" >/dev/null 2>"$dir/log" &
         pid=$!
-        for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/static-response" && break; sleep 0.2; done
+        for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/.well-known/spin/health" && break; sleep 0.2; done
         for _ in $(seq 1 "$requests"); do curl -sf -o /dev/null "http://127.0.0.1:$port$path"; done
         kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
         awk '/^(summary|totals):/ {print $2; exit}' "$dir/cg"

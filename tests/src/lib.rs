@@ -60,7 +60,7 @@ pub fn flint_bin() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/release/flint"));
     if !bin.is_file() {
         panic!(
-            "flint binary not found at {}: run `cargo build --release -p flint-runtime` \
+            "flint binary not found at {}: run `cargo build --release -p flint` \
              (scripts/test does this)",
             bin.display()
         );

@@ -1,0 +1,179 @@
+//! One instance's life: a store with a fresh WASI context and host state,
+//! instantiation, reactor initialisation, the call of an entry point, and how
+//! its end maps to a [`GuestFailure`].
+
+use std::io::Write;
+use std::sync::Arc;
+
+use flint_engine::InstanceLimits;
+use flint_engine::InstantiateError;
+use flint_host::{Engine, GuestState, HostState};
+use wasmi::{Module, Store};
+use wasmi_wasi::WasiCtxBuilder;
+use wasmi_wasi::wasi_common::pipe::WritePipe;
+
+use crate::{Component, GuestFailure};
+
+pub(crate) fn setup(e: &dyn std::fmt::Display) -> GuestFailure {
+    GuestFailure::Setup(e.to_string())
+}
+
+/// A new store for one invocation of `component`.
+pub(crate) fn new_store(
+    engine: &Engine,
+    component: &Component,
+    mut wasi: WasiCtxBuilder,
+    limits: &InstanceLimits,
+) -> Result<Store<GuestState>, GuestFailure> {
+    let wasi = wasi.build();
+    flint_host::wasi::push_preopens(&wasi, &component.preopens).map_err(|e| setup(&e))?;
+    let host = HostState::new(
+        wasi,
+        component.caps.clone(),
+        limits.stdout_bytes,
+        limits.memory_bytes,
+    );
+    Ok(engine.new_store(host, limits))
+}
+
+pub(crate) fn instantiate(
+    engine: &Engine,
+    store: &mut Store<GuestState>,
+    module: &Module,
+) -> Result<wasmi::Instance, GuestFailure> {
+    engine.instantiate(store, module).map_err(|e| match e {
+        InstantiateError::MemoryBudget => GuestFailure::MemoryBudget,
+        InstantiateError::Failed(message) => GuestFailure::Instantiate(message),
+    })
+}
+
+/// A store for a Spin guest: stdout and stderr go to the log.
+pub(crate) fn spin_store(
+    engine: &Engine,
+    component: &Component,
+    limits: &InstanceLimits,
+) -> Result<Store<GuestState>, GuestFailure> {
+    let log = || Box::new(WritePipe::new(GuestLog::new(component.id.clone())));
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdout(log())
+        .stderr(log())
+        .envs(&component.environment)
+        .map_err(|e| setup(&e))?;
+    new_store(engine, component, wasi, limits)
+}
+
+/// A reactor module (`wasm32-wasip1` cdylib) may need its constructors run first.
+pub(crate) fn initialize(
+    store: &mut Store<GuestState>,
+    instance: &wasmi::Instance,
+) -> Result<(), GuestFailure> {
+    match instance.get_func(&*store, "_initialize") {
+        Some(_) => call_entry(store, instance, "_initialize"),
+        None => Ok(()),
+    }
+}
+
+/// Maps the end of a guest call: `proc_exit(0)` is a normal return; a CPU
+/// bound hit is reported as such, not as the trap it was delivered as.
+pub(crate) fn finished(
+    store: &mut Store<GuestState>,
+    result: Result<(), wasmi::Error>,
+) -> Result<(), GuestFailure> {
+    if let Some(hit) = store.data_mut().take_limit_hit() {
+        return Err(GuestFailure::Limit(hit));
+    }
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => match e.i32_exit_status() {
+            Some(0) => Ok(()),
+            Some(code) => Err(GuestFailure::Exit(code)),
+            None => Err(GuestFailure::Trap(e.to_string())),
+        },
+    }
+}
+
+/// Calls an export that takes and returns nothing (`_start`, `_initialize`).
+pub(crate) fn call_entry(
+    store: &mut Store<GuestState>,
+    instance: &wasmi::Instance,
+    name: &str,
+) -> Result<(), GuestFailure> {
+    let func = instance
+        .get_func(&*store, name)
+        .ok_or_else(|| GuestFailure::Instantiate(format!("no export `{name}`")))?;
+    let result = flint_engine::call_guest(store, &func, &[], &mut []);
+    finished(store, result)
+}
+
+/// Guest stdout, cut off at the response limit rather than buffered whole.
+pub(crate) struct CappedBuffer {
+    pub data: Vec<u8>,
+    pub limit: usize,
+    pub overflowed: bool,
+}
+
+impl Write for CappedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.data.len() + buf.len() > self.limit {
+            self.overflowed = true;
+            return Err(std::io::Error::other("response size limit reached"));
+        }
+        self.data.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+/// Guest stderr (and a Spin guest's stdout), logged line by line with the component id.
+pub(crate) struct GuestLog {
+    component: Arc<str>,
+    line: Vec<u8>,
+}
+
+/// Longer lines are logged in pieces, so a guest cannot grow this buffer.
+const MAX_LOG_LINE: usize = 4096;
+
+impl GuestLog {
+    pub(crate) fn new(component: Arc<str>) -> Self {
+        Self {
+            component,
+            line: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.line);
+        tracing::info!(target: "flint::guest", component = %self.component, "{}", line.trim_end());
+        self.line.clear();
+    }
+}
+
+impl Write for GuestLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            if b == b'\n' {
+                self.emit();
+            } else {
+                self.line.push(b);
+                if self.line.len() >= MAX_LOG_LINE {
+                    self.emit();
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for GuestLog {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}

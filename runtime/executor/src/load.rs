@@ -1,0 +1,125 @@
+//! Which executor a module is for, decided by its exports and checked
+//! against what its trigger accepts, between the engine's compilation and
+//! its link check.
+
+use std::path::{Path, PathBuf};
+
+use flint_host::Engine;
+use wasmi::Module;
+
+/// The export a Spin SDK HTTP component is called through.
+pub const SPIN_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.0#handle";
+
+/// The export a Spin MQTT trigger guest (`spin:mqtt-trigger` world) is called through.
+pub const SPIN_MQTT_EXPORT: &str = "handle-message";
+
+/// How a module is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GuestKind {
+    /// WAGI: `_start`, CGI environment (or MQTT variables), stdin and stdout.
+    Wagi,
+    /// Spin SDK: `wasi:http/incoming-handler@0.2.0#handle`.
+    SpinHttp,
+    /// Spin MQTT trigger plugin world: `handle-message`.
+    SpinMqtt,
+}
+
+/// What an HTTP route with the WAGI executor runs.
+pub const WAGI_ROUTE: &[GuestKind] = &[GuestKind::Wagi];
+/// What an HTTP route with the Spin executor runs.
+pub const SPIN_ROUTE: &[GuestKind] = &[GuestKind::SpinHttp];
+/// What an MQTT trigger runs.
+pub const MQTT_TRIGGER: &[GuestKind] = &[GuestKind::SpinMqtt, GuestKind::Wagi];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Engine(#[from] flint_engine::LoadError),
+    #[error(
+        "component `{component}`: {} does not export {}, which {} calls{}",
+        path.display(),
+        expected.iter().map(|k| format!("`{}`", entry_point(*k))).collect::<Vec<_>>().join(" or "),
+        caller_name(expected),
+        kind_hint(expected, *found)
+    )]
+    WrongKind {
+        component: String,
+        path: PathBuf,
+        expected: &'static [GuestKind],
+        found: Option<GuestKind>,
+    },
+}
+
+/// Reads, validates and compiles a module of an accepted kind, checking
+/// every import against the linker so that a missing host function fails at
+/// startup, not on the first request.
+pub fn load_module(
+    engine: &Engine,
+    component: &str,
+    path: &Path,
+    accepted: &'static [GuestKind],
+    memory_limit: usize,
+) -> Result<(Module, GuestKind), LoadError> {
+    let compiled = engine.compile(component, path, memory_limit)?;
+    let found = module_kind(&compiled.module);
+    let Some(kind) = found.filter(|k| accepted.contains(k)) else {
+        return Err(LoadError::WrongKind {
+            component: component.to_owned(),
+            path: path.to_owned(),
+            expected: accepted,
+            found,
+        });
+    };
+    engine.link_check(component, path, &compiled, memory_limit)?;
+    Ok((compiled.module, kind))
+}
+
+/// What a module's exports say it is; a module exporting both entry points
+/// counts as a Spin component.
+fn module_kind(module: &Module) -> Option<GuestKind> {
+    let exports = |name| matches!(module.get_export(name), Some(wasmi::ExternType::Func(_)));
+    if exports(SPIN_HTTP_EXPORT) {
+        Some(GuestKind::SpinHttp)
+    } else if exports(SPIN_MQTT_EXPORT) {
+        Some(GuestKind::SpinMqtt)
+    } else if exports("_start") {
+        Some(GuestKind::Wagi)
+    } else {
+        None
+    }
+}
+fn entry_point(kind: GuestKind) -> &'static str {
+    match kind {
+        GuestKind::Wagi => "_start",
+        GuestKind::SpinHttp => SPIN_HTTP_EXPORT,
+        GuestKind::SpinMqtt => SPIN_MQTT_EXPORT,
+    }
+}
+
+fn caller_name(accepted: &[GuestKind]) -> &'static str {
+    if accepted == MQTT_TRIGGER {
+        "an MQTT trigger"
+    } else if accepted == WAGI_ROUTE {
+        "the WAGI executor"
+    } else {
+        "the Spin executor (the default when a trigger has no `executor`)"
+    }
+}
+
+fn kind_hint(accepted: &[GuestKind], found: Option<GuestKind>) -> &'static str {
+    match (accepted, found) {
+        (SPIN_ROUTE, Some(GuestKind::Wagi)) => {
+            "; it is a WAGI module (it exports `_start`): add `executor = { type = \"wagi\" }` to its trigger"
+        }
+        (WAGI_ROUTE, Some(GuestKind::SpinHttp)) => {
+            "; it is a Spin SDK component: remove `executor = { type = \"wagi\" }` from its trigger"
+        }
+        (_, Some(GuestKind::SpinMqtt)) => {
+            "; it is an MQTT trigger component (it exports `handle-message`): use it from a [[trigger.mqtt]]"
+        }
+        (MQTT_TRIGGER, Some(GuestKind::SpinHttp)) => {
+            "; it is a Spin HTTP component: use it from a [[trigger.http]]"
+        }
+        _ => "",
+    }
+}

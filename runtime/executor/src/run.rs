@@ -1,0 +1,182 @@
+//! The three executors' invocations: WAGI's `_start` with stdin and a
+//! bounded stdout, a Spin SDK component's `incoming-handler.handle`, and an
+//! MQTT handler (a Spin MQTT guest's `handle-message` or a WAGI module).
+
+use std::sync::{Arc, RwLock};
+
+use flint_engine::InstanceLimits;
+use flint_engine::canon::{self, Ty, Value};
+use flint_engine::result_ty;
+use flint_host::{Engine, IncomingRequest, ResponseOutparam};
+use wasmi::Val;
+use wasmi_wasi::WasiCtxBuilder;
+use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
+
+use crate::instance::{
+    CappedBuffer, GuestLog, call_entry, finished, initialize, instantiate, new_store, setup,
+    spin_store,
+};
+use crate::{Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
+
+/// What changes from one WAGI invocation to the next.
+pub struct Invocation {
+    pub stdin: Vec<u8>,
+    pub env: Vec<(String, String)>,
+    pub argv: Vec<String>,
+}
+
+/// An MQTT message for a handler.
+pub struct MqttMessage {
+    pub topic: Arc<str>,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    pub message_id: u16,
+}
+
+/// A Spin guest's answer.
+pub struct SpinResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// Runs `_start` in a new instance and returns what the guest wrote to stdout.
+pub fn run_wagi(
+    engine: &Engine,
+    component: &Component,
+    invocation: Invocation,
+    limits: &InstanceLimits,
+) -> Result<Vec<u8>, GuestFailure> {
+    let stdout = Arc::new(RwLock::new(CappedBuffer {
+        data: Vec::new(),
+        limit: limits.stdout_bytes,
+        overflowed: false,
+    }));
+    // wasi-libc's getenv returns the first match, so configured variables
+    // replace same-named CGI ones (a client cannot shadow them with a header).
+    let mut env = invocation.env;
+    env.retain(|(k, _)| !component.environment.iter().any(|(c, _)| c == k));
+    env.extend(component.environment.iter().cloned());
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stdin(Box::new(ReadPipe::from(invocation.stdin)))
+        .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
+        .stderr(Box::new(WritePipe::new(GuestLog::new(
+            component.id.clone(),
+        ))))
+        .envs(&env)
+        .map_err(|e| setup(&e))?
+        .args(&invocation.argv)
+        .map_err(|e| setup(&e))?;
+    let mut store = new_store(engine, component, wasi, limits)?;
+    let instance = instantiate(engine, &mut store, &component.module)?;
+    let result = call_entry(&mut store, &instance, "_start");
+    // Dropping the store flushes the guest's last stderr line.
+    drop(store);
+    let mut out = stdout.write().unwrap_or_else(|e| e.into_inner());
+    if out.overflowed {
+        return Err(GuestFailure::OutputTooLarge(limits.stdout_bytes));
+    }
+    result?;
+    Ok(std::mem::take(&mut out.data))
+}
+
+/// Calls a Spin SDK component's `wasi:http/incoming-handler#handle` with the
+/// request and collects the response it sets.
+pub fn run_spin_http(
+    engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    limits: &InstanceLimits,
+) -> Result<SpinResponse, GuestFailure> {
+    let mut store = spin_store(engine, component, limits)?;
+    let instance = instantiate(engine, &mut store, &component.module)?;
+    initialize(&mut store, &instance)?;
+    let handle = instance
+        .get_func(&store, SPIN_HTTP_EXPORT)
+        .ok_or_else(|| GuestFailure::Instantiate(format!("no export `{SPIN_HTTP_EXPORT}`")))?;
+    let resources = &mut store.data_mut().host.resources;
+    let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
+    let request = resources.push(request).map_err(setup_handle)?;
+    let outparam = resources.push(ResponseOutparam).map_err(setup_handle)?;
+    let args = [Val::I32(request as i32), Val::I32(outparam as i32)];
+    let result = flint_engine::call_guest(&mut store, &handle, &args, &mut []);
+    finished(&mut store, result)?;
+    let host = &mut store.data_mut().host;
+    let head = host
+        .response
+        .take()
+        .ok_or(GuestFailure::NoResponse)?
+        .map_err(GuestFailure::ErrorResponse)?;
+    let body = host.bodies.take(head.body)?;
+    Ok(SpinResponse {
+        status: head.status,
+        headers: head.headers,
+        body,
+    })
+}
+
+/// Runs an MQTT handler: a Spin MQTT guest's `handle-message`, or a WAGI
+/// module with the payload on stdin and `MQTT_*` variables (exit 0 is success).
+pub fn run_mqtt(
+    engine: &Engine,
+    component: &Component,
+    message: &MqttMessage,
+    limits: &InstanceLimits,
+) -> Result<(), GuestFailure> {
+    if component.kind == GuestKind::Wagi {
+        let env = [
+            ("MQTT_TOPIC", message.topic.to_string()),
+            ("MQTT_QOS", message.qos.to_string()),
+            ("MQTT_RETAIN", message.retain.to_string()),
+            ("MQTT_MESSAGE_ID", message.message_id.to_string()),
+        ];
+        let invocation = Invocation {
+            stdin: message.payload.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            argv: vec![component.id.to_string()],
+        };
+        return run_wagi(engine, component, invocation, limits).map(drop);
+    }
+    const PARAMS: &[Ty] = &[Ty::List(&Ty::U8), Ty::Tuple(&[Ty::String])];
+    const RESULT: Ty = result_ty!(_, Ty::Variant(&[Some(Ty::String)]));
+    let mut store = spin_store(engine, component, limits)?;
+    let instance = instantiate(engine, &mut store, &component.module)?;
+    initialize(&mut store, &instance)?;
+    let args = [
+        Value::Bytes(message.payload.clone()),
+        Value::Tuple(vec![Value::string(message.topic.as_ref())]),
+    ];
+    let outcome = canon::call_export(
+        &mut store,
+        &instance,
+        SPIN_MQTT_EXPORT,
+        PARAMS,
+        &args,
+        Some(RESULT),
+        flint_engine::call_guest,
+    );
+    if let Some(hit) = store.data_mut().take_limit_hit() {
+        return Err(GuestFailure::Limit(hit));
+    }
+    match outcome {
+        Ok(Some(Value::Variant(0, _))) => Ok(()),
+        Ok(Some(Value::Variant(_, Some(error)))) => {
+            let message = match *error {
+                Value::Variant(_, Some(text)) => match *text {
+                    Value::String(text) => text,
+                    other => format!("{other:?}"),
+                },
+                other => format!("{other:?}"),
+            };
+            Err(GuestFailure::Handler(message))
+        }
+        Ok(other) => Err(GuestFailure::Handler(format!(
+            "unexpected result {other:?}"
+        ))),
+        Err(e) => finished(&mut store, Err(e)),
+    }
+}

@@ -1,0 +1,164 @@
+//! `fermyon:spin/mqtt@2.0.0`: outbound publish through the durable outbox.
+//! `open` checks the address (which must carry a `client_id`, as in Spin) and
+//! the component's `allowed_outbound_hosts`; `publish` returns once the
+//! message is on disk, and the outbox's sender delivers it in order, across
+//! broker outages and restarts. Spin's `publish` instead waits for the
+//! broker, and fails while it is away.
+
+use std::sync::Arc;
+
+use wasmi::Error;
+
+use super::{GuestState, drop_fn, host_fn};
+use crate::outbox::{OutboxError, Sender, Target};
+use flint_engine::canon::{Args, HostFn, Ty, Value};
+use flint_engine::result_ty;
+
+const ERROR: Ty = Ty::Variant(&[
+    None,             // invalid-address
+    None,             // too-many-connections
+    Some(Ty::String), // connection-failed
+    Some(Ty::String), // other
+]);
+const QOS: Ty = Ty::Variant(&[None, None, None]);
+
+pub struct Connection {
+    sender: Arc<Sender>,
+}
+
+fn error_case(case: u32, message: String) -> Value {
+    Value::err(Value::case(case, Some(Value::string(message))))
+}
+
+fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+    let address = args.string()?;
+    let username = args.string()?;
+    let password = args.string()?;
+    let keep_alive = args.u64()?;
+    let caps = &state.host.caps;
+    let Some(broker) = BrokerAddress::parse(&address) else {
+        return Ok(Value::err(Value::case(0, None)));
+    };
+    let target = format!("mqtt://{}:{}", broker.host, broker.port);
+    if !caps.allowed_hosts.allows("mqtt", &broker.host, broker.port) {
+        tracing::warn!(target: "flint::outbound", component = %caps.component, broker = %target, "outbound MQTT denied: not in allowed_outbound_hosts");
+        return Ok(error_case(
+            2,
+            format!("{target} is not in allowed_outbound_hosts"),
+        ));
+    }
+    let Some(outbox) = &caps.services.outbox else {
+        return Ok(error_case(
+            3,
+            "outbound MQTT needs a state directory".into(),
+        ));
+    };
+    let sender = outbox.sender(&Target {
+        host: broker.host,
+        port: broker.port,
+        client_id: broker.client_id,
+        username,
+        password,
+        keep_alive_secs: keep_alive.clamp(5, 65535),
+    });
+    match sender {
+        Ok(sender) => Ok(Value::ok(Value::Handle(
+            state.host.resources.push(Connection { sender })?,
+        ))),
+        Err(OutboxError::TooManyTargets(_)) => Ok(Value::err(Value::case(1, None))),
+        Err(e) => Ok(error_case(2, e.to_string())),
+    }
+}
+
+fn publish(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+    let sender = state
+        .host
+        .resources
+        .get::<Connection>(args.handle()?)?
+        .sender
+        .clone();
+    let topic = args.string()?;
+    let payload = args.bytes()?;
+    let qos = crate::outbox::Qos::from_level(args.variant()?.0 as u8).into();
+    if let Err(e) = flint_config::check_topic_name(&topic) {
+        return Ok(error_case(3, format!("topic `{topic}`: {e}")));
+    }
+    let caps = &state.host.caps;
+    let Some(outbox) = &caps.services.outbox else {
+        return Ok(error_case(
+            3,
+            "outbound MQTT needs a state directory".into(),
+        ));
+    };
+    Ok(match outbox.enqueue(&sender, &topic, &payload, qos) {
+        Ok(()) => Value::ok_unit(),
+        Err(e) => {
+            tracing::warn!(target: "flint::outbound", component = %caps.component, %topic, "outbound MQTT publish refused: {e}");
+            error_case(3, e.to_string())
+        }
+    })
+}
+
+/// `mqtt://host[:port]?client_id=ID`, the form Spin accepts (rumqttc's URL
+/// syntax); `client_id` is required, as in Spin.
+#[derive(Debug, PartialEq, Eq)]
+struct BrokerAddress {
+    host: String,
+    port: u16,
+    client_id: String,
+}
+
+impl BrokerAddress {
+    /// The host and port follow the trigger's own address rules
+    /// (`flint_config::MqttAddress`); only the `client_id` query is added.
+    fn parse(address: &str) -> Option<Self> {
+        let (address, query) = address.split_once('?').unwrap_or((address, ""));
+        let broker =
+            flint_config::MqttAddress::parse(address.strip_suffix('/').unwrap_or(address)).ok()?;
+        let client_id = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("client_id="))
+            .filter(|id| !id.is_empty())?;
+        Some(Self {
+            host: broker.host,
+            port: broker.port,
+            client_id: client_id.to_owned(),
+        })
+    }
+}
+
+pub const FUNCTIONS: &[HostFn<GuestState>] = &[
+    host_fn!("[static]connection.open", [Ty::String, Ty::String, Ty::String, Ty::U64] -> result_ty!(Ty::Handle, ERROR), open),
+    host_fn!("[method]connection.publish", [Ty::Handle, Ty::String, Ty::List(&Ty::U8), QOS] -> result_ty!(_, ERROR), publish),
+    drop_fn!("connection", Connection),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_addresses_need_a_client_id() {
+        assert_eq!(
+            BrokerAddress::parse("mqtt://localhost:1884?client_id=app"),
+            Some(BrokerAddress {
+                host: "localhost".into(),
+                port: 1884,
+                client_id: "app".into()
+            })
+        );
+        assert_eq!(
+            BrokerAddress::parse("mqtt://broker?client_id=x").map(|b| b.port),
+            Some(1883)
+        );
+        for bad in [
+            "mqtt://localhost:1883",
+            "mqtts://localhost?client_id=x",
+            "localhost?client_id=x",
+            "mqtt://:1883?client_id=x",
+            "mqtt://h:notaport?client_id=x",
+        ] {
+            assert_eq!(BrokerAddress::parse(bad), None, "{bad}");
+        }
+    }
+}

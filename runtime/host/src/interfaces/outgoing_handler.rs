@@ -1,0 +1,178 @@
+//! `wasi:http/outgoing-handler@0.2.0`: outbound HTTP, checked against the
+//! component's `allowed_outbound_hosts` before anything touches the network.
+
+use wasmi::Error;
+
+use super::http_types::{
+    ERROR_CODE, ErrorCode, FutureIncomingResponse, IncomingResponse, OutgoingRequest,
+    RequestOptions,
+};
+use super::{GuestState, host_fn};
+use crate::outbound_hosts::default_port;
+use crate::outbound_http::{self, Bounds};
+use flint_engine::canon::{Args, HostFn, Ty, Value};
+use flint_engine::{option_ty, result_ty};
+
+fn handle(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+    let request = state
+        .host
+        .resources
+        .take::<OutgoingRequest>(args.handle()?)?;
+    let options = match args.option()? {
+        Some(handle) => state
+            .host
+            .resources
+            .take::<RequestOptions>(handle.into_handle()?)?,
+        None => RequestOptions::default(),
+    };
+    let caps = &state.host.caps;
+    let scheme = request.scheme.as_deref().unwrap_or("https");
+    let authority = request.authority.as_deref().unwrap_or_default();
+    let url = format!(
+        "{scheme}://{authority}{}",
+        request.path_with_query.as_deref().unwrap_or("/")
+    );
+    let Some((host, port)) = split_authority(authority, scheme) else {
+        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP refused: no host or port in the URL");
+        return Ok(Value::err(ErrorCode::RequestUriInvalid.to_value()));
+    };
+    if !caps.allowed_hosts.allows(scheme, host, port) {
+        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP denied: not in allowed_outbound_hosts");
+        return Ok(Value::err(ErrorCode::RequestDenied.to_value()));
+    }
+    let future = FutureIncomingResponse::Pending(Box::new((request, options)));
+    Ok(Value::ok(Value::Handle(state.host.resources.push(future)?)))
+}
+
+/// `host[:port]`, with the scheme's default port.
+fn split_authority<'a>(authority: &'a str, scheme: &str) -> Option<(&'a str, u16)> {
+    let port_at = match authority.rfind(']') {
+        Some(end) => authority[end..].find(':').map(|i| end + i),
+        None => authority.rfind(':'),
+    };
+    let (host, port) = match port_at {
+        Some(i) => (&authority[..i], authority[i + 1..].parse().ok()?),
+        None => (authority, default_port(scheme)?),
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// Sends a pending outbound request once its body is finished and stores the
+/// outcome in its future. False while the body is still being written.
+pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
+    let future = state.host.resources.get::<FutureIncomingResponse>(handle)?;
+    let FutureIncomingResponse::Pending(pending) = future else {
+        return Ok(true);
+    };
+    if pending
+        .0
+        .body
+        .is_some_and(|id| !state.host.bodies.is_finished(id))
+    {
+        return Ok(false);
+    }
+    let FutureIncomingResponse::Pending(pending) =
+        std::mem::replace(future, FutureIncomingResponse::Taken)
+    else {
+        unreachable!("matched above");
+    };
+    let (request, options) = *pending;
+    let caps = state.host.caps.clone();
+    let body = match request.body {
+        Some(id) => state.host.bodies.take(id),
+        None => Ok(Vec::new()),
+    };
+    let outcome = match body {
+        Err(e) => Err(ErrorCode::Internal(format!("request body: {e}"))),
+        Ok(body) => send(&caps.services.outbound, &request, options, &body),
+    };
+    match &outcome {
+        Err(code) => {
+            tracing::warn!(target: "flint::outbound", component = %caps.component, authority = request.authority.as_deref().unwrap_or_default(), "outbound HTTP failed: {code:?}");
+        }
+        Ok(response) => state.host.charge(
+            response.body.as_ref().map_or(0, Vec::len)
+                + response
+                    .headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>(),
+        )?,
+    }
+    *state.host.resources.get::<FutureIncomingResponse>(handle)? =
+        FutureIncomingResponse::Ready(outcome);
+    Ok(true)
+}
+
+fn send(
+    bounds: &Bounds,
+    request: &OutgoingRequest,
+    options: RequestOptions,
+    body: &[u8],
+) -> Result<IncomingResponse, ErrorCode> {
+    let scheme = request.scheme.as_deref().unwrap_or("https");
+    if scheme != "http" {
+        return Err(ErrorCode::Internal(format!(
+            "this Flint build sends outbound requests over plain http only, not {scheme}"
+        )));
+    }
+    let authority = request.authority.as_deref().unwrap_or_default();
+    let (host, port) = split_authority(authority, scheme).ok_or(ErrorCode::RequestUriInvalid)?;
+    // A guest may shorten the host's timeouts, never extend them.
+    let shorter = |limit: std::time::Duration, ns: Option<u64>| {
+        ns.map_or(limit, |ns| limit.min(std::time::Duration::from_nanos(ns)))
+    };
+    let bounds = Bounds {
+        connect_timeout: shorter(bounds.connect_timeout, options.connect_timeout_ns),
+        io_timeout: shorter(
+            bounds.io_timeout,
+            options
+                .first_byte_timeout_ns
+                .or(options.between_bytes_timeout_ns),
+        ),
+        ..*bounds
+    };
+    let response = outbound_http::send(
+        &outbound_http::Request {
+            method: &request.method,
+            host: host.trim_start_matches('[').trim_end_matches(']'),
+            port,
+            authority,
+            path_with_query: request.path_with_query.as_deref().unwrap_or("/"),
+            headers: &request.headers,
+            body,
+        },
+        bounds,
+    )?;
+    Ok(IncomingResponse {
+        status: response.status,
+        headers: response.headers,
+        body: Some(response.body),
+    })
+}
+
+pub const FUNCTIONS: &[HostFn<GuestState>] = &[host_fn!(
+    "handle",
+    [Ty::Handle, option_ty!(Ty::Handle)] -> result_ty!(Ty::Handle, ERROR_CODE),
+    handle
+)];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_get_the_schemes_default_port() {
+        assert_eq!(
+            split_authority("example.com", "http"),
+            Some(("example.com", 80))
+        );
+        assert_eq!(
+            split_authority("example.com:8080", "http"),
+            Some(("example.com", 8080))
+        );
+        assert_eq!(split_authority("[::1]:9", "http"), Some(("[::1]", 9)));
+        assert_eq!(split_authority("", "http"), None);
+        assert_eq!(split_authority("h:notaport", "http"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! Everything a guest can import and the backends behind it: WASI preview 1
+//! with read-only `files`, `wasi:http` types and the outgoing handler,
+//! `wasi:io`, `fermyon:spin/{key-value,variables,mqtt}`, the component's
+//! capabilities, the key-value stores, the outbound HTTP client and the
+//! durable MQTT outbox. Built on `flint-engine`; knows nothing of triggers.
+
+pub mod backoff;
+pub mod capabilities;
+pub mod chunked;
+#[cfg(feature = "embedded-svc")]
+pub mod embedded;
+pub mod http1;
+mod interfaces;
+pub mod kv_store;
+pub mod outbound_hosts;
+pub mod outbound_http;
+pub mod outbox;
+pub mod variables;
+pub mod wasi;
+
+use std::sync::Arc;
+
+use flint_engine::canon::{HandleTable, TableEntry};
+use wasmi::Error;
+use wasmi_wasi::WasiCtx;
+
+use capabilities::Capabilities;
+pub use interfaces::http_types::{ErrorCode, IncomingRequest, ResponseOutparam};
+pub use interfaces::io::BodyError;
+
+/// The engine with Flint's host state in every store.
+pub type Engine = flint_engine::Engine<HostState>;
+/// What a host function receives: the engine's per-invocation state around [`HostState`].
+pub type GuestState = flint_engine::GuestState<HostState>;
+
+/// Live resource handles one instance may hold at once.
+const MAX_HANDLES: usize = 4096;
+
+/// Declares the resource types of every interface as one enum, so that one
+/// handle table serves them all while each handle keeps its type.
+macro_rules! resources {
+    ($($kind:ident => $name:literal),+ $(,)?) => {
+        pub enum Resource { $($kind($kind)),+ }
+        $(
+            impl TableEntry<Resource> for $kind {
+                const NAME: &'static str = $name;
+                fn wrap(self) -> Resource { Resource::$kind(self) }
+                fn peek(entry: &mut Resource) -> Option<&mut Self> {
+                    match entry { Resource::$kind(r) => Some(r), _ => None }
+                }
+                fn unwrap(entry: Resource) -> Option<Self> {
+                    match entry { Resource::$kind(r) => Some(r), _ => None }
+                }
+            }
+        )+
+    };
+}
+
+use interfaces::http_types::{
+    Fields, FutureIncomingResponse, FutureTrailers, IncomingBody, IncomingResponse, OutgoingBody,
+    OutgoingRequest, OutgoingResponse, RequestOptions, ResponseHead,
+};
+use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
+use interfaces::key_value::Store;
+use interfaces::mqtt::Connection;
+
+resources! {
+    Fields => "fields",
+    IncomingRequest => "incoming-request",
+    IncomingBody => "incoming-body",
+    IncomingResponse => "incoming-response",
+    FutureTrailers => "future-trailers",
+    OutgoingRequest => "outgoing-request",
+    OutgoingResponse => "outgoing-response",
+    OutgoingBody => "outgoing-body",
+    RequestOptions => "request-options",
+    ResponseOutparam => "response-outparam",
+    FutureIncomingResponse => "future-incoming-response",
+    InputStream => "input-stream",
+    OutputStream => "output-stream",
+    Pollable => "pollable",
+    IoError => "error",
+    Store => "store",
+    Connection => "connection",
+}
+
+/// What one instance's host calls work on.
+pub struct HostState {
+    /// WASI preview 1: arguments, environment, stdio, preopens.
+    pub wasi: WasiCtx,
+    pub resources: HandleTable<Resource>,
+    /// Bodies being written through output streams, by body id.
+    pub bodies: interfaces::io::Bodies,
+    /// What `response-outparam.set` delivered, if anything.
+    pub response: Option<Result<ResponseHead, String>>,
+    pub caps: Arc<Capabilities>,
+    /// The instance's memory limit, which also bounds what one call may return.
+    pub memory_limit: usize,
+    /// Host memory this instance has made the host hold outside its bodies
+    /// (fields, outbound responses); never decreases, bounded by `memory_limit`.
+    host_bytes: usize,
+}
+
+impl HostState {
+    pub fn new(
+        wasi: WasiCtx,
+        caps: Arc<Capabilities>,
+        body_limit: usize,
+        memory_limit: usize,
+    ) -> Self {
+        Self {
+            wasi,
+            resources: HandleTable::new(MAX_HANDLES),
+            bodies: interfaces::io::Bodies::new(body_limit),
+            response: None,
+            caps,
+            memory_limit,
+            host_bytes: 0,
+        }
+    }
+
+    /// Accounts for `bytes` of host memory held for the guest; past the
+    /// instance's memory limit the guest is trapped, so a loop of clones or
+    /// appends cannot grow the host.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), Error> {
+        self.host_bytes = self.host_bytes.saturating_add(bytes);
+        if self.host_bytes > self.memory_limit {
+            return Err(Error::new(format!(
+                "the guest made the host hold more than its memory limit ({} bytes) in headers and responses",
+                self.memory_limit
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl flint_engine::Host for HostState {
+    fn for_link_check(component: &str, memory_limit: usize) -> Self {
+        HostState::new(
+            wasmi_wasi::WasiCtxBuilder::new().build(),
+            Arc::new(Capabilities::none(component)),
+            0,
+            memory_limit,
+        )
+    }
+}
+
+/// Why the host interfaces could not be added to the linker (a bug in
+/// Flint, such as two definitions of one import).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("linking WASI preview 1: {0}")]
+    Wasi(String),
+    #[error("linking a host interface: {0}")]
+    Interface(#[from] wasmi::errors::LinkerError),
+}
+
+/// The engine with every interface a guest may import, one line each.
+pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
+    let mut engine = Engine::new(fuel);
+    wasmi_wasi::add_to_linker(engine.linker_mut(), |state: &mut GuestState| {
+        &mut state.host.wasi
+    })
+    .map_err(|e| LinkError::Wasi(e.to_string()))?;
+    engine.register("wasi:http/types@0.2.0", interfaces::http_types::FUNCTIONS)?;
+    engine.register(
+        "wasi:http/outgoing-handler@0.2.0",
+        interfaces::outgoing_handler::FUNCTIONS,
+    )?;
+    engine.register("wasi:io/streams@0.2.0", interfaces::io::STREAMS)?;
+    engine.register("wasi:io/poll@0.2.0", interfaces::io::POLL)?;
+    engine.register("wasi:io/error@0.2.0", interfaces::io::ERROR)?;
+    engine.register(
+        "fermyon:spin/key-value@2.0.0",
+        interfaces::key_value::FUNCTIONS,
+    )?;
+    engine.register(
+        "fermyon:spin/variables@2.0.0",
+        interfaces::variables::FUNCTIONS,
+    )?;
+    engine.register("fermyon:spin/mqtt@2.0.0", interfaces::mqtt::FUNCTIONS)?;
+    Ok(engine)
+}

@@ -1,0 +1,103 @@
+//! The route table: manifest routes ordered so that the first match is the one
+//! Spin would choose (exact beats wildcard, the longest prefix wins).
+
+use std::sync::Arc;
+
+use flint_config::{RouteMatch, RoutePattern};
+
+use flint_executor::Component;
+
+pub struct StaticReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub enum Target {
+    Static(StaticReply),
+    Wagi {
+        component: Arc<Component>,
+        /// The executor's argv template.
+        argv: String,
+    },
+    Spin {
+        component: Arc<Component>,
+    },
+}
+
+pub struct RouteEntry {
+    pub pattern: RoutePattern,
+    pub target: Target,
+}
+
+pub struct Router {
+    entries: Vec<RouteEntry>,
+}
+
+impl Router {
+    pub fn new(mut entries: Vec<RouteEntry>) -> Self {
+        entries.sort_by_cached_key(|e| e.pattern.specificity());
+        Self { entries }
+    }
+
+    /// The winning route for a raw (still percent-encoded) path.
+    pub fn find(&self, path: &str) -> Option<(&RouteEntry, RouteMatch)> {
+        self.entries
+            .iter()
+            .find_map(|e| e.pattern.matches(path).map(|m| (e, m)))
+    }
+
+    pub fn entries(&self) -> &[RouteEntry] {
+        &self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(routes: &[&str]) -> Router {
+        Router::new(
+            routes
+                .iter()
+                .map(|r| RouteEntry {
+                    pattern: RoutePattern::parse(r).expect("route"),
+                    target: Target::Static(StaticReply {
+                        status: 200,
+                        headers: vec![],
+                        body: r.as_bytes().to_vec(),
+                    }),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn spin_precedence() {
+        let r = router(&[
+            "/...",
+            "/a/...",
+            "/a",
+            "/a/b/...",
+            "/a/:x",
+            "/a/lit",
+            "/u/:id/edit",
+        ]);
+        let winner = |p: &str| r.find(p).map(|(e, _)| e.pattern.raw().to_owned());
+        let cases = [
+            ("/a", "/a"),
+            ("/a/", "/a"),
+            ("/a/lit", "/a/lit"),
+            ("/a/other", "/a/:x"),
+            ("/a/b/c", "/a/b/..."),
+            ("/a/z/y", "/a/..."),
+            ("/ab", "/..."),
+            ("/", "/..."),
+            ("/u/7/edit", "/u/:id/edit"),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(winner(path).as_deref(), Some(expected), "{path}");
+        }
+        assert!(router(&["/only"]).find("/other").is_none());
+    }
+}

@@ -1,0 +1,150 @@
+//! picoserve's runtime glue for smol: a timer, and a connection whose read half
+//! is the request framer and whose write half buffers until picoserve flushes.
+
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use picoserve::io::{BaseWrite, ErrorType, Read, Write};
+use smol::io::AsyncWriteExt;
+use smol::net::TcpStream;
+
+use crate::framing::{FrameLimits, RequestFramer};
+
+/// Marker for picoserve's `Runtime` type parameter.
+pub struct SmolRuntime;
+
+pub struct SmolTimer;
+
+impl picoserve::Timer<SmolRuntime> for SmolTimer {
+    async fn delay(&self, duration: picoserve::time::Duration) {
+        smol::Timer::after(Duration::from_millis(duration.as_millis())).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct IoError(#[from] pub std::io::Error);
+
+impl picoserve::io::Error for IoError {
+    fn kind(&self) -> picoserve::io::ErrorKind {
+        picoserve::io::ErrorKind::Other
+    }
+}
+
+pub struct FramedReader(RequestFramer<TcpStream>);
+
+impl ErrorType for FramedReader {
+    type Error = IoError;
+}
+
+impl Read for FramedReader {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoError> {
+        Ok(self.0.read(buf).await?)
+    }
+}
+
+/// Collects a response and writes it on `flush`: picoserve writes header lines
+/// one by one and flushes after the head and after the body.
+pub struct BufferedWriter {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl ErrorType for BufferedWriter {
+    type Error = IoError;
+}
+
+impl BaseWrite for BufferedWriter {
+    async fn write(&mut self, data: &[u8]) -> Result<usize, IoError> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), IoError> {
+        if !self.buf.is_empty() {
+            self.stream.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        Ok(self.stream.flush().await?)
+    }
+}
+
+impl Write for BufferedWriter {
+    async fn write_with<F: FnOnce(picoserve::mem::BorrowedCursor<'_>) -> R, R>(
+        &mut self,
+        f: F,
+    ) -> Result<R, IoError> {
+        let mut scratch = [0u8; 256];
+        let mut scratch = picoserve::mem::BorrowedBuffer::new(&mut scratch);
+        let out = f(scratch.unfilled());
+        self.buf.extend_from_slice(scratch.filled());
+        Ok(out)
+    }
+}
+
+pub struct Connection {
+    stream: TcpStream,
+    reader: FramedReader,
+    writer: BufferedWriter,
+}
+
+impl Connection {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        limits: FrameLimits,
+        activity: std::sync::Arc<crate::framing::Activity>,
+        epoch: std::time::Instant,
+    ) -> Self {
+        Self {
+            reader: FramedReader(RequestFramer::new(
+                stream.clone(),
+                peer,
+                limits,
+                activity,
+                epoch,
+            )),
+            writer: BufferedWriter {
+                stream: stream.clone(),
+                buf: Vec::new(),
+            },
+            stream,
+        }
+    }
+}
+
+impl picoserve::io::Socket<SmolRuntime> for Connection {
+    type Error = IoError;
+    type ReadHalf<'a> = &'a mut FramedReader;
+    type WriteHalf<'a> = &'a mut BufferedWriter;
+
+    fn split(&mut self) -> (Self::ReadHalf<'_>, Self::WriteHalf<'_>) {
+        (&mut self.reader, &mut self.writer)
+    }
+
+    async fn abort<T: picoserve::Timer<SmolRuntime>>(
+        self,
+        _timeouts: &picoserve::Timeouts,
+        _timer: &T,
+    ) -> Result<(), picoserve::Error<IoError>> {
+        // Already closed by the peer is as good as aborted.
+        let _ = self.stream.shutdown(Shutdown::Both);
+        Ok(())
+    }
+
+    async fn shutdown<T: picoserve::Timer<SmolRuntime>>(
+        mut self,
+        timeouts: &picoserve::Timeouts,
+        timer: &T,
+    ) -> Result<(), picoserve::Error<IoError>> {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        // Drain until the client closes so that it sees our FIN before any RST.
+        let mut buf = [0u8; 256];
+        let drain = async {
+            use smol::io::AsyncReadExt;
+            while matches!(self.stream.read(&mut buf).await, Ok(n) if n > 0) {}
+        };
+        let _ = timer.run_with_timeout(timeouts.read_request, drain).await;
+        Ok(())
+    }
+}
