@@ -148,11 +148,12 @@ fn dump_env() {
     text(200, &body);
 }
 
-/// Serves `PATH_INFO` from the component's `files` preopen, mounted at `/`.
+/// Serves `PATH_TRANSLATED` (the decoded `PATH_INFO`) from the component's
+/// `files` preopen, mounted at `/`.
 fn serve_static() {
     // No `..` filtering here on purpose: the host's preopen is the sandbox
     // boundary, and the tests check that it holds for `/static/..%2Fspin.toml`.
-    let path = var("PATH_INFO");
+    let path = var("PATH_TRANSLATED");
     match fs::read(&path) {
         Ok(bytes) => emit(
             &format!("Content-Type: {}\n", content_type_for(&path)),

@@ -19,7 +19,6 @@ pub struct WagiRequest<'a> {
     pub headers: &'a [(String, String)],
     pub body_len: usize,
     pub client_addr: SocketAddr,
-    pub listen_addr: SocketAddr,
     pub route: &'a RoutePattern,
     pub route_match: &'a RouteMatch,
 }
@@ -32,11 +31,10 @@ impl WagiRequest<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The request's authority: its `Host` header, or the listening address.
+    /// The request's authority: its `Host` header, or `localhost` as in
+    /// Spin when there is none (HTTP/1.0).
     pub fn host(&self) -> String {
-        self.header("host")
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.listen_addr.to_string())
+        self.header("host").unwrap_or("localhost").to_owned()
     }
 
     fn full_url(&self, host: &str) -> String {
@@ -47,8 +45,9 @@ impl WagiRequest<'_> {
         }
     }
 
-    /// The `spin-*` request headers Spin adds for non-WAGI guests: the WAGI
-    /// `X_*` names, lower-cased with `-` for `_`.
+    /// The `spin-*` request headers Spin adds for non-WAGI guests: Spin
+    /// derives them from `SPIN_*` names, lower-cased with `-` for `_`, so the
+    /// route parameter `:path_segment` is `spin-path-match-path-segment`.
     pub fn spin_headers(&self) -> Vec<(String, String)> {
         let mut headers: Vec<(String, String)> = [
             ("spin-full-url", self.full_url(&self.host())),
@@ -67,29 +66,34 @@ impl WagiRequest<'_> {
         .collect();
         for (name, value) in &self.route_match.params {
             headers.push((
-                format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                format!(
+                    "spin-path-match-{}",
+                    name.to_ascii_lowercase().replace('_', "-")
+                ),
                 value.clone(),
             ));
         }
         headers
     }
 
-    /// The CGI environment (RFC 3875) plus Spin's `X_*` extras. The component's
-    /// own `environment` is appended by the caller so that it can override these.
+    /// The CGI environment (RFC 3875) plus Spin's `X_*` extras. As in Spin,
+    /// whose own `PATH_INFO` is replaced by its raw trailing wildcard,
+    /// `PATH_INFO` and `X_PATH_MATCH_*` are raw (still percent-encoded);
+    /// `PATH_TRANSLATED` is decoded. The component's own `environment` is
+    /// appended by the caller so that it can override these.
     pub fn environment(&self) -> Vec<(String, String)> {
         let host = self.host();
         let (server_name, server_port) = split_host_port(&host);
         let path_info = self.route_match.path_info.as_str();
-        let decoded_path_info = percent_decode(path_info);
         let full_url = self.full_url(&host);
         let client_ip = self.client_addr.ip().to_string();
 
         let mut env: Vec<(String, String)> = [
             ("REQUEST_METHOD", self.method.to_owned()),
             ("QUERY_STRING", self.query.to_owned()),
-            ("PATH_INFO", decoded_path_info.clone()),
+            ("PATH_INFO", path_info.to_owned()),
             ("X_RAW_PATH_INFO", path_info.to_owned()),
-            ("PATH_TRANSLATED", decoded_path_info),
+            ("PATH_TRANSLATED", percent_decode(path_info)),
             ("SCRIPT_NAME", self.route.component_route().to_owned()),
             ("SERVER_NAME", server_name.to_owned()),
             ("SERVER_PORT", server_port.to_owned()),
@@ -116,10 +120,11 @@ impl WagiRequest<'_> {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
 
+        // Spin upper-cases the parameter name and changes nothing else.
         for (name, value) in &self.route_match.params {
             env.push((
-                format!("X_PATH_MATCH_{}", cgi_name(name)),
-                percent_decode(value),
+                format!("X_PATH_MATCH_{}", name.to_ascii_uppercase()),
+                value.clone(),
             ));
         }
         // RFC 3875 §4.1.18: credentials and hop-by-hop connection state stay with the server.
@@ -312,7 +317,6 @@ mod tests {
             headers: &headers,
             body_len: 5,
             client_addr: "10.0.0.7:5555".parse().expect("addr"),
-            listen_addr: "127.0.0.1:3000".parse().expect("addr"),
             route: &pattern,
             route_match: &m,
         }
@@ -342,7 +346,7 @@ mod tests {
         let expect = [
             ("REQUEST_METHOD", "POST"),
             ("QUERY_STRING", "x=1&y=2"),
-            ("PATH_INFO", "/a b/c"),
+            ("PATH_INFO", "/a%20b/c"),
             ("X_RAW_PATH_INFO", "/a%20b/c"),
             ("PATH_TRANSLATED", "/a b/c"),
             ("SCRIPT_NAME", "/env"),
@@ -378,10 +382,58 @@ mod tests {
             "",
             &[("host", "h")],
         );
-        assert_eq!(get(&env, "X_PATH_MATCH_USER_ID"), Some("al!ce"));
+        assert_eq!(get(&env, "X_PATH_MATCH_USER_ID"), Some("al%21ce"));
         assert_eq!(get(&env, "SERVER_PORT"), Some("80"));
         assert_eq!(get(&env, "PATH_INFO"), Some(""));
         assert_eq!(get(&env, "X_FULL_URL"), Some("http://h/users/al%21ce/edit"));
+    }
+
+    /// Spin's conformance `request-shape` route: the header name turns `_`
+    /// into `-` and lower-cases; the WAGI name only upper-cases; both values
+    /// stay raw.
+    #[test]
+    fn route_parameters_follow_spins_naming() {
+        let pattern = RoutePattern::parse("/base/:path_segment/:Path_End/...").expect("route");
+        let m = pattern.matches("/base/a%20b/end/rest").expect("match");
+        let headers = [("host".to_owned(), "example.com".to_owned())];
+        let request = WagiRequest {
+            method: "GET",
+            raw_path: "/base/a%20b/end/rest",
+            query: "key=value",
+            http_version: "HTTP/1.1",
+            headers: &headers,
+            body_len: 0,
+            client_addr: "10.0.0.7:5555".parse().expect("addr"),
+            route: &pattern,
+            route_match: &m,
+        };
+        let spin = request.spin_headers();
+        let header = |name: &str| {
+            spin.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("spin-path-match-path-segment"), Some("a%20b"));
+        assert_eq!(header("spin-path-match-path-end"), Some("end"));
+        assert_eq!(header("spin-path-info"), Some("/rest"));
+        assert_eq!(
+            header("spin-full-url"),
+            Some("http://example.com/base/a%20b/end/rest?key=value")
+        );
+        assert_eq!(
+            header("spin-component-route"),
+            Some("/base/:path_segment/:Path_End")
+        );
+        let env = request.environment();
+        assert_eq!(get(&env, "X_PATH_MATCH_PATH_SEGMENT"), Some("a%20b"));
+        assert_eq!(get(&env, "X_PATH_MATCH_PATH_END"), Some("end"));
+    }
+
+    #[test]
+    fn without_a_host_header_the_url_says_localhost() {
+        let env = env_of("/env/...", "/env/x", "", &[]);
+        assert_eq!(get(&env, "X_FULL_URL"), Some("http://localhost/env/x"));
+        assert_eq!(get(&env, "SERVER_NAME"), Some("localhost"));
     }
 
     #[test]

@@ -131,7 +131,6 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         pool: WorkerPool::new(limits.workers, limits.max_queued_requests)
             .context("starting worker threads")?,
         instance_limits,
-        listen_addr: addr,
         write_timeout: std::time::Duration::from_millis(limits.write_timeout_ms),
         status: status_report,
         max_instances_per_component: limits.max_instances_per_component,

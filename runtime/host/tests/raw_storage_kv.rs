@@ -94,6 +94,8 @@ const GUEST: &str = r#"
     (if (i32.ne (i32.load (i32.const 232)) (i32.const 1)) (then (return (i32.const 11))))
     (call $open (i32.const 48) (i32.const 5) (i32.const 256))
     (if (i32.ne (i32.load8_u (i32.const 256)) (i32.const 1)) (then (return (i32.const 12))))
+    ;; error::access-denied is case 2: `other` is not in key_value_stores
+    (if (i32.ne (i32.load8_u (i32.const 260)) (i32.const 2)) (then (return (i32.const 13))))
     (i32.const 0))
 )
 "#;

@@ -33,7 +33,6 @@ pub struct HttpApp {
     pub engine: Arc<Engine>,
     pub pool: WorkerPool,
     pub instance_limits: InstanceLimits,
-    pub listen_addr: SocketAddr,
     /// Bounds writing a response body, which picoserve's own write timeout does not cover.
     pub write_timeout: Duration,
     /// The JSON document at `GET /.well-known/flint/status`, which the
@@ -198,7 +197,6 @@ impl FlintService {
             headers,
             body_len: body.len(),
             client_addr: self.peer,
-            listen_addr: self.app.listen_addr,
             route: &entry.pattern,
             route_match: &route_match,
         };

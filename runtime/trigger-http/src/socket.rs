@@ -43,8 +43,9 @@ impl Read for FramedReader {
     }
 }
 
-/// Collects a response and writes it on `flush`: picoserve writes header lines
-/// one by one and flushes after the head and after the body.
+/// Collects a response head and writes it on `flush`: picoserve writes header
+/// lines one by one and flushes after the head (the service writes bodies on
+/// the stream itself).
 pub struct BufferedWriter {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -62,6 +63,7 @@ impl BaseWrite for BufferedWriter {
 
     async fn flush(&mut self) -> Result<(), IoError> {
         if !self.buf.is_empty() {
+            strip_default_keep_alive(&mut self.buf);
             self.stream.write_all(&self.buf).await?;
             self.buf.clear();
         }
@@ -79,6 +81,28 @@ impl Write for BufferedWriter {
         let out = f(scratch.unfilled());
         self.buf.extend_from_slice(scratch.filled());
         Ok(out)
+    }
+}
+
+/// The header picoserve adds to every HTTP/1.1 response that keeps the
+/// connection open.
+const KEEP_ALIVE_LINE: &[u8] = b"Connection: keep-alive\r\n";
+
+/// Drops `Connection: keep-alive` from a response head: it is HTTP/1.1's
+/// default, Spin does not send it, and clients that compare response
+/// headers (Spin's conformance runner) refuse a header they did not expect.
+/// `Connection: close` stays.
+fn strip_default_keep_alive(head: &mut Vec<u8>) {
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |at| at + 2);
+    if let Some(at) = head[..end]
+        .windows(KEEP_ALIVE_LINE.len())
+        .position(|w| w == KEEP_ALIVE_LINE)
+        .filter(|&at| at >= 2 && &head[at - 2..at] == b"\r\n")
+    {
+        head.drain(at..at + KEEP_ALIVE_LINE.len());
     }
 }
 
@@ -146,5 +170,26 @@ impl picoserve::io::Socket<SmolRuntime> for Connection {
         };
         let _ = timer.run_with_timeout(timeouts.read_request, drain).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_default_keep_alive_header_is_dropped() {
+        let mut head = b"HTTP/1.1 200 \r\nx: 1\r\nConnection: keep-alive\r\n\r\n".to_vec();
+        strip_default_keep_alive(&mut head);
+        assert_eq!(head, b"HTTP/1.1 200 \r\nx: 1\r\n\r\n");
+        let close = b"HTTP/1.1 200 \r\nConnection: close\r\n\r\n".to_vec();
+        let mut kept = close.clone();
+        strip_default_keep_alive(&mut kept);
+        assert_eq!(kept, close);
+        // Only a whole header line, never part of another header's value.
+        let value = b"HTTP/1.1 200 \r\nx-note: Connection: keep-alive\r\n\r\n".to_vec();
+        let mut untouched = value.clone();
+        strip_default_keep_alive(&mut untouched);
+        assert_eq!(untouched, value);
     }
 }

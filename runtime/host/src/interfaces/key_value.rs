@@ -32,14 +32,15 @@ fn other(store: &Store, e: impl std::fmt::Display) -> Value {
 fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let label = args.string()?;
     let caps = &state.host.caps;
-    let listed = caps.key_value_stores.contains(&label);
-    let backend = match caps.services.kv.lookup(&label) {
-        Lookup::Unknown => return Ok(Value::err(Value::case(1, None))),
-        Lookup::Open(backend) if listed => backend,
-        Lookup::Open(_) | Lookup::Unused => {
-            tracing::warn!(target: "flint::kv", component = %caps.component, store = %label, "key-value store access denied: not in key_value_stores");
-            return Ok(Value::err(Value::case(2, None)));
-        }
+    // Spin's order: a label the component does not list is `access-denied`,
+    // whether or not the app defines it; `no-such-store` is for a listed
+    // label that no store backs.
+    if !caps.key_value_stores.contains(&label) {
+        tracing::warn!(target: "flint::kv", component = %caps.component, store = %label, "key-value store access denied: not in key_value_stores");
+        return Ok(Value::err(Value::case(2, None)));
+    }
+    let Lookup::Open(backend) = caps.services.kv.lookup(&label) else {
+        return Ok(Value::err(Value::case(1, None)));
     };
     let store = Store {
         label,

@@ -36,17 +36,20 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let password = args.string()?;
     let keep_alive = args.u64()?;
     let caps = &state.host.caps;
+    // Spin's order: permission first (an address whose host cannot be read is
+    // not permitted either), with Spin's wording and the address as the guest
+    // gave it; then the form of the address (`client_id`).
+    let broker = broker_authority(&address);
+    if !broker
+        .as_ref()
+        .is_some_and(|b| caps.allowed_hosts.allows("mqtt", &b.host, b.port))
+    {
+        tracing::warn!(target: "flint::outbound", component = %caps.component, %address, "outbound MQTT denied: not in allowed_outbound_hosts");
+        return Ok(error_case(2, format!("address {address} is not permitted")));
+    }
     let Some(broker) = BrokerAddress::parse(&address) else {
         return Ok(Value::err(Value::case(0, None)));
     };
-    let target = format!("mqtt://{}:{}", broker.host, broker.port);
-    if !caps.allowed_hosts.allows("mqtt", &broker.host, broker.port) {
-        tracing::warn!(target: "flint::outbound", component = %caps.component, broker = %target, "outbound MQTT denied: not in allowed_outbound_hosts");
-        return Ok(error_case(
-            2,
-            format!("{target} is not in allowed_outbound_hosts"),
-        ));
-    }
     let Some(outbox) = &caps.services.outbox else {
         return Ok(error_case(
             3,
@@ -108,13 +111,18 @@ struct BrokerAddress {
     client_id: String,
 }
 
+/// The host and port of a guest's broker address, for the permission check.
+fn broker_authority(address: &str) -> Option<flint_config::MqttAddress> {
+    let address = address.split_once('?').map_or(address, |(a, _)| a);
+    flint_config::MqttAddress::parse(address.strip_suffix('/').unwrap_or(address)).ok()
+}
+
 impl BrokerAddress {
     /// The host and port follow the trigger's own address rules
     /// (`flint_config::MqttAddress`); only the `client_id` query is added.
     fn parse(address: &str) -> Option<Self> {
-        let (address, query) = address.split_once('?').unwrap_or((address, ""));
-        let broker =
-            flint_config::MqttAddress::parse(address.strip_suffix('/').unwrap_or(address)).ok()?;
+        let broker = broker_authority(address)?;
+        let query = address.split_once('?').map_or("", |(_, q)| q);
         let client_id = query
             .split('&')
             .find_map(|pair| pair.strip_prefix("client_id="))

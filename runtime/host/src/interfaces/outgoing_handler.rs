@@ -1,5 +1,12 @@
 //! `wasi:http/outgoing-handler@0.2.0`: outbound HTTP, checked against the
 //! component's `allowed_outbound_hosts` before anything touches the network.
+//!
+//! Which failure comes from where follows Spin (wasmtime's `handle`, then
+//! Spin's request sender): `handle` itself refuses only a request that
+//! cannot be built (a scheme other than `http`/`https`: `HTTP-protocol-error`;
+//! an unreadable authority: `HTTP-request-URI-invalid`). Everything else,
+//! the permission check first (`HTTP-request-denied`), then connecting and
+//! the exchange, is what the returned future resolves to.
 
 use wasmi::Error;
 
@@ -32,15 +39,26 @@ fn handle(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
         "{scheme}://{authority}{}",
         request.path_with_query.as_deref().unwrap_or("/")
     );
-    let Some((host, port)) = split_authority(authority, scheme) else {
-        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP refused: no host or port in the URL");
-        return Ok(Value::err(ErrorCode::RequestUriInvalid.to_value()));
-    };
-    if !caps.allowed_hosts.allows(scheme, host, port) {
-        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP denied: not in allowed_outbound_hosts");
-        return Ok(Value::err(ErrorCode::RequestDenied.to_value()));
+    if !matches!(scheme, "http" | "https") {
+        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP refused: scheme `{scheme}` is not http or https");
+        return Ok(Value::err(ErrorCode::ProtocolError.to_value()));
     }
-    let future = FutureIncomingResponse::Pending(Box::new((request, options)));
+    // No authority is, for Spin, a request to the app itself (service
+    // chaining), which Flint does not offer: refused as not permitted.
+    let allowed = match split_authority(authority, scheme) {
+        Some((host, port)) => caps.allowed_hosts.allows(scheme, host, port),
+        None if authority.is_empty() => false,
+        None => {
+            tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP refused: no host or port in the URL");
+            return Ok(Value::err(ErrorCode::RequestUriInvalid.to_value()));
+        }
+    };
+    let future = if allowed {
+        FutureIncomingResponse::Pending(Box::new((request, options)))
+    } else {
+        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP denied: not in allowed_outbound_hosts");
+        FutureIncomingResponse::Ready(Err(ErrorCode::RequestDenied))
+    };
     Ok(Value::ok(Value::Handle(state.host.resources.push(future)?)))
 }
 
