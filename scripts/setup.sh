@@ -21,6 +21,19 @@ need_command() {
     fi
 }
 
+# need_python_venv <dir> <package>...: a Python venv at <dir> holding the
+# packages (from PyPI), created on first use.
+need_python_venv() {
+    local dir=$1
+    shift
+    if ! "$dir/bin/python" -c "import ${1//-/_}" >/dev/null 2>&1; then
+        need_command python3 python3
+        python3 -m venv "$dir" || { need_command python3 python3-venv && python3 -m venv "$dir"; }
+        echo "==> pip install $* (into $dir)"
+        "$dir/bin/pip" install -q "$@"
+    fi
+}
+
 # Refreshes the package lists once per run (root only).
 apt_update() {
     if [ -z "${FLINT_APT_UPDATED:-}" ] && [ "$(id -u)" = 0 ]; then

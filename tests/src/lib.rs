@@ -348,9 +348,16 @@ pub struct FlintBuilder {
     process_env: Vec<(String, String)>,
     variables: Vec<(String, String)>,
     state_dir: Option<PathBuf>,
+    extra_args: Vec<OsString>,
 }
 
 impl FlintBuilder {
+    /// Any other `flint up` argument (`--metrics-listen`, `--log-format`, ...).
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
     /// Contents for a `--runtime-config-file` (written to a temp file).
     pub fn runtime_config(mut self, toml: &str) -> Self {
         self.runtime_config = Some(toml.to_owned());
@@ -389,21 +396,22 @@ impl FlintBuilder {
             args.push("--variable".into());
             args.push(format!("{k}={v}").into());
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 
     /// Starts `flint up` and waits for its `Serving http://...` line.
     pub fn start(self) -> Flint {
         let state = TempDir::new("state");
+        let state_dir = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| state.path().join("state"));
         let mut cmd = Command::new(flint_bin());
         cmd.args(self.up_args())
             .args(["--listen", "127.0.0.1:0"])
             .arg("--state-dir")
-            .arg(
-                self.state_dir
-                    .clone()
-                    .unwrap_or_else(|| state.path().join("state")),
-            );
+            .arg(&state_dir);
         if let Some(toml) = &self.runtime_config {
             cmd.arg("--runtime-config-file")
                 .arg(state.write("runtime-config.toml", toml));
@@ -437,6 +445,7 @@ impl FlintBuilder {
             stdout,
             stderr,
             readers: vec![stdout_reader, stderr_reader],
+            state_dir,
             _state: state,
         };
         // The sender lives in the stdout reader, so a disconnect means stdout hit
@@ -481,6 +490,7 @@ pub struct Flint {
     stdout: SharedBuf,
     stderr: SharedBuf,
     readers: Vec<JoinHandle<()>>,
+    state_dir: PathBuf,
     // Holds the state dir and runtime-config file; deleted after the child dies
     // (fields drop after `Drop::drop` has killed it).
     _state: TempDir,
@@ -496,6 +506,7 @@ impl Flint {
             process_env: Vec::new(),
             variables: Vec::new(),
             state_dir: None,
+            extra_args: Vec::new(),
         }
     }
 
@@ -511,6 +522,11 @@ impl Flint {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The `--state-dir` this instance runs with.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     pub fn port(&self) -> u16 {

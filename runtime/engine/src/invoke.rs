@@ -147,6 +147,16 @@ pub fn call_guest<H>(
     }
 }
 
+/// Fuel the invocation in `store` has used so far; `None` when metering is off.
+pub fn fuel_used<H>(store: &Store<GuestState<H>>) -> Option<u64> {
+    let run = &store.data().run;
+    if !run.metered {
+        return None;
+    }
+    let granted = run.fuel - run.fuel_left;
+    Some(granted.saturating_sub(store.get_fuel().unwrap_or(0)))
+}
+
 fn limit_error<H>(store: &mut Store<GuestState<H>>, hit: LimitHit) -> wasmi::Error {
     store.data_mut().run.hit = Some(hit);
     wasmi::Error::new(hit.to_string())

@@ -8,6 +8,7 @@
 pub mod canon;
 pub mod invoke;
 pub mod limiter;
+pub mod metrics;
 pub mod pool;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use wasmi::errors::LinkerError;
 use wasmi::{CompilationMode, Config, Instance, Linker, Module, Store};
 
-pub use invoke::{InstanceLimits, LimitHit, RunBudget, call_guest};
+pub use invoke::{InstanceLimits, LimitHit, RunBudget, call_guest, fuel_used};
 use limiter::GuestLimiter;
 
 /// What the host layer's per-instance state must offer the engine.

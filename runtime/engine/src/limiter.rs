@@ -13,6 +13,8 @@ use wasmi_core::LimiterError;
 pub struct MemoryBudget {
     used: AtomicUsize,
     total: usize,
+    /// Instances holding a share of the budget now (live stores).
+    instances: AtomicUsize,
 }
 
 impl MemoryBudget {
@@ -20,6 +22,7 @@ impl MemoryBudget {
         Arc::new(Self {
             used: AtomicUsize::new(0),
             total,
+            instances: AtomicUsize::new(0),
         })
     }
 
@@ -42,6 +45,11 @@ impl MemoryBudget {
     pub fn total(&self) -> usize {
         self.total
     }
+
+    /// Guest instances alive now.
+    pub fn instances(&self) -> usize {
+        self.instances.load(Ordering::Relaxed)
+    }
 }
 
 /// One instance's limiter; what it reserved goes back to the budget when
@@ -58,6 +66,9 @@ pub struct GuestLimiter {
 
 impl GuestLimiter {
     pub fn new(memory_cap: usize, table_cap: usize, budget: Option<Arc<MemoryBudget>>) -> Self {
+        if let Some(budget) = &budget {
+            budget.instances.fetch_add(1, Ordering::Relaxed);
+        }
         Self {
             memory_cap,
             table_cap,
@@ -119,6 +130,7 @@ impl Drop for GuestLimiter {
     fn drop(&mut self) {
         if let Some(budget) = &self.budget {
             budget.release(self.reserved);
+            budget.instances.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -143,8 +155,10 @@ mod tests {
         assert!(b.budget_refused);
         assert!(!grows(&mut a, 60, 90), "over the instance cap");
         assert!(!a.budget_refused);
+        assert_eq!(budget.instances(), 2);
         drop(a);
         assert_eq!(budget.used(), 0);
+        assert_eq!(budget.instances(), 1);
         assert!(grows(&mut b, 0, 60));
     }
 }

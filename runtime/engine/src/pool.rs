@@ -38,6 +38,20 @@ impl WorkerPool {
         Ok(Self { jobs, workers })
     }
 
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Jobs waiting for a worker now.
+    pub fn queued(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Jobs that may wait at most.
+    pub fn capacity(&self) -> usize {
+        self.jobs.capacity().unwrap_or(0)
+    }
+
     /// Runs `f` on a worker and waits for its result without blocking the executor.
     pub async fn run<T: Send + 'static>(
         &self,

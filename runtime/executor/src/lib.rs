@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flint_engine::LimitHit;
+use flint_engine::metrics::{Counter, Histogram, MetricsWriter};
 use flint_host::BodyError;
 use flint_host::capabilities::Capabilities;
 use flint_host::wasi::Preopen;
@@ -38,6 +39,100 @@ pub struct Component {
     pub caps: Arc<Capabilities>,
     /// HTTP invocations running or queued now, for `max_instances_per_component`.
     pub running: AtomicUsize,
+    pub metrics: ComponentMetrics,
+}
+
+/// How an invocation ended, as the metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A trap, a non-zero exit or any other failure of the guest.
+    Trap,
+    FuelExhausted,
+    Deadline,
+    /// No room in the guest memory budget.
+    Memory,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Trap,
+        Outcome::FuelExhausted,
+        Outcome::Deadline,
+        Outcome::Memory,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Trap => "trap",
+            Outcome::FuelExhausted => "fuel_exhausted",
+            Outcome::Deadline => "deadline",
+            Outcome::Memory => "memory",
+        }
+    }
+
+    fn of(failure: Option<&GuestFailure>) -> Self {
+        match failure {
+            None => Outcome::Ok,
+            Some(GuestFailure::Limit(LimitHit::Fuel(_))) => Outcome::FuelExhausted,
+            Some(GuestFailure::Limit(LimitHit::Deadline(_))) => Outcome::Deadline,
+            Some(GuestFailure::MemoryBudget) => Outcome::Memory,
+            Some(_) => Outcome::Trap,
+        }
+    }
+}
+
+/// One component's invocation counts by outcome and its fuel per invocation.
+pub struct ComponentMetrics {
+    invocations: [Counter; Outcome::ALL.len()],
+    fuel: Histogram,
+}
+
+impl Default for ComponentMetrics {
+    fn default() -> Self {
+        Self {
+            invocations: Default::default(),
+            fuel: Histogram::fuel(),
+        }
+    }
+}
+
+impl ComponentMetrics {
+    fn record(&self, failure: Option<&GuestFailure>, fuel: Option<u64>) {
+        self.invocations[Outcome::of(failure) as usize].inc();
+        if let Some(fuel) = fuel {
+            self.fuel.observe(fuel);
+        }
+    }
+
+    pub fn invocations(&self, outcome: Outcome) -> u64 {
+        self.invocations[outcome as usize].get()
+    }
+}
+
+/// `flint_invocations_total` and `flint_fuel_used` for every component.
+pub fn write_metrics(w: &mut MetricsWriter, components: &[&Component]) {
+    w.counter(
+        "flint_invocations",
+        "Guest invocations by component and outcome.",
+    );
+    for c in components {
+        for outcome in Outcome::ALL {
+            w.value(
+                &[("component", &c.id), ("outcome", outcome.label())],
+                c.metrics.invocations(outcome),
+            );
+        }
+    }
+    w.histogram(
+        "flint_fuel_used",
+        "Fuel (about one unit per guest instruction) used per invocation.",
+    );
+    for c in components {
+        w.histogram_value(&[("component", &c.id)], &c.metrics.fuel);
+    }
 }
 
 /// One counted invocation of a component; uncounted when dropped.

@@ -41,12 +41,36 @@ pub struct SpinResponse {
     pub body: Vec<u8>,
 }
 
+/// Runs `run`, then counts the invocation's outcome and the fuel it used
+/// (which `run` reports through its argument) in the component's metrics.
+fn observed<T>(
+    component: &Component,
+    run: impl FnOnce(&mut Option<u64>) -> Result<T, GuestFailure>,
+) -> Result<T, GuestFailure> {
+    let mut fuel = None;
+    let result = run(&mut fuel);
+    component.metrics.record(result.as_ref().err(), fuel);
+    result
+}
+
 /// Runs `_start` in a new instance and returns what the guest wrote to stdout.
 pub fn run_wagi(
     engine: &Engine,
     component: &Component,
     invocation: Invocation,
     limits: &InstanceLimits,
+) -> Result<Vec<u8>, GuestFailure> {
+    observed(component, |fuel| {
+        wagi(engine, component, invocation, limits, fuel)
+    })
+}
+
+fn wagi(
+    engine: &Engine,
+    component: &Component,
+    invocation: Invocation,
+    limits: &InstanceLimits,
+    fuel: &mut Option<u64>,
 ) -> Result<Vec<u8>, GuestFailure> {
     let stdout = Arc::new(RwLock::new(CappedBuffer {
         data: Vec::new(),
@@ -71,6 +95,7 @@ pub fn run_wagi(
     let mut store = new_store(engine, component, wasi, limits)?;
     let instance = instantiate(engine, &mut store, &component.module)?;
     let result = call_entry(&mut store, &instance, "_start");
+    *fuel = flint_engine::fuel_used(&store);
     // Dropping the store flushes the guest's last stderr line.
     drop(store);
     let mut out = stdout.write().unwrap_or_else(|e| e.into_inner());
@@ -89,6 +114,18 @@ pub fn run_spin_http(
     request: IncomingRequest,
     limits: &InstanceLimits,
 ) -> Result<SpinResponse, GuestFailure> {
+    observed(component, |fuel| {
+        spin_http(engine, component, request, limits, fuel)
+    })
+}
+
+fn spin_http(
+    engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    limits: &InstanceLimits,
+    fuel: &mut Option<u64>,
+) -> Result<SpinResponse, GuestFailure> {
     let mut store = spin_store(engine, component, limits)?;
     let instance = instantiate(engine, &mut store, &component.module)?;
     initialize(&mut store, &instance)?;
@@ -101,6 +138,7 @@ pub fn run_spin_http(
     let outparam = resources.push(ResponseOutparam).map_err(setup_handle)?;
     let args = [Val::I32(request as i32), Val::I32(outparam as i32)];
     let result = flint_engine::call_guest(&mut store, &handle, &args, &mut []);
+    *fuel = flint_engine::fuel_used(&store);
     finished(&mut store, result)?;
     let host = &mut store.data_mut().host;
     let head = host
@@ -124,6 +162,18 @@ pub fn run_mqtt(
     message: &MqttMessage,
     limits: &InstanceLimits,
 ) -> Result<(), GuestFailure> {
+    observed(component, |fuel| {
+        mqtt(engine, component, message, limits, fuel)
+    })
+}
+
+fn mqtt(
+    engine: &Engine,
+    component: &Component,
+    message: &MqttMessage,
+    limits: &InstanceLimits,
+    fuel: &mut Option<u64>,
+) -> Result<(), GuestFailure> {
     if component.kind == GuestKind::Wagi {
         let env = [
             ("MQTT_TOPIC", message.topic.to_string()),
@@ -139,7 +189,7 @@ pub fn run_mqtt(
                 .collect(),
             argv: vec![component.id.to_string()],
         };
-        return run_wagi(engine, component, invocation, limits).map(drop);
+        return wagi(engine, component, invocation, limits, fuel).map(drop);
     }
     const PARAMS: &[Ty] = &[Ty::List(&Ty::U8), Ty::Tuple(&[Ty::String])];
     const RESULT: Ty = result_ty!(_, Ty::Variant(&[Some(Ty::String)]));
@@ -159,6 +209,7 @@ pub fn run_mqtt(
         Some(RESULT),
         flint_engine::call_guest,
     );
+    *fuel = flint_engine::fuel_used(&store);
     if let Some(hit) = store.data_mut().take_limit_hit() {
         return Err(GuestFailure::Limit(hit));
     }

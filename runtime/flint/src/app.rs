@@ -14,7 +14,7 @@ use flint_config::{Executor, Limits, Manifest, Route, load_manifest, load_runtim
 
 use flint_executor::{Component, GuestKind, MQTT_TRIGGER, SPIN_ROUTE, WAGI_ROUTE};
 use flint_host::Engine;
-use flint_host::capabilities::{Capabilities, Services};
+use flint_host::capabilities::{Capabilities, OutboundMetrics, Services};
 use flint_host::http1::is_valid_header;
 use flint_host::kv_store::KvStores;
 use flint_host::outbound_hosts::AllowedHosts;
@@ -28,7 +28,15 @@ use crate::cli::AppArgs;
 
 pub struct LoadedApp {
     pub manifest_path: PathBuf,
-    pub component_count: usize,
+    /// `[application]` name and version.
+    pub name: String,
+    pub version: String,
+    /// Every component, once, in id order.
+    pub components: Vec<Arc<Component>>,
+    /// The stores, outbox and outbound bounds every component shares.
+    pub services: Arc<Services>,
+    /// Where the app's state lives (`flint up` only).
+    pub state_dir: Option<PathBuf>,
     pub router: Router,
     pub engine: Arc<Engine>,
     pub limits: Limits,
@@ -226,10 +234,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             }
         };
         if let Some(pattern) = pattern {
-            entries.push(RouteEntry {
-                pattern: pattern.clone(),
-                target,
-            });
+            entries.push(RouteEntry::new(pattern.clone(), target));
         }
     }
     let mut subscriptions = Vec::new();
@@ -272,7 +277,11 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
     }
     Ok(LoadedApp {
         manifest_path,
-        component_count: loader.components.len(),
+        name: manifest.application.name.clone(),
+        version: manifest.application.version.clone().unwrap_or_default(),
+        components: loader.components.values().cloned().collect(),
+        services,
+        state_dir,
         router: Router::new(entries),
         engine,
         limits,
@@ -475,6 +484,7 @@ impl ComponentLoader<'_> {
             preopens,
             caps: Arc::new(caps),
             running: Default::default(),
+            metrics: Default::default(),
         });
         self.components.insert(component.id.clone(), loaded.clone());
         Ok(loaded)
@@ -517,6 +527,7 @@ impl ComponentLoader<'_> {
             .with_context(|| format!("component `{}`: allowed_outbound_hosts", component.id))?;
         Ok(Capabilities {
             component: component.id.as_str().into(),
+            outbound_metrics: OutboundMetrics::new(allowed_hosts.len()),
             allowed_hosts,
             key_value_stores: component.key_value_stores.clone(),
             variables,

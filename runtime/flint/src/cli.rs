@@ -16,12 +16,26 @@ use clap::{Args, Parser, Subcommand};
                   Guests: Spin SDK components built for wasm32-wasip1 (wasi:http, key-value, variables, \
                   outbound HTTP and MQTT) and WAGI modules in any language.\n\n\
                   Logging: RUST_LOG=debug (or e.g. RUST_LOG=flint::http=debug,flint::mqtt=debug,info) sets \
-                  the log level; logs go to stderr, one line per request. GET /.well-known/flint/status \
-                  reports MQTT, outbox and guest-memory state as JSON."
+                  the log level; logs go to stderr, one line per request (`--log-format json`: one JSON \
+                  object per line). GET /.well-known/flint/metrics serves Prometheus metrics, \
+                  /.well-known/flint/status the status as JSON, /.well-known/flint/ a status page; \
+                  `flint status` prints it for a person."
 )]
 pub struct Cli {
+    /// How log lines are written to stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines
+    Text,
+    /// One JSON object per line, for log shippers
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +46,32 @@ pub enum Command {
     Check(AppArgs),
     /// List the built-in board profiles and the limits each one sets
     Boards,
+    /// Print a running instance's status: app, routes, request rates, MQTT, outbox, memory
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The app whose running instance to ask (its state directory records where it serves)
+    #[arg(value_name = "APP", conflicts_with_all = ["from", "url"])]
+    pub app: Option<PathBuf>,
+
+    /// The app: a spin.toml file or the directory that holds it [default: ./spin.toml]
+    #[arg(
+        short = 'f',
+        long = "from",
+        value_name = "MANIFEST",
+        conflicts_with = "url"
+    )]
+    pub from: Option<PathBuf>,
+
+    /// The instance's state directory, as given to `flint up --state-dir`
+    #[arg(long, value_name = "DIR", conflicts_with = "url")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Ask this address instead (`http://HOST:PORT`, the listener serving /.well-known/flint/)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Args)]
@@ -93,6 +133,11 @@ pub struct UpArgs {
     /// Run each component's `build.command` before starting
     #[arg(long)]
     pub build: bool,
+
+    /// Serve the metrics, the status document and the status page on this address
+    /// instead of the app's listener (which then answers them with 404)
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `HOST:PORT`, where HOST may be a name such as `localhost`, as with `spin up`.

@@ -7,5 +7,7 @@
 pub mod app;
 pub mod board;
 pub mod cli;
+pub mod logging;
 pub mod status;
+pub mod status_client;
 pub mod systemd;

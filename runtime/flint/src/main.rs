@@ -1,16 +1,14 @@
 //! `flint`: serve Spin apps on the wasmi interpreter.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
-use tracing_subscriber::filter::Targets;
 
-use flint::cli::{Cli, Command, UpArgs};
-use flint::{app, board, status, systemd};
+use flint::cli::{Cli, Command, StatusArgs, UpArgs};
+use flint::{app, board, logging, status, systemd};
 use flint_engine::InstanceLimits;
 use flint_engine::pool::WorkerPool;
 use flint_trigger_http as http;
@@ -31,15 +29,16 @@ fn main() -> ExitCode {
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
 
     let cli = Cli::parse();
-    init_logging();
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Up(args) => up(args),
+        Command::Status(args) => status_of(args),
         Command::Boards => board::all().map(|boards| print!("{}", board::describe(&boards))),
         Command::Check(args) => app::load(&args, None).map(|loaded| {
             println!(
                 "{}: ok ({} components, {} routes)",
                 loaded.manifest_path.display(),
-                loaded.component_count,
+                loaded.components.len(),
                 loaded.router.entries().len()
             );
         }),
@@ -56,22 +55,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|s| s.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
-        .with(filter)
-        .init();
-}
+/// Where `flint up` records the address of the listener serving
+/// `/.well-known/flint/`, for `flint status`.
+const STATUS_URL_FILE: &str = "status-url";
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -90,12 +76,18 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match args.metrics_listen {
+        Some(at) => Some(
+            std::net::TcpListener::bind(at)
+                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     let limits = loaded.limits.clone();
     let instance_limits = InstanceLimits::from_limits(&limits);
     let routes: Vec<String> = loaded.route_summaries(addr);
     let mqtt_status = match loaded.mqtt {
         Some(plan) => {
-            let status = Arc::new(mqtt::status::MqttStatus::default());
             let topics: Vec<String> = plan
                 .subscriptions
                 .iter()
@@ -108,23 +100,27 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                     )
                 })
                 .collect();
-            mqtt::start(
+            let status = mqtt::start(
                 plan.session,
                 plan.subscriptions,
                 loaded.engine.clone(),
                 instance_limits.clone(),
                 plan.max_payload_bytes,
-                status.clone(),
             )?;
             Some((status, topics))
         }
         None => None,
     };
-    let status_report = status::report(
+    let observed = Arc::new(status::Observed::new(
+        loaded.name.clone(),
+        loaded.version.clone(),
+        loaded.board.clone(),
         instance_limits.memory_budget.clone(),
+        loaded.components.clone(),
+        loaded.services.clone(),
         mqtt_status.as_ref().map(|(status, _)| status.clone()),
         loaded.outbox.clone(),
-    );
+    ));
     let app = Arc::new(http::service::HttpApp {
         router: loaded.router,
         engine: loaded.engine,
@@ -132,10 +128,34 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             .context("starting worker threads")?,
         instance_limits,
         write_timeout: std::time::Duration::from_millis(limits.write_timeout_ms),
-        status: status_report,
+        operator: observed.clone(),
         max_instances_per_component: limits.max_instances_per_component,
+        metrics: Default::default(),
     });
-    let server = http::server::start(app, listener, &limits)?;
+    observed
+        .sample_forever(app.clone())
+        .context("starting the status sampler")?;
+    let role = http::service::Role {
+        app_routes: true,
+        operator_routes: metrics_listener.is_none(),
+    };
+    let server = http::server::start(app.clone(), listener, &limits, role)?;
+    let (operator_addr, metrics_server) = match metrics_listener {
+        Some(listener) => {
+            let at = listener.local_addr()?;
+            let role = http::service::Role {
+                app_routes: false,
+                operator_routes: true,
+            };
+            (at, Some(http::server::start(app, listener, &limits, role)?))
+        }
+        None => (addr, None),
+    };
+    if let Some(dir) = &loaded.state_dir {
+        let file = dir.join(STATUS_URL_FILE);
+        std::fs::write(&file, format!("http://{operator_addr}\n"))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
     println!("Serving http://{addr}");
     println!("Available Routes:");
     for route in routes {
@@ -147,13 +167,56 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             println!("  {topic}");
         }
     }
+    println!("Metrics: http://{operator_addr}/.well-known/flint/metrics");
     tracing::info!(board = %loaded.board, workers = limits.workers, "serving http://{addr}");
     systemd::notify("READY=1");
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "stopping: finishing in-flight requests");
     }
     systemd::notify("STOPPING=1");
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.stop();
+    }
     server.stop();
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `flint status`: the human summary of a running instance.
+fn status_of(args: StatusArgs) -> anyhow::Result<()> {
+    let url = match args.url {
+        Some(url) => url,
+        None => {
+            let dir = match args.state_dir {
+                Some(dir) => dir,
+                None => {
+                    let app = flint::cli::AppArgs {
+                        app: args.app,
+                        from: args.from,
+                        runtime_config_file: None,
+                        board: None,
+                    };
+                    let manifest = app.manifest_path();
+                    let parent = manifest.parent().unwrap_or(std::path::Path::new("."));
+                    let parent = if parent.as_os_str().is_empty() {
+                        std::path::Path::new(".")
+                    } else {
+                        parent
+                    };
+                    parent.join(".flint")
+                }
+            };
+            let file = dir.join(STATUS_URL_FILE);
+            let url = std::fs::read_to_string(&file).with_context(|| {
+                format!(
+                    "no running instance recorded in {} (is `flint up` running with this state directory? or pass --url)",
+                    file.display()
+                )
+            })?;
+            url.trim().to_owned()
+        }
+    };
+    let summary = flint::status_client::fetch_text(&url)?;
+    print!("{summary}");
     Ok(())
 }

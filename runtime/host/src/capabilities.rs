@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use flint_engine::metrics::{Counter, MetricsWriter};
+
 use crate::kv_store::KvStores;
 use crate::outbound_hosts::AllowedHosts;
 use crate::outbound_http;
@@ -17,6 +19,81 @@ pub struct Capabilities {
     /// The component's variables with templates expanded. Values may be secrets.
     pub variables: BTreeMap<String, String>,
     pub services: Arc<Services>,
+    /// Outbound calls, by the `allowed_hosts` entry that permitted them.
+    pub outbound_metrics: OutboundMetrics,
+}
+
+/// How an outbound call ended.
+#[derive(Debug, Clone, Copy)]
+pub enum OutboundOutcome {
+    Ok,
+    Error,
+}
+
+/// One component's outbound calls (HTTP and MQTT): per allow-list entry,
+/// those that succeeded and those that failed, and the denied ones.
+pub struct OutboundMetrics {
+    allowed: Box<[[Counter; 2]]>,
+    denied: Counter,
+}
+
+/// The `host` label of denied calls: they match no entry.
+const DENIED_HOST: &str = "(not allowed)";
+
+impl OutboundMetrics {
+    /// Counters for `entries` allow-list entries.
+    pub fn new(entries: usize) -> Self {
+        Self {
+            allowed: (0..entries).map(|_| Default::default()).collect(),
+            denied: Counter::default(),
+        }
+    }
+
+    /// A call allowed by entry `pattern` ended with `outcome`.
+    pub fn record(&self, pattern: usize, outcome: OutboundOutcome) {
+        if let Some(counters) = self.allowed.get(pattern) {
+            counters[outcome as usize].inc();
+        }
+    }
+
+    pub fn denied(&self) {
+        self.denied.inc();
+    }
+}
+
+/// `flint_outbound_calls_total` for every component.
+pub fn write_outbound_metrics(w: &mut MetricsWriter, components: &[&Capabilities]) {
+    w.counter(
+        "flint_outbound_calls",
+        "Outbound HTTP and MQTT calls by component, allow-list entry and outcome.",
+    );
+    for caps in components {
+        let component = &*caps.component;
+        for (entry, counters) in caps
+            .allowed_hosts
+            .entries()
+            .zip(&caps.outbound_metrics.allowed)
+        {
+            for (outcome, counter) in ["ok", "error"].iter().zip(counters) {
+                w.value(
+                    &[
+                        ("component", component),
+                        ("host", entry),
+                        ("outcome", outcome),
+                    ],
+                    counter.get(),
+                );
+            }
+        }
+        w.value(
+            &[
+                ("component", component),
+                ("host", DENIED_HOST),
+                ("outcome", "denied"),
+            ],
+            caps.outbound_metrics.denied.get(),
+        );
+    }
 }
 
 /// Shared by every component of the app.
@@ -36,6 +113,7 @@ impl Capabilities {
             allowed_hosts: AllowedHosts::default(),
             key_value_stores: Vec::new(),
             variables: BTreeMap::new(),
+            outbound_metrics: OutboundMetrics::new(0),
             services: Arc::new(Services {
                 kv: KvStores::empty(),
                 outbox: None,

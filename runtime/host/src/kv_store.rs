@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use flint_engine::metrics::{Counter, MetricsWriter};
+
 /// What the `key-value` interface and dead letters need of a store. `set`
 /// and `delete` return only once the change is durable, so that what a
 /// guest hears succeeded survives a crash or power loss.
@@ -17,6 +19,10 @@ pub trait KvBackend: Send + Sync {
     fn exists(&self, key: &str) -> Result<bool, KvError>;
     /// Calls `visit` with each key in order until it returns `false`.
     fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), KvError>;
+    /// Bytes the store takes on disk, where the backend knows.
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A backend's failure, as the guest sees it (`error::other`).
@@ -59,7 +65,49 @@ impl KvBackend for sled::Db {
         }
         Ok(())
     }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        sled::Db::size_on_disk(self).ok()
+    }
 }
+
+/// A key-value operation, as the metrics count it.
+#[derive(Debug, Clone, Copy)]
+pub enum KvOp {
+    Open,
+    Get,
+    Set,
+    Delete,
+    Exists,
+    GetKeys,
+}
+
+const KV_OPS: [&str; 6] = ["open", "get", "set", "delete", "exists", "get_keys"];
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy)]
+pub enum KvOutcome {
+    Ok,
+    Error,
+    /// `open` of a label the component does not list.
+    Denied,
+}
+
+const KV_OUTCOMES: [&str; 3] = ["ok", "error", "denied"];
+
+/// One store's operations by kind and outcome.
+#[derive(Default)]
+pub struct KvCounters([[Counter; KV_OUTCOMES.len()]; KV_OPS.len()]);
+
+impl KvCounters {
+    pub fn record(&self, op: KvOp, outcome: KvOutcome) {
+        self.0[op as usize][outcome as usize].inc();
+    }
+}
+
+/// The `store` label of denied opens of labels the app does not define (the
+/// guest chooses the label, so it cannot be a label value).
+const UNDEFINED_STORE: &str = "(undefined)";
 
 /// A store as the host holds it: shared by every instance that opened it.
 pub type SharedStore = Arc<dyn KvBackend>;
@@ -67,8 +115,9 @@ pub type SharedStore = Arc<dyn KvBackend>;
 pub struct KvStores {
     /// Stores some component may open.
     stores: BTreeMap<String, SharedStore>,
-    /// Every label the app defines, opened or not.
-    defined: BTreeSet<String>,
+    /// Every label the app defines, opened or not, with its counters.
+    defined: BTreeMap<String, KvCounters>,
+    undefined: KvCounters,
 }
 
 /// What a label names.
@@ -103,27 +152,74 @@ impl KvStores {
             })?;
             stores.insert(label.clone(), Arc::new(db) as SharedStore);
         }
-        Ok(Self { stores, defined })
+        Ok(Self::with(stores, defined))
     }
 
     /// Stores a board brings itself, each already open, every one defined.
     pub fn from_backends(stores: BTreeMap<String, SharedStore>) -> Self {
         let defined = stores.keys().cloned().collect();
-        Self { stores, defined }
+        Self::with(stores, defined)
+    }
+
+    fn with(stores: BTreeMap<String, SharedStore>, defined: BTreeSet<String>) -> Self {
+        Self {
+            stores,
+            defined: defined
+                .into_iter()
+                .map(|l| (l, KvCounters::default()))
+                .collect(),
+            undefined: KvCounters::default(),
+        }
     }
 
     pub fn empty() -> Self {
-        Self {
-            stores: BTreeMap::new(),
-            defined: BTreeSet::new(),
-        }
+        Self::with(BTreeMap::new(), BTreeSet::new())
     }
 
     pub fn lookup(&self, label: &str) -> Lookup<'_> {
         match self.stores.get(label) {
             Some(store) => Lookup::Open(store),
-            None if self.defined.contains(label) => Lookup::Unused,
+            None if self.defined.contains_key(label) => Lookup::Unused,
             None => Lookup::Unknown,
+        }
+    }
+
+    /// The counters of `label` (a shared bucket for labels the app does not define).
+    pub fn counters(&self, label: &str) -> &KvCounters {
+        self.defined.get(label).unwrap_or(&self.undefined)
+    }
+
+    /// `flint_kv_operations_total` and `flint_kv_store_size_bytes`.
+    pub fn write_metrics(&self, w: &mut MetricsWriter) {
+        w.counter(
+            "flint_kv_operations",
+            "Key-value operations by store, operation and outcome.",
+        );
+        let stores = self
+            .defined
+            .iter()
+            .map(|(label, c)| (label.as_str(), c))
+            .chain([(UNDEFINED_STORE, &self.undefined)]);
+        for (label, counters) in stores {
+            for (op, by_outcome) in KV_OPS.iter().zip(&counters.0) {
+                for (outcome, counter) in KV_OUTCOMES.iter().zip(by_outcome) {
+                    if counter.get() > 0 {
+                        w.value(
+                            &[("store", label), ("operation", op), ("outcome", outcome)],
+                            counter.get(),
+                        );
+                    }
+                }
+            }
+        }
+        w.gauge(
+            "flint_kv_store_size_bytes",
+            "Bytes each open key-value store takes on disk.",
+        );
+        for (label, store) in &self.stores {
+            if let Some(bytes) = store.size_on_disk() {
+                w.value(&[("store", label)], bytes);
+            }
         }
     }
 }

@@ -5,8 +5,10 @@
 
 use std::net::IpAddr;
 
+/// The parsed patterns, each with the entry it came from (metrics label
+/// outbound calls by the pattern that allowed them: bounded by the manifest).
 #[derive(Debug, Clone, Default)]
-pub struct AllowedHosts(Vec<HostPattern>);
+pub struct AllowedHosts(Vec<(String, HostPattern)>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HostPattern {
@@ -62,15 +64,35 @@ impl AllowedHosts {
     pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, PatternError> {
         entries
             .into_iter()
-            .map(HostPattern::parse)
+            .map(|entry| HostPattern::parse(entry).map(|p| (entry.to_owned(), p)))
             .collect::<Result<_, _>>()
             .map(Self)
     }
 
     /// Whether a call to `scheme://host:port` is allowed.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.matching(scheme, host, port).is_some()
+    }
+
+    /// The index of the first pattern that allows `scheme://host:port`.
+    pub fn matching(&self, scheme: &str, host: &str, port: u16) -> Option<usize> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.0.iter().any(|p| p.allows(scheme, host, port))
+        self.0
+            .iter()
+            .position(|(_, p)| p.allows(scheme, host, port))
+    }
+
+    /// The entries, as the manifest gave them (templates expanded).
+    pub fn entries(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(entry, _)| entry.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -221,7 +221,7 @@ impl Outbox {
         payload: &[u8],
         qos: QoS,
     ) -> Result<(), OutboxError> {
-        let record = encode(topic, payload, qos);
+        let record = encode(topic, payload, qos, now_ms());
         let size = record.len() as u64;
         {
             let _admit = self.totals.admit.lock().unwrap_or_else(|e| e.into_inner());
@@ -245,6 +245,54 @@ impl Outbox {
         Ok(())
     }
 
+    /// The configured bounds.
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// How long the oldest message still waiting has waited.
+    pub fn oldest_age(&self) -> Option<std::time::Duration> {
+        let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = senders
+            .values()
+            .filter_map(|s| s.tree.first().ok().flatten())
+            .filter_map(|(_, record)| enqueued_ms(&record))
+            .min()?;
+        Some(std::time::Duration::from_millis(
+            now_ms().saturating_sub(oldest),
+        ))
+    }
+
+    /// The outbox's gauges: depth, bytes, budget, the oldest message's age.
+    pub fn write_metrics(&self, w: &mut flint_engine::metrics::MetricsWriter) {
+        let (depth, bytes) = self.depth();
+        w.gauge(
+            "flint_mqtt_outbox_messages",
+            "Messages in the MQTT outbox, not yet acknowledged by their broker.",
+        );
+        w.value(&[], depth);
+        w.gauge(
+            "flint_mqtt_outbox_bytes",
+            "Bytes of the messages in the MQTT outbox.",
+        );
+        w.value(&[], bytes);
+        w.gauge(
+            "flint_mqtt_outbox_max_messages",
+            "Messages the MQTT outbox may hold (outbox_max_messages).",
+        );
+        w.value(&[], self.budget.max_messages);
+        w.gauge(
+            "flint_mqtt_outbox_max_bytes",
+            "Bytes the MQTT outbox may hold (outbox_max_bytes).",
+        );
+        w.value(&[], self.budget.max_bytes);
+        w.gauge(
+            "flint_mqtt_outbox_oldest_age_seconds",
+            "How long the oldest message in the MQTT outbox has waited (0 when empty).",
+        );
+        w.value_f64(&[], self.oldest_age().map_or(0.0, |age| age.as_secs_f64()));
+    }
+
     /// Messages waiting and their bytes, across all targets.
     pub fn depth(&self) -> (u64, u64) {
         (
@@ -262,9 +310,15 @@ fn qos_byte(qos: QoS) -> u8 {
     }
 }
 
-fn encode(topic: &str, payload: &[u8], qos: QoS) -> Vec<u8> {
-    let mut record = Vec::with_capacity(5 + topic.len() + payload.len());
-    record.push(qos_byte(qos));
+/// Marks a record that carries its enqueue time (records written before
+/// that was recorded start with the bare QoS byte, 0..=2, and still decode).
+const TIMED: u8 = 0x80;
+
+/// `[TIMED | qos][enqueued ms, u64 LE][topic length, u32 LE][topic][payload]`.
+fn encode(topic: &str, payload: &[u8], qos: QoS, enqueued_ms: u64) -> Vec<u8> {
+    let mut record = Vec::with_capacity(13 + topic.len() + payload.len());
+    record.push(TIMED | qos_byte(qos));
+    record.extend_from_slice(&enqueued_ms.to_le_bytes());
     record.extend_from_slice(&(topic.len() as u32).to_le_bytes());
     record.extend_from_slice(topic.as_bytes());
     record.extend_from_slice(payload);
@@ -272,14 +326,30 @@ fn encode(topic: &str, payload: &[u8], qos: QoS) -> Vec<u8> {
 }
 
 fn decode(record: &[u8]) -> Option<(QoS, &str, &[u8])> {
-    let qos = match record.first()? {
+    let first = *record.first()?;
+    let qos = match first & !TIMED {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
         _ => QoS::ExactlyOnce,
     };
-    let len = u32::from_le_bytes(record.get(1..5)?.try_into().ok()?) as usize;
-    let topic = std::str::from_utf8(record.get(5..5 + len)?).ok()?;
-    Some((qos, topic, record.get(5 + len..)?))
+    let at = if first & TIMED != 0 { 9 } else { 1 };
+    let len = u32::from_le_bytes(record.get(at..at + 4)?.try_into().ok()?) as usize;
+    let topic = std::str::from_utf8(record.get(at + 4..at + 4 + len)?).ok()?;
+    Some((qos, topic, record.get(at + 4 + len..)?))
+}
+
+/// When a record was enqueued (ms since the Unix epoch), if it says.
+fn enqueued_ms(record: &[u8]) -> Option<u64> {
+    match record.first()? & TIMED {
+        0 => None,
+        _ => Some(u64::from_le_bytes(record.get(1..9)?.try_into().ok()?)),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Delivers one target's messages over its own connection.
@@ -494,12 +564,17 @@ mod tests {
 
     #[test]
     fn records_and_targets_round_trip() {
-        let record = encode("a/b", b"\0payload", QoS::AtLeastOnce);
+        let record = encode("a/b", b"\0payload", QoS::AtLeastOnce, 1234);
         assert_eq!(
             decode(&record),
             Some((QoS::AtLeastOnce, "a/b", &b"\0payload"[..]))
         );
+        assert_eq!(enqueued_ms(&record), Some(1234));
         assert_eq!(decode(&record[..3]), None);
+        // A record written before enqueue times were kept.
+        let old = [&[1u8][..], &3u32.to_le_bytes(), b"a/b", b"x"].concat();
+        assert_eq!(decode(&old), Some((QoS::AtLeastOnce, "a/b", &b"x"[..])));
+        assert_eq!(enqueued_ms(&old), None);
         let target = Target {
             host: "h".into(),
             port: 1,

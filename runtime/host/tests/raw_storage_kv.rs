@@ -10,7 +10,7 @@ use std::time::Duration;
 use embedded_svc::storage::{RawStorage, StorageBase};
 use flint_engine::InstanceLimits;
 use flint_host::HostState;
-use flint_host::capabilities::{Capabilities, Services};
+use flint_host::capabilities::{Capabilities, OutboundMetrics, Services};
 use flint_host::embedded::{KEY_INDEX, RawStorageStore};
 use flint_host::kv_store::{KvStores, SharedStore};
 use flint_host::outbound_hosts::AllowedHosts;
@@ -110,6 +110,7 @@ fn key_value_interface_runs_on_a_raw_storage() {
         allowed_hosts: AllowedHosts::default(),
         key_value_stores: vec!["default".to_owned()],
         variables: BTreeMap::new(),
+        outbound_metrics: OutboundMetrics::new(0),
         services: Arc::new(Services {
             kv,
             outbox: None,

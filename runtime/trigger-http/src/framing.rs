@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use flint_host::chunked::{ChunkError, ChunkedDecoder};
+
+use crate::metrics::{HttpMetrics, Refusal};
 use flint_host::http1::is_token;
 
 const READ_CHUNK: usize = 4096;
@@ -120,6 +122,8 @@ pub struct RequestFramer<S> {
     peer: SocketAddr,
     limits: FrameLimits,
     activity: std::sync::Arc<Activity>,
+    /// Where refusals are counted.
+    metrics: std::sync::Arc<HttpMetrics>,
     epoch: Instant,
     /// Bytes read from the socket but not yet handed on.
     input: Vec<u8>,
@@ -133,6 +137,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
         peer: SocketAddr,
         limits: FrameLimits,
         activity: std::sync::Arc<Activity>,
+        metrics: std::sync::Arc<HttpMetrics>,
         epoch: Instant,
     ) -> Self {
         Self {
@@ -140,6 +145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
             peer,
             limits,
             activity,
+            metrics,
             epoch,
             input: Vec::new(),
             state: State::Head,
@@ -331,6 +337,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RequestFramer<S> {
         let mut words = line.split_whitespace();
         let (method, path) = (words.next().unwrap_or("-"), words.next().unwrap_or("-"));
         tracing::warn!(target: "flint::http", peer = %self.peer, method, path, status = reject.status, "rejected: {}", reject.message);
+        self.metrics.refused(match reject.status {
+            408 => Refusal::Timeout,
+            413 => Refusal::BodyTooLarge,
+            431 => Refusal::HeadTooLarge,
+            _ => Refusal::BadRequest,
+        });
         let body = format!("{}\n", reject.message);
         let response = format!(
             "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -599,6 +611,7 @@ mod tests {
             socket,
             "127.0.0.1:9".parse().expect("addr"),
             LIMITS,
+            std::sync::Arc::default(),
             std::sync::Arc::default(),
             Instant::now(),
         );

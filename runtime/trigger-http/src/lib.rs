@@ -3,6 +3,7 @@
 //! response or an executor on the worker pool.
 
 pub mod framing;
+pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod service;

@@ -7,6 +7,8 @@ use flint_config::{RouteMatch, RoutePattern};
 
 use flint_executor::Component;
 
+use crate::metrics::RouteMetrics;
+
 pub struct StaticReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -28,6 +30,25 @@ pub enum Target {
 pub struct RouteEntry {
     pub pattern: RoutePattern,
     pub target: Target,
+    pub metrics: RouteMetrics,
+}
+
+impl RouteEntry {
+    pub fn new(pattern: RoutePattern, target: Target) -> Self {
+        Self {
+            pattern,
+            target,
+            metrics: RouteMetrics::default(),
+        }
+    }
+
+    /// The `component` label of this route's metrics.
+    pub fn component_label(&self) -> &str {
+        match &self.target {
+            Target::Static(_) => "(static)",
+            Target::Wagi { component, .. } | Target::Spin { component } => &component.id,
+        }
+    }
 }
 
 pub struct Router {
@@ -60,13 +81,15 @@ mod tests {
         Router::new(
             routes
                 .iter()
-                .map(|r| RouteEntry {
-                    pattern: RoutePattern::parse(r).expect("route"),
-                    target: Target::Static(StaticReply {
-                        status: 200,
-                        headers: vec![],
-                        body: r.as_bytes().to_vec(),
-                    }),
+                .map(|r| {
+                    RouteEntry::new(
+                        RoutePattern::parse(r).expect("route"),
+                        Target::Static(StaticReply {
+                            status: 200,
+                            headers: vec![],
+                            body: r.as_bytes().to_vec(),
+                        }),
+                    )
                 })
                 .collect(),
         )

@@ -16,7 +16,8 @@ use smol::LocalExecutor;
 use smol::io::AsyncWriteExt;
 
 use crate::framing::{Activity, FrameLimits};
-use crate::service::{FlintService, HttpApp};
+use crate::metrics::Refusal;
+use crate::service::{FlintService, HttpApp, Role};
 use crate::socket::{Connection, SmolTimer};
 
 /// How long in-flight requests may run on after a stop is requested.
@@ -45,12 +46,15 @@ struct ConnectionSettings {
     buffer_bytes: usize,
     max_connections: usize,
     config: picoserve::Config,
+    role: Role,
 }
 
+/// Serves `app` on `listener` with the routes `role` gives it.
 pub fn start(
     app: Arc<HttpApp>,
     listener: TcpListener,
     limits: &Limits,
+    role: Role,
 ) -> anyhow::Result<ShutdownHandle> {
     listener.set_nonblocking(true)?;
     let ms = picoserve::time::Duration::from_millis;
@@ -77,6 +81,7 @@ pub fn start(
             write: ms(limits.write_timeout_ms),
         })
         .keep_connection_alive(),
+        role,
     };
     let (trigger, stopped) = async_channel::bounded::<()>(1);
     let connections = Connections::new(limits.max_connections);
@@ -224,6 +229,7 @@ async fn serve_connection(
     connections: Arc<Connections>,
 ) {
     let Some(guard) = connections.admit(&stream) else {
+        app.metrics.refused(Refusal::ConnectionLimit);
         tracing::warn!(target: "flint::http", %peer, "refused: {} connections are open and none is idle (max_connections)", settings.max_connections);
         let _ = stream
             .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
@@ -231,10 +237,13 @@ async fn serve_connection(
         return;
     };
     let _ = stream.set_nodelay(true);
+    let _counted = app.metrics.connection_opened();
+    let metrics = app.metrics.clone();
     let service = FlintService {
         app,
         stream: stream.clone(),
         peer,
+        role: settings.role,
     };
     let router = picoserve::Router::from_service(service);
     let connection = Connection::new(
@@ -242,6 +251,7 @@ async fn serve_connection(
         peer,
         settings.frame,
         guard.activity.clone(),
+        metrics.clone(),
         connections.epoch,
     );
     let mut buffer = vec![0u8; settings.buffer_bytes];

@@ -22,10 +22,21 @@ use flint_executor::{Component, GuestFailure, Invocation, SpinResponse, run_spin
 use flint_host::http1::is_valid_header;
 use flint_host::{Engine, IncomingRequest};
 
+use flint_engine::metrics::{Format, MetricsWriter};
+
+use crate::metrics::{HttpMetrics, LabelledRoute, Refusal, RouteMetrics};
 use crate::router::{Router, Target};
 
 const HEALTH_ROUTE: &str = "/.well-known/spin/health";
 const STATUS_ROUTE: &str = "/.well-known/flint/status";
+const METRICS_ROUTE: &str = "/.well-known/flint/metrics";
+const STATUS_PAGE_ROUTE: &str = "/.well-known/flint/";
+
+/// How much of a request body is read at once.
+const BODY_SLICE: usize = 64 * 1024;
+
+/// The status page: plain HTML and a little script that polls the status route.
+const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Everything the HTTP trigger shares across connections and threads.
 pub struct HttpApp {
@@ -35,10 +46,75 @@ pub struct HttpApp {
     pub instance_limits: InstanceLimits,
     /// Bounds writing a response body, which picoserve's own write timeout does not cover.
     pub write_timeout: Duration,
-    /// The JSON document at `GET /.well-known/flint/status`, which the
-    /// binary composes from every layer's counters.
-    pub status: Box<dyn Fn() -> String + Send + Sync>,
+    pub operator: Arc<dyn Operator>,
     pub max_instances_per_component: usize,
+    pub metrics: Arc<HttpMetrics>,
+}
+
+/// What the operator's routes (`/.well-known/flint/...`) show, composed by
+/// the binary from every layer's numbers (the HTTP trigger's among them).
+pub trait Operator: Send + Sync {
+    /// The document at `/.well-known/flint/status`.
+    fn status(&self, app: &HttpApp, format: StatusFormat) -> String;
+    /// Every metric family but the HTTP trigger's own.
+    fn write_metrics(&self, app: &HttpApp, w: &mut MetricsWriter);
+}
+
+/// The status document as JSON (the default) or, for `Accept: text/plain`,
+/// as the summary `flint status` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFormat {
+    Json,
+    Text,
+}
+
+/// Which routes a listener serves: the app's, Flint's operator routes, or
+/// both (`--metrics-listen` puts the operator routes on a listener of their own).
+#[derive(Clone, Copy, Debug)]
+pub struct Role {
+    pub app_routes: bool,
+    pub operator_routes: bool,
+}
+
+impl HttpApp {
+    /// Every route with its metric labels, Flint's own and the unmatched included.
+    pub fn labelled_routes(&self) -> Vec<LabelledRoute<'_>> {
+        let mut routes: Vec<LabelledRoute<'_>> = self
+            .router
+            .entries()
+            .iter()
+            .map(|e| LabelledRoute {
+                component: e.component_label(),
+                route: e.pattern.raw(),
+                metrics: &e.metrics,
+            })
+            .collect();
+        routes.push(LabelledRoute {
+            component: "(flint)",
+            route: "/.well-known/...",
+            metrics: &self.metrics.flint_routes,
+        });
+        routes.push(LabelledRoute {
+            component: "(none)",
+            route: "(unmatched)",
+            metrics: &self.metrics.unmatched,
+        });
+        routes
+    }
+
+    /// The HTTP trigger's metric families and the worker pool's.
+    pub fn write_metrics(&self, w: &mut MetricsWriter) {
+        crate::metrics::write_metrics(w, &self.metrics, &self.labelled_routes());
+        w.gauge("flint_worker_queue_depth", "Requests waiting for a worker.");
+        w.value(&[], self.pool.queued() as u64);
+        w.gauge(
+            "flint_worker_queue_capacity",
+            "Requests that may wait for a worker (max_queued_requests).",
+        );
+        w.value(&[], self.pool.capacity() as u64);
+        w.gauge("flint_workers", "Worker threads running guests.");
+        w.value(&[], self.pool.workers() as u64);
+    }
 }
 
 /// A response ready to write: status, headers and body.
@@ -70,6 +146,7 @@ pub struct FlintService {
     pub app: Arc<HttpApp>,
     pub stream: TcpStream,
     pub peer: SocketAddr,
+    pub role: Role,
 }
 
 impl picoserve::routing::PathRouterService<()> for FlintService {
@@ -98,19 +175,24 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             })
             .collect();
 
-        // The framer has already bounded the length; bodies are streamed in.
+        // The framer has already bounded the length. The body is read straight
+        // into its Vec, a slice at a time, so memory follows what arrived, not
+        // what was declared; and no read buffer lives in this future, which
+        // picoserve moves (memcpy) as a whole when the future is large.
         let content_length = request.body_connection.content_length();
-        let mut body = Vec::with_capacity(content_length.min(64 * 1024));
+        let mut body = Vec::with_capacity(content_length.min(BODY_SLICE));
         let mut reader = request.body_connection.body().reader();
-        let mut chunk = [0u8; 8192];
-        loop {
-            match reader.read(&mut chunk).await? {
-                0 => break,
-                n => body.extend_from_slice(&chunk[..n]),
+        while body.len() < content_length {
+            let start = body.len();
+            body.resize(start + (content_length - start).min(BODY_SLICE), 0);
+            let n = reader.read(&mut body[start..]).await?;
+            body.truncate(start + n);
+            if n == 0 {
+                break;
             }
         }
 
-        let (reply, component) = if body.len() == content_length {
+        let (reply, component, route) = if body.len() == content_length {
             self.dispatch(method, raw_path, query, http_version, &headers, body)
                 .await
         } else {
@@ -118,6 +200,7 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             (
                 Reply::text(400, "Bad Request: the request body ended early"),
                 None,
+                &self.app.metrics.unmatched,
             )
         };
         let connection = request.body_connection.finalize().await?;
@@ -133,6 +216,7 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
         let write_ok = is_head || !reply.has_body() || self.write_body(&reply.body).await;
         let component = component.as_deref().unwrap_or("-");
         let duration = started.elapsed();
+        route.record(method, reply.status, duration);
         tracing::info!(
             target: "flint::http",
             method,
@@ -165,6 +249,7 @@ impl FlintService {
         ok
     }
 
+    /// The reply, the component that made it, and the route it is counted under.
     async fn dispatch(
         &self,
         method: &str,
@@ -173,22 +258,22 @@ impl FlintService {
         http_version: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
-    ) -> (Reply, Option<Arc<str>>) {
+    ) -> (Reply, Option<Arc<str>>, &RouteMetrics) {
+        let flint = &self.app.metrics.flint_routes;
         if raw_path == HEALTH_ROUTE {
-            return (Reply::text(200, "OK"), None);
+            return (Reply::text(200, "OK"), None, flint);
         }
-        if raw_path == STATUS_ROUTE {
-            let body = (self.app.status)();
-            let reply = Reply {
-                status: 200,
-                headers: vec![("Content-Type".into(), "application/json".into())],
-                body: body.into_bytes(),
-            };
-            return (reply, None);
+        if let Some(reply) = self.operator_route(raw_path, headers) {
+            return (reply, None, flint);
+        }
+        let unmatched = &self.app.metrics.unmatched;
+        if !self.role.app_routes {
+            return (Reply::text(404, "Not Found"), None, unmatched);
         }
         let Some((entry, route_match)) = self.app.router.find(raw_path) else {
-            return (Reply::text(404, "Not Found"), None);
+            return (Reply::text(404, "Not Found"), None, unmatched);
         };
+        let route = &entry.metrics;
         let info = WagiRequest {
             method,
             raw_path,
@@ -207,7 +292,7 @@ impl FlintService {
                     headers: s.headers.clone(),
                     body: s.body.clone(),
                 };
-                return (reply, None);
+                return (reply, None, route);
             }
             Target::Wagi { component, argv } => (component, argv),
             Target::Spin { component } => {
@@ -236,7 +321,7 @@ impl FlintService {
                     body: Some(body),
                 };
                 let reply = self.invoke_spin(component.clone(), request).await;
-                return (reply, Some(component.id.clone()));
+                return (reply, Some(component.id.clone()), route);
             }
         };
         let env = info.environment();
@@ -246,7 +331,42 @@ impl FlintService {
             argv: wagi::argv(argv_template, raw_path, query),
         };
         let reply = self.invoke(component.clone(), invocation).await;
-        (reply, Some(component.id.clone()))
+        (reply, Some(component.id.clone()), route)
+    }
+
+    /// Flint's operator routes, on a listener that serves them.
+    fn operator_route(&self, raw_path: &str, headers: &[(String, String)]) -> Option<Reply> {
+        if !self.role.operator_routes {
+            return None;
+        }
+        let accept = headers
+            .iter()
+            .find(|(name, _)| name == "accept")
+            .map(|(_, value)| value.as_str());
+        let (content_type, body) = match raw_path {
+            STATUS_ROUTE if accept.is_some_and(|a| a.contains("text/plain")) => (
+                "text/plain; charset=utf-8",
+                self.app.operator.status(&self.app, StatusFormat::Text),
+            ),
+            STATUS_ROUTE => (
+                "application/json",
+                self.app.operator.status(&self.app, StatusFormat::Json),
+            ),
+            METRICS_ROUTE => {
+                let format = Format::from_accept(accept);
+                let mut w = MetricsWriter::new(format);
+                self.app.write_metrics(&mut w);
+                self.app.operator.write_metrics(&self.app, &mut w);
+                (format.content_type(), w.finish())
+            }
+            STATUS_PAGE_ROUTE => ("text/html; charset=utf-8", STATUS_PAGE.to_owned()),
+            _ => return None,
+        };
+        Some(Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into_bytes(),
+        })
     }
 
     /// Runs `run` on the worker pool; a failure is logged and becomes the reply.
@@ -258,6 +378,7 @@ impl FlintService {
         let id = &component.id;
         let max = self.app.max_instances_per_component;
         let Some(_slot) = component.try_start(max) else {
+            self.app.metrics.refused(Refusal::InstanceLimit);
             tracing::warn!(target: "flint::http", component = %id, "refused: {max} instances of this component are running or queued (max_instances_per_component)");
             return Err(Reply::text(503, "Service Unavailable"));
         };
@@ -270,14 +391,18 @@ impl FlintService {
                     GuestFailure::Limit(hit) => {
                         Reply::text(504, &format!("Gateway Timeout: the component {hit}"))
                     }
-                    GuestFailure::MemoryBudget => Reply::text(
-                        503,
-                        "Service Unavailable: guest memory is exhausted, retry later",
-                    ),
+                    GuestFailure::MemoryBudget => {
+                        self.app.metrics.refused(Refusal::MemoryBudget);
+                        Reply::text(
+                            503,
+                            "Service Unavailable: guest memory is exhausted, retry later",
+                        )
+                    }
                     _ => Reply::text(500, "Internal Server Error"),
                 })
             }
             Err(e @ PoolError::Busy { .. }) => {
+                self.app.metrics.refused(Refusal::QueueFull);
                 tracing::warn!(target: "flint::http", component = %id, "refused: {e}");
                 Err(Reply::text(503, "Service Unavailable"))
             }

@@ -118,6 +118,7 @@ impl Connection {
         peer: SocketAddr,
         limits: FrameLimits,
         activity: std::sync::Arc<crate::framing::Activity>,
+        metrics: std::sync::Arc<crate::metrics::HttpMetrics>,
         epoch: std::time::Instant,
     ) -> Self {
         Self {
@@ -126,6 +127,7 @@ impl Connection {
                 peer,
                 limits,
                 activity,
+                metrics,
                 epoch,
             )),
             writer: BufferedWriter {

@@ -16,7 +16,7 @@ use flint_host::kv_store::SharedStore;
 use flint_host::outbox::{Outbox, Sender};
 
 use crate::session::Delivery;
-use crate::status::MqttStatus;
+use crate::status::{MqttStatus, SubscriptionStatus};
 
 /// Where messages go when every attempt failed.
 pub enum DeadLetterSink {
@@ -40,6 +40,7 @@ pub struct Handler {
     pub max_payload_bytes: usize,
     pub dead_letter: DeadLetterSink,
     pub status: Arc<MqttStatus>,
+    pub subscription: Arc<SubscriptionStatus>,
 }
 
 /// Longest wait between two attempts.
@@ -91,14 +92,20 @@ impl Handler {
         let mut delay = self.retry_backoff;
         for attempt in 1..=self.max_attempts {
             let started = std::time::Instant::now();
-            match run_mqtt(&self.engine, &self.component, &message, &self.limits) {
+            let outcome = run_mqtt(&self.engine, &self.component, &message, &self.limits);
+            self.subscription
+                .duration
+                .observe_duration(started.elapsed());
+            match outcome {
                 Ok(()) => {
                     MqttStatus::add(&self.status.handled);
+                    self.subscription.handled.inc();
                     tracing::debug!(target: "flint::mqtt", trigger = %self.trigger, component = %self.component.id, %topic, duration = ?started.elapsed(), "handled");
                     return true;
                 }
                 Err(failure) => {
                     MqttStatus::add(&self.status.failed_attempts);
+                    self.subscription.failed_attempts.inc();
                     tracing::warn!(target: "flint::mqtt", trigger = %self.trigger, component = %self.component.id, %topic, attempt, max_attempts = self.max_attempts, "handler failed: {failure}");
                     if attempt == self.max_attempts {
                         return self.dead_letter(
@@ -147,6 +154,7 @@ impl Handler {
         match stored {
             Ok(place) => {
                 MqttStatus::add(&self.status.dead_lettered);
+                self.subscription.dead_lettered.inc();
                 tracing::error!(target: "flint::mqtt", trigger = %self.trigger, %topic, attempts, "message dead-lettered to {place}: {error}");
                 true
             }

@@ -19,7 +19,7 @@ use flint_host::outbox::Qos;
 pub use handler::DeadLetterSink;
 use handler::Handler;
 pub use session::SessionConfig;
-use status::MqttStatus;
+use status::{MqttStatus, SubscriptionStatus};
 
 /// One `[[trigger.mqtt]]`, resolved: its topic expanded, its component loaded.
 pub struct Subscription {
@@ -36,17 +36,28 @@ pub struct Subscription {
 /// Messages a subscription's queue holds beyond its running handlers.
 const QUEUE_PER_HANDLER: usize = 8;
 
-/// Starts the handler threads and the session thread; returns at once.
+/// Starts the handler threads and the session thread; returns at once,
+/// with the counters the trigger keeps.
 pub fn start(
     session: SessionConfig,
     subscriptions: Vec<Subscription>,
     engine: Arc<Engine>,
     limits: InstanceLimits,
     max_payload_bytes: usize,
-    status: Arc<MqttStatus>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<MqttStatus>> {
+    let statuses: Vec<Arc<SubscriptionStatus>> = subscriptions
+        .iter()
+        .map(|s| {
+            Arc::new(SubscriptionStatus::new(
+                &s.trigger,
+                &s.filter,
+                s.component.id.clone(),
+            ))
+        })
+        .collect();
+    let status = Arc::new(MqttStatus::new(session.broker.url(), statuses.clone()));
     let mut routes = Vec::new();
-    for s in subscriptions {
+    for (s, subscription) in subscriptions.into_iter().zip(statuses) {
         let (tx, rx) = std::sync::mpsc::sync_channel(s.concurrency * QUEUE_PER_HANDLER);
         let handler = Arc::new(Handler {
             trigger: s.trigger.clone(),
@@ -58,6 +69,7 @@ pub fn start(
             max_payload_bytes,
             dead_letter: s.dead_letter,
             status: status.clone(),
+            subscription: subscription.clone(),
         });
         handler
             .spawn(rx, s.concurrency)
@@ -67,11 +79,13 @@ pub fn start(
             filter: s.filter,
             qos: Qos::from_level(s.qos).into(),
             queue: tx,
+            status: subscription,
         });
     }
+    let session_status = status.clone();
     std::thread::Builder::new()
         .name("flint-mqtt".into())
-        .spawn(move || session::run(session, routes, status))
+        .spawn(move || session::run(session, routes, session_status))
         .context("starting the MQTT session thread")?;
-    Ok(())
+    Ok(status)
 }

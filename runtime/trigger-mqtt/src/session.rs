@@ -14,7 +14,7 @@ use rumqttc::{Client, Event, Packet, Publish, QoS, SubscribeFilter};
 use flint_host::backoff::Backoff;
 use flint_host::outbox::{Target, describe};
 
-use crate::status::MqttStatus;
+use crate::status::{MqttStatus, SubscriptionStatus};
 
 /// How to connect, with templates expanded.
 pub struct SessionConfig {
@@ -31,6 +31,7 @@ pub struct Route {
     pub filter: String,
     pub qos: QoS,
     pub queue: SyncSender<Delivery>,
+    pub status: Arc<SubscriptionStatus>,
 }
 
 /// A message on its way to one handler. The broker hears PUBACK when the
@@ -187,6 +188,7 @@ fn route(acks: &Arc<Acks>, routes: &[Route], publish: Publish) {
         keep: AtomicBool::new(false),
     });
     for route in matching {
+        route.status.received.inc();
         let delivery = Delivery {
             publish: publish.clone(),
             topic: topic.clone(),

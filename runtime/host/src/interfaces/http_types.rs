@@ -190,7 +190,8 @@ pub struct ResponseOutparam;
 /// An outbound response: the request waits here until the guest asks for the
 /// response (so that its body has been written), then the answer does.
 pub enum FutureIncomingResponse {
-    Pending(Box<(OutgoingRequest, RequestOptions)>),
+    /// The request, its options, and the allow-list entry that permitted it.
+    Pending(Box<(OutgoingRequest, RequestOptions, usize)>),
     Ready(Result<IncomingResponse, ErrorCode>),
     Taken,
 }

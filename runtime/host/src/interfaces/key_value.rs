@@ -4,7 +4,7 @@
 use wasmi::Error;
 
 use super::{GuestState, drop_fn, host_fn};
-use crate::kv_store::{Lookup, SharedStore};
+use crate::kv_store::{KvOp, KvOutcome, Lookup, SharedStore};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
 use flint_engine::{option_ty, result_ty};
 
@@ -16,10 +16,23 @@ const ERROR: Ty = Ty::Variant(&[
 ]);
 const BYTES: Ty = Ty::List(&Ty::U8);
 
-/// An open store: the label (for errors) and its backend.
+/// An open store: the label (for errors and metrics) and its backend.
 pub struct Store {
     label: String,
     backend: SharedStore,
+    services: std::sync::Arc<crate::capabilities::Services>,
+}
+
+impl Store {
+    /// Counts `op`, whose guest-facing result is `value` (`err` is case 1).
+    fn counted(&self, op: KvOp, value: Value) -> Value {
+        let outcome = match &value {
+            Value::Variant(0, _) => KvOutcome::Ok,
+            _ => KvOutcome::Error,
+        };
+        self.services.kv.counters(&self.label).record(op, outcome);
+        value
+    }
 }
 
 fn other(store: &Store, e: impl std::fmt::Display) -> Value {
@@ -35,16 +48,21 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     // Spin's order: a label the component does not list is `access-denied`,
     // whether or not the app defines it; `no-such-store` is for a listed
     // label that no store backs.
+    let counters = caps.services.kv.counters(&label);
     if !caps.key_value_stores.contains(&label) {
         tracing::warn!(target: "flint::kv", component = %caps.component, store = %label, "key-value store access denied: not in key_value_stores");
+        counters.record(KvOp::Open, KvOutcome::Denied);
         return Ok(Value::err(Value::case(2, None)));
     }
     let Lookup::Open(backend) = caps.services.kv.lookup(&label) else {
+        counters.record(KvOp::Open, KvOutcome::Error);
         return Ok(Value::err(Value::case(1, None)));
     };
+    counters.record(KvOp::Open, KvOutcome::Ok);
     let store = Store {
         label,
         backend: backend.clone(),
+        services: caps.services.clone(),
     };
     Ok(Value::ok(Value::Handle(state.host.resources.push(store)?)))
 }
@@ -52,10 +70,11 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
 fn get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let store = state.host.resources.get::<Store>(args.handle()?)?;
     let key = args.string()?;
-    Ok(match store.backend.get(&key) {
+    let value = match store.backend.get(&key) {
         Ok(value) => Value::ok(Value::option(value.map(Value::Bytes))),
         Err(e) => other(store, e),
-    })
+    };
+    Ok(store.counted(KvOp::Get, value))
 }
 
 /// The guest's answer to a change the backend has made durable (or not).
@@ -71,23 +90,24 @@ fn set(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let key = args.string()?;
     let value = args.bytes()?;
     let change = store.backend.set(&key, &value);
-    Ok(durable(store, change))
+    Ok(store.counted(KvOp::Set, durable(store, change)))
 }
 
 fn delete(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let store = state.host.resources.get::<Store>(args.handle()?)?;
     let key = args.string()?;
     let change = store.backend.delete(&key);
-    Ok(durable(store, change))
+    Ok(store.counted(KvOp::Delete, durable(store, change)))
 }
 
 fn exists(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let store = state.host.resources.get::<Store>(args.handle()?)?;
     let key = args.string()?;
-    Ok(match store.backend.exists(&key) {
+    let value = match store.backend.exists(&key) {
         Ok(found) => Value::ok(Value::Bool(found)),
         Err(e) => other(store, e),
-    })
+    };
+    Ok(store.counted(KvOp::Exists, value))
 }
 
 fn get_keys(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
@@ -105,11 +125,12 @@ fn get_keys(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
         keys.push(Value::string(String::from_utf8_lossy(key)));
         true
     });
-    Ok(match listed {
+    let value = match listed {
         Err(e) => other(store, e),
         Ok(()) if bytes > budget => other(store, "the keys do not fit in the guest's memory limit"),
         Ok(()) => Value::ok(Value::List(keys)),
-    })
+    };
+    Ok(store.counted(KvOp::GetKeys, value))
 }
 
 pub const FUNCTIONS: &[HostFn<GuestState>] = &[

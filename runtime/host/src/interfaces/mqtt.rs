@@ -10,6 +10,7 @@ use std::sync::Arc;
 use wasmi::Error;
 
 use super::{GuestState, drop_fn, host_fn};
+use crate::capabilities::OutboundOutcome;
 use crate::outbox::{OutboxError, Sender, Target};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
 use flint_engine::result_ty;
@@ -24,6 +25,8 @@ const QOS: Ty = Ty::Variant(&[None, None, None]);
 
 pub struct Connection {
     sender: Arc<Sender>,
+    /// The allow-list entry that permitted the broker, for the metrics.
+    pattern: usize,
 }
 
 fn error_case(case: u32, message: String) -> Value {
@@ -39,14 +42,13 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     // Spin's order: permission first (an address whose host cannot be read is
     // not permitted either), with Spin's wording and the address as the guest
     // gave it; then the form of the address (`client_id`).
-    let broker = broker_authority(&address);
-    if !broker
-        .as_ref()
-        .is_some_and(|b| caps.allowed_hosts.allows("mqtt", &b.host, b.port))
-    {
+    let allowed = broker_authority(&address)
+        .and_then(|b| caps.allowed_hosts.matching("mqtt", &b.host, b.port));
+    let Some(pattern) = allowed else {
         tracing::warn!(target: "flint::outbound", component = %caps.component, %address, "outbound MQTT denied: not in allowed_outbound_hosts");
+        caps.outbound_metrics.denied();
         return Ok(error_case(2, format!("address {address} is not permitted")));
-    }
+    };
     let Some(broker) = BrokerAddress::parse(&address) else {
         return Ok(Value::err(Value::case(0, None)));
     };
@@ -66,7 +68,7 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     });
     match sender {
         Ok(sender) => Ok(Value::ok(Value::Handle(
-            state.host.resources.push(Connection { sender })?,
+            state.host.resources.push(Connection { sender, pattern })?,
         ))),
         Err(OutboxError::TooManyTargets(_)) => Ok(Value::err(Value::case(1, None))),
         Err(e) => Ok(error_case(2, e.to_string())),
@@ -74,12 +76,8 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
 }
 
 fn publish(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
-    let sender = state
-        .host
-        .resources
-        .get::<Connection>(args.handle()?)?
-        .sender
-        .clone();
+    let connection = state.host.resources.get::<Connection>(args.handle()?)?;
+    let (sender, pattern) = (connection.sender.clone(), connection.pattern);
     let topic = args.string()?;
     let payload = args.bytes()?;
     let qos = crate::outbox::Qos::from_level(args.variant()?.0 as u8).into();
@@ -93,7 +91,13 @@ fn publish(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             "outbound MQTT needs a state directory".into(),
         ));
     };
-    Ok(match outbox.enqueue(&sender, &topic, &payload, qos) {
+    let enqueued = outbox.enqueue(&sender, &topic, &payload, qos);
+    let counted = match enqueued {
+        Ok(()) => OutboundOutcome::Ok,
+        Err(_) => OutboundOutcome::Error,
+    };
+    caps.outbound_metrics.record(pattern, counted);
+    Ok(match enqueued {
         Ok(()) => Value::ok_unit(),
         Err(e) => {
             tracing::warn!(target: "flint::outbound", component = %caps.component, %topic, "outbound MQTT publish refused: {e}");

@@ -15,6 +15,7 @@ use super::http_types::{
     RequestOptions,
 };
 use super::{GuestState, host_fn};
+use crate::capabilities::OutboundOutcome;
 use crate::outbound_hosts::default_port;
 use crate::outbound_http::{self, Bounds};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
@@ -46,18 +47,20 @@ fn handle(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     // No authority is, for Spin, a request to the app itself (service
     // chaining), which Flint does not offer: refused as not permitted.
     let allowed = match split_authority(authority, scheme) {
-        Some((host, port)) => caps.allowed_hosts.allows(scheme, host, port),
-        None if authority.is_empty() => false,
+        Some((host, port)) => caps.allowed_hosts.matching(scheme, host, port),
+        None if authority.is_empty() => None,
         None => {
             tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP refused: no host or port in the URL");
             return Ok(Value::err(ErrorCode::RequestUriInvalid.to_value()));
         }
     };
-    let future = if allowed {
-        FutureIncomingResponse::Pending(Box::new((request, options)))
-    } else {
-        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP denied: not in allowed_outbound_hosts");
-        FutureIncomingResponse::Ready(Err(ErrorCode::RequestDenied))
+    let future = match allowed {
+        Some(pattern) => FutureIncomingResponse::Pending(Box::new((request, options, pattern))),
+        None => {
+            tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP denied: not in allowed_outbound_hosts");
+            caps.outbound_metrics.denied();
+            FutureIncomingResponse::Ready(Err(ErrorCode::RequestDenied))
+        }
     };
     Ok(Value::ok(Value::Handle(state.host.resources.push(future)?)))
 }
@@ -94,7 +97,7 @@ pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
     else {
         unreachable!("matched above");
     };
-    let (request, options) = *pending;
+    let (request, options, pattern) = *pending;
     let caps = state.host.caps.clone();
     let body = match request.body {
         Some(id) => state.host.bodies.take(id),
@@ -104,6 +107,11 @@ pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
         Err(e) => Err(ErrorCode::Internal(format!("request body: {e}"))),
         Ok(body) => send(&caps.services.outbound, &request, options, &body),
     };
+    let counted = match outcome {
+        Ok(_) => OutboundOutcome::Ok,
+        Err(_) => OutboundOutcome::Error,
+    };
+    caps.outbound_metrics.record(pattern, counted);
     match &outcome {
         Err(code) => {
             tracing::warn!(target: "flint::outbound", component = %caps.component, authority = request.authority.as_deref().unwrap_or_default(), "outbound HTTP failed: {code:?}");
