@@ -72,59 +72,50 @@ fn scrape(flint: &Flint) -> String {
     scrape_at(flint.addr(), "text/plain").text()
 }
 
-/// `promtool check metrics` (Debian's prometheus package) on an exposition.
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
+/// Runs `cmd` with `input` on its stdin; asserts it succeeded and returns its stdout.
+fn pipe_through(mut cmd: Command, what: &str, input: &str) -> String {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool (scripts/test installs the prometheus package)");
+        .unwrap_or_else(|e| panic!("{what} (scripts/test installs it): {e}"));
     use std::io::Write as _;
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(text.as_bytes())
+        .write_all(input.as_bytes())
         .expect("write");
-    let out = child.wait_with_output().expect("promtool");
+    let out = child.wait_with_output().expect(what);
     assert!(
         out.status.success(),
-        "promtool check metrics: {}{}\n{text}",
+        "{what}: {}{}\n{input}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `promtool check metrics` (Debian's prometheus package) on an exposition.
+fn promtool_check(text: &str) {
+    let mut cmd = Command::new("promtool");
+    cmd.args(["check", "metrics"]);
+    pipe_through(cmd, "promtool check metrics", text);
 }
 
 /// The Python Prometheus client's OpenMetrics parser (scripts/test installs
-/// it in a venv and points FLINT_PYTHON at it); prints `family samples` lines.
+/// it in a venv and points FLINT_PYTHON at it); prints `family type samples` lines.
 fn openmetrics_parse(text: &str) -> String {
     let python = std::env::var("FLINT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = "import sys\n\
-        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
-        for f in text_string_to_metric_families(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))\n";
-    let mut child = Command::new(python)
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 with prometheus_client");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python");
-    assert!(
-        out.status.success(),
-        "OpenMetrics parser: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-c",
+        "import sys\n\
+         from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+         for f in text_string_to_metric_families(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))\n",
+    ]);
+    pipe_through(cmd, "the OpenMetrics parser (prometheus_client)", text)
 }
 
 /// A mixed load, then exact counts, well-formed families in both formats,
