@@ -32,7 +32,10 @@ pub use mqtt::{
     check_topic_name, filter_matches,
 };
 pub use route::{Route, RouteError, RouteMatch, RoutePattern, Specificity};
-pub use runtime_config::{KvStoreConfig, RuntimeConfig, load_runtime_config, parse_runtime_config};
+pub use runtime_config::{
+    BlockNetworks, ClientTlsConfig, KvStoreConfig, RuntimeConfig, load_runtime_config,
+    parse_runtime_config,
+};
 pub use template::{TemplateError, expand_template, template_names};
 
 #[cfg(test)]

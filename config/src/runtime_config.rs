@@ -1,6 +1,7 @@
 //! The runtime-config file (`--runtime-config-file`): Spin's
 //! `[key_value_store.<label>]` tables, restricted to the `spin` (SQLite file)
-//! type, plus Flint's own `[limits]` overrides.
+//! type, Spin's `[[client_tls]]` entries and `[outbound_networking]
+//! block_networks`, plus Flint's own `[limits]` overrides.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,10 @@ use crate::source::{self, Problems, Source};
 pub struct RuntimeConfig {
     /// By label, as components name them in `key_value_stores`.
     pub key_value_stores: BTreeMap<String, KvStoreConfig>,
+    /// `[[client_tls]]`, in file order (the first entry matching wins).
+    pub client_tls: Vec<ClientTlsConfig>,
+    /// `[outbound_networking] block_networks`.
+    pub block_networks: BlockNetworks,
     pub limits: LimitsOverride,
     /// `board = "rpi-4"`: the profile whose limits `[limits]` overrides
     /// (`flint up --board` wins over it).
@@ -31,6 +36,62 @@ pub struct KvStoreConfig {
     /// directory. `None` when the table gives no `path`: Spin then uses a
     /// file in its state directory, and so should the runtime.
     pub path: Option<PathBuf>,
+}
+
+/// One `[[client_tls]]` entry: how to reach some hosts over TLS, for some
+/// components (Spin's syntax; see `crates/factor-outbound-networking`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsConfig {
+    /// Components it applies to. Empty only for entries meant for the MQTT
+    /// trigger's broker, which is not a component (a Flint extension).
+    pub component_ids: Vec<String>,
+    /// Host names (no ports), lower-cased.
+    pub hosts: Vec<String>,
+    pub ca_use_platform_roots: bool,
+    pub ca_use_webpki_roots: bool,
+    /// Resolved against the runtime-config file's directory.
+    pub ca_roots_file: Option<PathBuf>,
+    /// The device certificate and its key, both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// ALPN protocols to offer (a Flint extension, e.g. `x-amzn-mqtt-ca`).
+    pub alpn: Vec<String>,
+    /// Where the entry is, for errors about its files.
+    pub location: crate::Location,
+}
+
+/// Networks guests may not connect to, checked on resolved addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockNetworks {
+    /// `"private"`: loopback, RFC 1918, link-local, unique-local and the like.
+    pub private: bool,
+    /// CIDR ranges as written (`10.0.0.0/8`, `fd00::/8`), checked at parse time.
+    pub cidrs: Vec<(std::net::IpAddr, u8)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientTls {
+    #[serde(default)]
+    component_ids: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
+    ca_use_platform_roots: Option<bool>,
+    ca_use_webpki_roots: Option<bool>,
+    ca_roots_file: Option<String>,
+    client_cert_file: Option<String>,
+    client_private_key_file: Option<String>,
+    #[serde(default)]
+    alpn: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutboundNetworking {
+    #[serde(default)]
+    block_networks: Vec<Spanned<String>>,
+    // Spin's connection caps; Flint bounds connections with its own limits.
+    max_socket_connections: Option<Spanned<IgnoredAny>>,
+    max_total_connections: Option<Spanned<IgnoredAny>>,
 }
 
 /// Keys of a table in the file, with the location of every key and value.
@@ -54,8 +115,9 @@ struct RawRuntimeConfig {
     llm_compute: Option<Spanned<IgnoredAny>>,
     outbound_http: Option<Spanned<IgnoredAny>>,
     outbound_mqtt: Option<Spanned<IgnoredAny>>,
-    outbound_networking: Option<Spanned<IgnoredAny>>,
-    client_tls: Option<Spanned<IgnoredAny>>,
+    outbound_networking: Option<RawOutboundNetworking>,
+    #[serde(default)]
+    client_tls: Vec<Spanned<RawClientTls>>,
 }
 
 impl RawRuntimeConfig {
@@ -67,8 +129,6 @@ impl RawRuntimeConfig {
             ("llm_compute", &self.llm_compute),
             ("outbound_http", &self.outbound_http),
             ("outbound_mqtt", &self.outbound_mqtt),
-            ("outbound_networking", &self.outbound_networking),
-            ("client_tls", &self.client_tls),
         ]
         .into_iter()
         .filter_map(|(name, section)| Some((name, section.as_ref()?)))
@@ -99,11 +159,126 @@ pub fn parse_runtime_config(text: &str, path: &Path) -> Result<RuntimeConfig, Co
         })
         .collect();
     let limits = raw.limits.validate(&mut problems);
+    let client_tls = raw
+        .client_tls
+        .iter()
+        .filter_map(|entry| client_tls(entry, dir, &source, &mut problems))
+        .collect();
+    let block_networks = match &raw.outbound_networking {
+        Some(networking) => block_networks(networking, &mut problems),
+        None => BlockNetworks::default(),
+    };
     problems.finish(RuntimeConfig {
         key_value_stores,
+        client_tls,
+        block_networks,
         limits,
         board: raw.board,
     })
+}
+
+fn client_tls(
+    entry: &Spanned<RawClientTls>,
+    dir: &Path,
+    source: &Source<'_>,
+    problems: &mut Problems<'_>,
+) -> Option<ClientTlsConfig> {
+    let raw = entry.get_ref();
+    let mut ok = true;
+    if raw.hosts.is_empty() {
+        problems.report(&entry.span(), "`client_tls`: `hosts` may not be empty");
+        ok = false;
+    }
+    for host in &raw.hosts {
+        let name = host.get_ref();
+        if name.is_empty() || name.contains(['/', ':', ' ', '@']) {
+            problems.report(
+                &host.span(),
+                format!(
+                    "`client_tls`: `{name}` is not a host name (give names without scheme or port)"
+                ),
+            );
+            ok = false;
+        }
+    }
+    let file = |name: &Option<String>| name.as_ref().map(|f| dir.join(f));
+    let client_cert = match (&raw.client_cert_file, &raw.client_private_key_file) {
+        (Some(cert), Some(key)) => Some((dir.join(cert), dir.join(key))),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.report(
+                &entry.span(),
+                "`client_tls`: `client_cert_file` needs `client_private_key_file`",
+            );
+            ok = false;
+            None
+        }
+        (None, Some(_)) => {
+            problems.report(
+                &entry.span(),
+                "`client_tls`: `client_private_key_file` needs `client_cert_file`",
+            );
+            ok = false;
+            None
+        }
+    };
+    // Spin's defaults: platform roots unless a roots file is given; webpki roots off.
+    let (platform, webpki) = match (raw.ca_use_platform_roots, raw.ca_use_webpki_roots) {
+        (Some(platform), Some(webpki)) => (platform, webpki),
+        (Some(platform), None) => (platform, false),
+        (None, Some(webpki)) => (false, webpki),
+        (None, None) => (raw.ca_roots_file.is_none(), false),
+    };
+    ok.then(|| ClientTlsConfig {
+        component_ids: raw.component_ids.clone(),
+        hosts: raw
+            .hosts
+            .iter()
+            .map(|h| h.get_ref().to_ascii_lowercase())
+            .collect(),
+        ca_use_platform_roots: platform,
+        ca_use_webpki_roots: webpki,
+        ca_roots_file: file(&raw.ca_roots_file),
+        client_cert,
+        alpn: raw.alpn.clone(),
+        location: source.location(&entry.span()),
+    })
+}
+
+fn block_networks(raw: &RawOutboundNetworking, problems: &mut Problems<'_>) -> BlockNetworks {
+    for (name, value) in [
+        ("max_socket_connections", &raw.max_socket_connections),
+        ("max_total_connections", &raw.max_total_connections),
+    ] {
+        if let Some(value) = value {
+            problems.report(
+                &value.span(),
+                format!("`outbound_networking.{name}` is not supported by Flint (its limits bound connections)"),
+            );
+        }
+    }
+    let mut networks = BlockNetworks::default();
+    for entry in &raw.block_networks {
+        let text = entry.get_ref();
+        if text == "private" {
+            networks.private = true;
+            continue;
+        }
+        let parsed = text.split_once('/').and_then(|(addr, bits)| {
+            let addr: std::net::IpAddr = addr.parse().ok()?;
+            let bits: u8 = bits.parse().ok()?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            (bits <= max).then_some((addr, bits))
+        });
+        match parsed {
+            Some(cidr) => networks.cidrs.push(cidr),
+            None => problems.report(
+                &entry.span(),
+                format!("`block_networks`: `{text}` is neither `private` nor a CIDR range like `10.0.0.0/8`"),
+            ),
+        }
+    }
+    networks
 }
 
 fn kv_store(

@@ -363,3 +363,163 @@ impl Subscriber {
             .collect()
     }
 }
+
+/// A certificate authority made for one test (openssl), and certificates it
+/// signs: a server certificate for `localhost` only, and a client
+/// (device) certificate.
+pub struct TestCa {
+    pub dir: crate::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let dir = crate::TempDir::new("test-ca");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (scripts/setup.sh installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Flint test CA",
+        ]);
+        dir.write(
+            "server.ext",
+            "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        );
+        dir.write("client.ext", "extendedKeyUsage=clientAuth\n");
+        for (name, subject) in [("server", "/CN=localhost"), ("client", "/CN=device-17")] {
+            run(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                subject,
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        }
+        Self { dir }
+    }
+
+    pub fn file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An HTTPS server (Python's `ssl` module) with the test CA's `localhost`
+/// certificate, answering every GET with `tls saw <path>`; with
+/// `require_client_cert` it refuses clients without a certificate from the CA.
+pub struct HttpsUpstream {
+    child: Child,
+    port: u16,
+}
+
+impl HttpsUpstream {
+    pub fn start(ca: &TestCa, require_client_cert: bool) -> Self {
+        let port = free_port();
+        let script = r#"
+import http.server, ssl, sys
+port, cert, key, ca, require = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("tls saw " + self.path).encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+if require:
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(ca)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+        let child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(ca.file("server.pem"))
+            .arg(ca.file("server.key"))
+            .arg(ca.file("ca.pem"))
+            .arg(if require_client_cert { "1" } else { "0" })
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        assert!(
+            poll_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "the HTTPS upstream did not listen on {port}"
+        );
+        Self { child, port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for HttpsUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

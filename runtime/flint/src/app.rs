@@ -19,6 +19,7 @@ use flint_host::http1::is_valid_header;
 use flint_host::kv_store::KvStores;
 use flint_host::outbound_hosts::AllowedHosts;
 use flint_host::outbox::{Budget, Outbox};
+use flint_host::tls::TlsConfigs;
 use flint_host::wasi::files;
 use flint_host::{outbound_http, variables};
 use flint_trigger_http::router::{RouteEntry, Router, StaticReply, Target};
@@ -172,6 +173,10 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             max_head_bytes: 64 * 1024,
             max_body_bytes: usize::try_from(limits.max_outbound_response_bytes)
                 .unwrap_or(usize::MAX),
+        },
+        tls: match &args.runtime_config_file {
+            Some(path) => TlsConfigs::load(&runtime_config.client_tls, path)?,
+            None => TlsConfigs::none(),
         },
     });
 
@@ -517,9 +522,6 @@ impl ComponentLoader<'_> {
             let entry = expanded.unwrap_or_else(|| entry.clone());
             if flint_config::template_names(&entry).is_ok_and(|names| !names.is_empty()) {
                 continue;
-            }
-            if entry.starts_with("https://") {
-                tracing::warn!(component = %component.id, entry = %entry, "outbound https is not supported by this build: such requests will fail");
             }
             hosts.push(entry);
         }

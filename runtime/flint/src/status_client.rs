@@ -30,6 +30,7 @@ pub fn fetch_text(url: &str) -> anyhow::Result<String> {
             path_with_query: "/.well-known/flint/status",
             headers: &headers,
             body: &[],
+            tls: None,
         },
         Bounds {
             connect_timeout: Duration::from_secs(3),

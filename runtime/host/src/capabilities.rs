@@ -102,6 +102,8 @@ pub struct Services {
     /// Guests' MQTT publishes; `None` when the app cannot publish.
     pub outbox: Option<Arc<crate::outbox::Outbox>>,
     pub outbound: outbound_http::Bounds,
+    /// `[[client_tls]]` and the default TLS configuration.
+    pub tls: crate::tls::TlsConfigs,
 }
 
 impl Capabilities {
@@ -123,6 +125,7 @@ impl Capabilities {
                     max_head_bytes: 0,
                     max_body_bytes: 0,
                 },
+                tls: crate::tls::TlsConfigs::none(),
             }),
         }
     }

@@ -15,6 +15,7 @@ pub mod kv_store;
 pub mod outbound_hosts;
 pub mod outbound_http;
 pub mod outbox;
+pub mod tls;
 pub mod variables;
 pub mod wasi;
 

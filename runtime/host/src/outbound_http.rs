@@ -5,10 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
 
 use crate::chunked::ChunkedDecoder;
 use crate::interfaces::http_types::ErrorCode;
+use crate::tls::TlsFailure;
 
 pub struct Request<'a> {
     pub method: &'a str,
@@ -19,6 +23,8 @@ pub struct Request<'a> {
     pub path_with_query: &'a str,
     pub headers: &'a Headers,
     pub body: &'a [u8],
+    /// `https`: the TLS configuration; the server name is `host`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Header names (lower-cased) and raw values.
@@ -68,15 +74,15 @@ pub fn send(request: &Request<'_>, bounds: Bounds) -> Result<Response, ErrorCode
             Err(_) => last = ErrorCode::ConnectionRefused,
         }
     }
-    let mut stream = stream.ok_or(last)?;
+    let tcp = stream.ok_or(last)?;
     let io = |_| ErrorCode::ConnectionTerminated;
-    stream
-        .set_read_timeout(Some(bounds.io_timeout))
-        .map_err(io)?;
-    stream
-        .set_write_timeout(Some(bounds.io_timeout))
-        .map_err(io)?;
-    let _ = stream.set_nodelay(true);
+    tcp.set_read_timeout(Some(bounds.io_timeout)).map_err(io)?;
+    tcp.set_write_timeout(Some(bounds.io_timeout)).map_err(io)?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match &request.tls {
+        None => Conn::Plain(tcp),
+        Some(config) => Conn::Tls(Box::new(handshake(config.clone(), request.host, tcp)?)),
+    };
 
     let mut head = format!(
         "{} {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
@@ -143,7 +149,64 @@ fn is_field(name: &str, value: &[u8]) -> bool {
             .any(|b| (b.is_ascii_control() && *b != b'\t') || *b == 0x7f)
 }
 
+/// Connects TLS over `tcp` and finishes the handshake before anything is
+/// sent, so certificate problems are reported as such.
+fn handshake(
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    mut tcp: TcpStream,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, ErrorCode> {
+    let name = ServerName::try_from(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+    .map_err(|_| ErrorCode::RequestUriInvalid)?;
+    let mut conn = rustls::ClientConnection::new(config, name)
+        .map_err(|e| ErrorCode::Internal(format!("TLS: {e}")))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)
+            .map_err(|e| timeout_or(e, ErrorCode::ConnectionTerminated))?;
+    }
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// The connection a request goes over.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// An I/O error as the guest's error code: TLS failures as the TLS cases,
+/// timeouts as read timeouts, anything else as `other`.
 fn timeout_or(e: std::io::Error, other: ErrorCode) -> ErrorCode {
+    if let Some(failure) = TlsFailure::of(&e) {
+        return ErrorCode::Tls(failure);
+    }
     match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             ErrorCode::ConnectionReadTimeout
@@ -153,7 +216,7 @@ fn timeout_or(e: std::io::Error, other: ErrorCode) -> ErrorCode {
 }
 
 struct Reader {
-    stream: TcpStream,
+    stream: Conn,
     /// Bytes read but not yet consumed.
     buf: Vec<u8>,
     deadline: Instant,

@@ -87,6 +87,7 @@ pub enum ErrorCode {
     ResponseHeaderSectionSize,
     ResponseBodySize(u64),
     ProtocolError,
+    Tls(crate::tls::TlsFailure),
     Internal(String),
 }
 
@@ -111,6 +112,15 @@ impl ErrorCode {
             ErrorCode::ResponseHeaderSectionSize => Value::case(26, Some(none())),
             ErrorCode::ResponseBodySize(n) => Value::case(28, Some(Value::some(Value::U64(*n)))),
             ErrorCode::ProtocolError => Value::case(35, None),
+            ErrorCode::Tls(crate::tls::TlsFailure::Protocol(_)) => Value::case(12, None),
+            ErrorCode::Tls(crate::tls::TlsFailure::Certificate(_)) => Value::case(13, None),
+            ErrorCode::Tls(crate::tls::TlsFailure::Alert { id, description }) => Value::case(
+                14,
+                Some(Value::Tuple(vec![
+                    Value::option(id.map(Value::U8)),
+                    Value::some(Value::string(description.clone())),
+                ])),
+            ),
             ErrorCode::Internal(message) => {
                 Value::case(38, Some(Value::some(Value::string(message.clone()))))
             }

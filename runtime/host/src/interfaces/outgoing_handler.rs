@@ -15,7 +15,7 @@ use super::http_types::{
     RequestOptions,
 };
 use super::{GuestState, host_fn};
-use crate::capabilities::OutboundOutcome;
+use crate::capabilities::{Capabilities, OutboundOutcome};
 use crate::outbound_hosts::default_port;
 use crate::outbound_http::{self, Bounds};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
@@ -105,7 +105,7 @@ pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
     };
     let outcome = match body {
         Err(e) => Err(ErrorCode::Internal(format!("request body: {e}"))),
-        Ok(body) => send(&caps.services.outbound, &request, options, &body),
+        Ok(body) => send(&caps, &request, options, &body),
     };
     let counted = match outcome {
         Ok(_) => OutboundOutcome::Ok,
@@ -131,19 +131,17 @@ pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
 }
 
 fn send(
-    bounds: &Bounds,
+    caps: &Capabilities,
     request: &OutgoingRequest,
     options: RequestOptions,
     body: &[u8],
 ) -> Result<IncomingResponse, ErrorCode> {
+    let bounds = &caps.services.outbound;
     let scheme = request.scheme.as_deref().unwrap_or("https");
-    if scheme != "http" {
-        return Err(ErrorCode::Internal(format!(
-            "this Flint build sends outbound requests over plain http only, not {scheme}"
-        )));
-    }
     let authority = request.authority.as_deref().unwrap_or_default();
     let (host, port) = split_authority(authority, scheme).ok_or(ErrorCode::RequestUriInvalid)?;
+    // `handle` admitted only http and https.
+    let tls = (scheme == "https").then(|| caps.services.tls.for_component(&caps.component, host));
     // A guest may shorten the host's timeouts, never extend them.
     let shorter = |limit: std::time::Duration, ns: Option<u64>| {
         ns.map_or(limit, |ns| limit.min(std::time::Duration::from_nanos(ns)))
@@ -167,9 +165,15 @@ fn send(
             path_with_query: request.path_with_query.as_deref().unwrap_or("/"),
             headers: &request.headers,
             body,
+            tls,
         },
         bounds,
-    )?;
+    )
+    .inspect_err(|e| {
+        if let ErrorCode::Tls(failure) = e {
+            tracing::warn!(target: "flint::tls", component = %caps.component, %host, port, "{failure}");
+        }
+    })?;
     Ok(IncomingResponse {
         status: response.status,
         headers: response.headers,
