@@ -454,4 +454,66 @@ workers = 0
             ]
         );
     }
+
+    #[test]
+    fn client_tls_and_block_networks_parse_as_spin_writes_them() {
+        let config = parse(
+            r#"
+[[client_tls]]
+component_ids = ["ingest"]
+hosts = ["Broker.example.com"]
+ca_roots_file = "certs/ca.pem"
+client_cert_file = "certs/device.pem"
+client_private_key_file = "certs/device.key"
+alpn = ["x-amzn-mqtt-ca"]
+
+[[client_tls]]
+hosts = ["api.example.com"]
+
+[outbound_networking]
+block_networks = ["private", "203.0.113.0/24"]
+"#,
+        )
+        .unwrap();
+        let first = &config.client_tls[0];
+        assert_eq!(first.hosts, ["broker.example.com"]);
+        assert_eq!(
+            first.ca_roots_file,
+            Some(PathBuf::from("/etc/flint/certs/ca.pem"))
+        );
+        assert!(
+            !first.ca_use_platform_roots,
+            "a roots file replaces the platform roots"
+        );
+        assert_eq!(
+            first.client_cert,
+            Some((
+                PathBuf::from("/etc/flint/certs/device.pem"),
+                PathBuf::from("/etc/flint/certs/device.key")
+            ))
+        );
+        assert_eq!(first.alpn, ["x-amzn-mqtt-ca"]);
+        assert_eq!(first.location.line, 2);
+        assert!(config.client_tls[1].ca_use_platform_roots);
+        assert!(config.client_tls[1].component_ids.is_empty());
+        assert!(config.block_networks.private);
+        assert_eq!(
+            config.block_networks.cidrs,
+            [("203.0.113.0".parse().unwrap(), 24)]
+        );
+    }
+
+    #[test]
+    fn client_tls_mistakes_are_reported_where_they_are() {
+        assert_eq!(
+            errors(
+                "[[client_tls]]\nhosts = [\"h:443\"]\nclient_cert_file = \"c.pem\"\n\n[outbound_networking]\nblock_networks = [\"10.0.0.0/33\"]\n"
+            ),
+            [
+                "/etc/flint/runtime-config.toml:1:1: `client_tls`: `client_cert_file` needs `client_private_key_file`",
+                "/etc/flint/runtime-config.toml:2:10: `client_tls`: `h:443` is not a host name (give names without scheme or port)",
+                "/etc/flint/runtime-config.toml:6:19: `block_networks`: `10.0.0.0/33` is neither `private` nor a CIDR range like `10.0.0.0/8`",
+            ]
+        );
+    }
 }

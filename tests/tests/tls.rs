@@ -186,3 +186,44 @@ fn unreadable_or_malformed_certificate_files_stop_startup_naming_them() {
         }
     }
 }
+
+/// `[outbound_networking] block_networks`: the addresses a name resolves to
+/// are checked, so neither an address nor a name for it gets through.
+#[test]
+fn block_networks_refuses_addresses_and_names_that_resolve_to_them() {
+    let upstream =
+        flint_e2e::services::Upstream::start(|r| (200, "text/plain", r.path.clone().into_bytes()));
+    let dir = TempDir::new("blocked");
+    let port = upstream.port();
+    let manifest = dir.one_component_manifest(
+        "spin.toml",
+        &wasm_path("spin_proxy"),
+        "",
+        &format!(
+            "allowed_outbound_hosts = [\"http://127.0.0.1:{port}\", \"http://localhost:{port}\"]"
+        ),
+    );
+    for networks in ["\"private\"", "\"127.0.0.0/8\", \"::1/128\""] {
+        let flint = Flint::builder(manifest.clone())
+            .runtime_config(&format!(
+                "[outbound_networking]\nblock_networks = [{networks}]\n"
+            ))
+            .start();
+        for host in ["127.0.0.1", "localhost"] {
+            let resp = flint.get(&format!("/proxy?url=http://{host}:{port}/x"));
+            resp.assert_status(502);
+            assert!(
+                resp.text().contains("DestinationIpProhibited"),
+                "{networks} {host}: {resp:?}"
+            );
+        }
+    }
+    assert!(
+        upstream.requests().is_empty(),
+        "a blocked request reached the network"
+    );
+    // Without the block the same requests go through.
+    let open = Flint::start(manifest);
+    open.get(&format!("/proxy?url=http://localhost:{port}/x"))
+        .assert_status(200);
+}

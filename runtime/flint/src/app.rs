@@ -14,6 +14,7 @@ use flint_config::{Executor, Limits, Manifest, Route, load_manifest, load_runtim
 
 use flint_executor::{Component, GuestKind, MQTT_TRIGGER, SPIN_ROUTE, WAGI_ROUTE};
 use flint_host::Engine;
+use flint_host::blocked_networks::BlockedNetworks;
 use flint_host::capabilities::{Capabilities, OutboundMetrics, Services};
 use flint_host::http1::is_valid_header;
 use flint_host::kv_store::KvStores;
@@ -178,6 +179,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             Some(path) => TlsConfigs::load(&runtime_config.client_tls, path)?,
             None => TlsConfigs::none(),
         },
+        blocked: BlockedNetworks::new(&runtime_config.block_networks),
     });
 
     let env = serve.as_ref().map_or(&[][..], |s| s.env);

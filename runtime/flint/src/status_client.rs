@@ -31,6 +31,7 @@ pub fn fetch_text(url: &str) -> anyhow::Result<String> {
             headers: &headers,
             body: &[],
             tls: None,
+            blocked: &Default::default(),
         },
         Bounds {
             connect_timeout: Duration::from_secs(3),

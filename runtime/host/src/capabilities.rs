@@ -104,6 +104,8 @@ pub struct Services {
     pub outbound: outbound_http::Bounds,
     /// `[[client_tls]]` and the default TLS configuration.
     pub tls: crate::tls::TlsConfigs,
+    /// `[outbound_networking] block_networks`.
+    pub blocked: crate::blocked_networks::BlockedNetworks,
 }
 
 impl Capabilities {
@@ -126,6 +128,7 @@ impl Capabilities {
                     max_body_bytes: 0,
                 },
                 tls: crate::tls::TlsConfigs::none(),
+                blocked: Default::default(),
             }),
         }
     }

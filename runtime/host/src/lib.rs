@@ -5,6 +5,7 @@
 //! durable MQTT outbox. Built on `flint-engine`; knows nothing of triggers.
 
 pub mod backoff;
+pub mod blocked_networks;
 pub mod capabilities;
 pub mod chunked;
 #[cfg(feature = "embedded-svc")]

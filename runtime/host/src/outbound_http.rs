@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 
+use crate::blocked_networks::BlockedNetworks;
 use crate::chunked::ChunkedDecoder;
 use crate::interfaces::http_types::ErrorCode;
 use crate::tls::TlsFailure;
@@ -25,6 +26,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// `https`: the TLS configuration; the server name is `host`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Addresses the request may not connect to, whatever `host` resolves to.
+    pub blocked: &'a BlockedNetworks,
 }
 
 /// Header names (lower-cased) and raw values.
@@ -56,10 +59,15 @@ const OWN_HEADERS: [&str; 5] = [
 
 pub fn send(request: &Request<'_>, bounds: Bounds) -> Result<Response, ErrorCode> {
     let started = Instant::now();
-    let addrs: Vec<_> = (request.host, request.port)
+    let mut addrs: Vec<_> = (request.host, request.port)
         .to_socket_addrs()
         .map_err(|e| ErrorCode::DnsError(e.to_string()))?
         .collect();
+    let resolved = addrs.len();
+    addrs.retain(|addr| !request.blocked.is_blocked(addr.ip()));
+    if resolved > 0 && addrs.is_empty() {
+        return Err(ErrorCode::DestinationIpProhibited);
+    }
     let mut last = ErrorCode::DnsError(format!("{} has no address", request.host));
     let mut stream = None;
     for addr in addrs {

@@ -121,6 +121,7 @@ fn key_value_interface_runs_on_a_raw_storage() {
                 max_body_bytes: 0,
             },
             tls: flint_host::tls::TlsConfigs::none(),
+            blocked: Default::default(),
         }),
     };
 

@@ -77,6 +77,7 @@ pub const ERROR_CODE: Ty = Ty::Variant(&[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorCode {
     DnsError(String),
+    DestinationIpProhibited,
     ConnectionRefused,
     ConnectionTerminated,
     ConnectionTimeout,
@@ -102,6 +103,7 @@ impl ErrorCode {
                     none(),
                 ])),
             ),
+            ErrorCode::DestinationIpProhibited => Value::case(4, None),
             ErrorCode::ConnectionRefused => Value::case(6, None),
             ErrorCode::ConnectionTerminated => Value::case(7, None),
             ErrorCode::ConnectionTimeout => Value::case(8, None),

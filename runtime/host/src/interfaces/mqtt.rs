@@ -52,6 +52,25 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let Some(broker) = BrokerAddress::parse(&address) else {
         return Ok(Value::err(Value::case(0, None)));
     };
+    let blocked = &caps.services.blocked;
+    if !blocked.is_empty() {
+        use std::net::ToSocketAddrs as _;
+        let resolved: Vec<_> = (broker.host.as_str(), broker.port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        if resolved
+            .iter()
+            .any(|a: &std::net::SocketAddr| blocked.is_blocked(a.ip()))
+        {
+            tracing::warn!(target: "flint::outbound", component = %caps.component, %address, "outbound MQTT denied: the broker resolves to a network in block_networks");
+            caps.outbound_metrics.denied();
+            return Ok(error_case(
+                2,
+                format!("address {address} is in a blocked network (block_networks)"),
+            ));
+        }
+    }
     let Some(outbox) = &caps.services.outbox else {
         return Ok(error_case(
             3,

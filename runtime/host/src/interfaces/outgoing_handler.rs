@@ -166,6 +166,7 @@ fn send(
             headers: &request.headers,
             body,
             tls,
+            blocked: &caps.services.blocked,
         },
         bounds,
     )
