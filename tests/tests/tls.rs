@@ -227,3 +227,168 @@ fn block_networks_refuses_addresses_and_names_that_resolve_to_them() {
     open.get(&format!("/proxy?url=http://localhost:{port}/x"))
         .assert_status(200);
 }
+
+/// A mosquitto with a TLS listener that requires a device certificate
+/// from the test CA (started as root, so it can read the files).
+fn tls_broker(ca: &TestCa) -> flint_e2e::services::Mosquitto {
+    flint_e2e::services::Mosquitto::start_with(&format!(
+        "allow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        ca.file("ca.pem").display(),
+        ca.file("server.pem").display(),
+        ca.file("server.key").display()
+    ))
+}
+
+/// The MQTT trigger on `mqtts://localhost:<port>` with an ingest handler and
+/// a publishing route, `client_tls` as the runtime config.
+fn mqtts_app(dir: &TempDir, port: u16, client_tls: &str) -> Flint {
+    let manifest = dir.write(
+        "spin.toml",
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "mqtts"
+[application.trigger.mqtt]
+address = "mqtts://localhost:{port}"
+username = ""
+password = ""
+keep_alive_interval = "5"
+
+[[trigger.mqtt]]
+component = "ingest"
+topic = "sensors/+/temp"
+qos = "1"
+
+[[trigger.http]]
+route = "/publish/..."
+component = "publisher"
+
+[component.ingest]
+source = "{ingest}"
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["mqtts://localhost:{port}"]
+[component.ingest.variables]
+mqtt_address = "mqtts://localhost:{port}?client_id=mqtts-ingest"
+
+[component.publisher]
+source = "{publisher}"
+allowed_outbound_hosts = ["mqtts://localhost:{port}"]
+[component.publisher.variables]
+mqtt_address = "mqtts://localhost:{port}?client_id=mqtts-publisher"
+"#,
+            ingest = wasm_path("mqtt_ingest").display(),
+            publisher = wasm_path("spin_mqtt").display(),
+        ),
+    );
+    Flint::builder(manifest).runtime_config(client_tls).start()
+}
+
+fn metric(flint: &Flint, name: &str) -> Option<f64> {
+    let text = flint.get("/.well-known/flint/metrics").text();
+    text.lines()
+        .find(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// The device's own client_tls entry: the trigger and outbox use it through
+/// `hosts` (no component_ids), the guests through theirs.
+fn device_tls(ca: &TestCa, roots: &std::path::Path) -> String {
+    let entry = |components: &str| {
+        format!(
+            "[[client_tls]]\n{components}hosts = [\"localhost\"]\nca_roots_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_private_key_file = \"{}\"\n",
+            roots.display(),
+            ca.file("client.pem").display(),
+            ca.file("client.key").display()
+        )
+    };
+    format!(
+        "{}\n{}",
+        entry("component_ids = [\"ingest\", \"publisher\"]\n"),
+        entry("")
+    )
+}
+
+#[test]
+fn mqtts_with_a_device_certificate_carries_the_trigger_and_the_outbox() {
+    let ca = TestCa::new();
+    let broker = tls_broker(&ca);
+    let dir = TempDir::new("mqtts");
+    let flint = mqtts_app(&dir, broker.port(), &device_tls(&ca, &ca.file("ca.pem")));
+    assert!(
+        flint_e2e::poll_until(std::time::Duration::from_secs(20), || metric(
+            &flint,
+            "flint_mqtt_connected"
+        ) == Some(1.0)),
+        "the trigger never connected over TLS: {}",
+        flint.stderr()
+    );
+    // A message published over TLS by a device client reaches the handler.
+    let published = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &broker.port().to_string(),
+            "-q",
+            "1",
+            "-t",
+            "sensors/7/temp",
+            "-m",
+            "21.5",
+        ])
+        .arg("--cafile")
+        .arg(ca.file("ca.pem"))
+        .arg("--cert")
+        .arg(ca.file("client.pem"))
+        .arg("--key")
+        .arg(ca.file("client.key"))
+        .status()
+        .expect("mosquitto_pub");
+    assert!(published.success());
+    assert!(
+        flint_e2e::poll_until(std::time::Duration::from_secs(20), || {
+            metric(&flint, "flint_mqtt_messages_handled_total") == Some(1.0)
+        }),
+        "not handled: {}",
+        flint.stderr()
+    );
+    // A guest's publish goes out through the outbox over TLS.
+    flint
+        .request("POST", "/publish/out/1", &[], "over tls")
+        .assert_status(200);
+    assert!(
+        flint_e2e::poll_until(std::time::Duration::from_secs(20), || {
+            metric(&flint, "flint_mqtt_outbox_messages") == Some(0.0)
+        }),
+        "the outbox did not drain over TLS: {}",
+        flint.stderr()
+    );
+}
+
+#[test]
+fn mqtts_without_the_device_certificate_is_refused_and_http_keeps_serving() {
+    let ca = TestCa::new();
+    let broker = tls_broker(&ca);
+    let dir = TempDir::new("mqtts-nocert");
+    let roots_only = format!(
+        "[[client_tls]]\nhosts = [\"localhost\"]\nca_roots_file = \"{}\"\n",
+        ca.file("ca.pem").display()
+    );
+    let flint = mqtts_app(&dir, broker.port(), &roots_only);
+    flint.wait_for_log_line(&["flint::tls", "MQTT over TLS", "localhost"]);
+    assert_eq!(metric(&flint, "flint_mqtt_connected"), Some(0.0));
+    flint.get("/.well-known/spin/health").assert_status(200);
+}
+
+#[test]
+fn mqtts_with_the_wrong_ca_is_refused() {
+    let ca = TestCa::new();
+    let other = TestCa::new();
+    let broker = tls_broker(&ca);
+    let dir = TempDir::new("mqtts-wrong-ca");
+    let flint = mqtts_app(&dir, broker.port(), &device_tls(&ca, &other.file("ca.pem")));
+    // Both test CAs are named alike, so rustls sees a bad signature.
+    flint.wait_for_log_line(&["flint::tls", "localhost", "certificate is not valid"]);
+    assert_eq!(metric(&flint, "flint_mqtt_connected"), Some(0.0));
+}

@@ -1,19 +1,19 @@
-//! Broker addresses, `mqtt://host[:port]`: the form Spin's MQTT trigger
-//! plugin hands to its client (Eclipse Paho), without TLS.
+//! Broker addresses, `mqtt://host[:port]` or `mqtts://host[:port]` (TLS):
+//! the form Spin's MQTT trigger plugin hands to its client (Eclipse Paho).
 
-/// A broker address split into what a TCP connection needs.
+/// A broker address split into what a connection needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttAddress {
     /// A name or an IP address; an IPv6 address without its brackets.
     pub host: String,
     pub port: u16,
+    /// `mqtts://`: the connection speaks TLS.
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
-    #[error("TLS (mqtts://) is not supported by this Flint build; use mqtt://")]
-    Tls,
-    #[error("a broker address must start with `mqtt://`")]
+    #[error("a broker address must start with `mqtt://` or `mqtts://`")]
     Scheme,
     #[error("credentials go in `username` and `password`, not in the address")]
     Credentials,
@@ -28,9 +28,12 @@ pub enum AddressError {
 impl MqttAddress {
     /// The IANA port for MQTT without TLS.
     pub const DEFAULT_PORT: u16 = 1883;
+    /// The IANA port for MQTT over TLS.
+    pub const DEFAULT_TLS_PORT: u16 = 8883;
 
     pub fn parse(address: &str) -> Result<Self, AddressError> {
         let authority = strip_scheme(address)?;
+        let tls = address.starts_with("mqtts://");
         if let Some(rest) = authority.find(['/', '?', '#']).map(|at| &authority[at..]) {
             return Err(AddressError::Trailing(rest.to_owned()));
         }
@@ -58,6 +61,7 @@ impl MqttAddress {
             return Err(AddressError::Host(host.to_owned()));
         }
         let port = match port {
+            None if tls => Self::DEFAULT_TLS_PORT,
             None => Self::DEFAULT_PORT,
             Some(port) => port
                 .parse()
@@ -68,18 +72,18 @@ impl MqttAddress {
         Ok(Self {
             host: host.to_owned(),
             port,
+            tls,
         })
     }
 }
 
-/// What follows `mqtt://`. Separate so that an address whose host is still a
-/// template can have its scheme checked.
+/// What follows `mqtt://` or `mqtts://`. Separate so that an address whose
+/// host is still a template can have its scheme checked.
 pub(crate) fn strip_scheme(address: &str) -> Result<&str, AddressError> {
-    match address.strip_prefix("mqtt://") {
-        Some(rest) => Ok(rest),
-        None if address.starts_with("mqtts://") => Err(AddressError::Tls),
-        None => Err(AddressError::Scheme),
-    }
+    address
+        .strip_prefix("mqtt://")
+        .or_else(|| address.strip_prefix("mqtts://"))
+        .ok_or(AddressError::Scheme)
 }
 
 #[cfg(test)]
@@ -93,6 +97,9 @@ mod tests {
     #[test]
     fn host_and_optional_port() {
         assert_eq!(parse("mqtt://localhost"), Ok(("localhost".into(), 1883)));
+        assert_eq!(parse("mqtts://broker"), Ok(("broker".into(), 8883)));
+        assert!(MqttAddress::parse("mqtts://broker:443").is_ok_and(|a| a.tls && a.port == 443));
+        assert!(MqttAddress::parse("mqtt://broker").is_ok_and(|a| !a.tls));
         assert_eq!(parse("mqtt://10.0.0.2:1884"), Ok(("10.0.0.2".into(), 1884)));
         assert_eq!(parse("mqtt://[::1]:1885"), Ok(("::1".into(), 1885)));
         assert_eq!(parse("mqtt://[fe80::1]"), Ok(("fe80::1".into(), 1883)));
@@ -100,7 +107,6 @@ mod tests {
 
     #[test]
     fn other_forms_are_errors() {
-        assert_eq!(parse("mqtts://broker:8883"), Err(AddressError::Tls));
         assert_eq!(parse("tcp://broker"), Err(AddressError::Scheme));
         assert_eq!(parse("broker:1883"), Err(AddressError::Scheme));
         assert_eq!(parse("mqtt://"), Err(AddressError::Host(String::new())));
@@ -130,9 +136,5 @@ mod tests {
             Err(AddressError::Trailing("x".into()))
         );
         assert_eq!(parse("mqtt://[::1"), Err(AddressError::Host("[::1".into())));
-        assert_eq!(
-            AddressError::Tls.to_string(),
-            "TLS (mqtts://) is not supported by this Flint build; use mqtt://"
-        );
     }
 }

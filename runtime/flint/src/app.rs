@@ -158,10 +158,19 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         max_messages: broker.map_or(100_000, |b| b.outbox_max_messages),
         window: broker.map_or(32, |b| usize::from(b.max_inflight)),
     };
+    let tls = match &args.runtime_config_file {
+        Some(path) => TlsConfigs::load(&runtime_config.client_tls, path)?,
+        None => TlsConfigs::none(),
+    };
     let outbox = match &state_dir {
         Some(dir) if needs_outbox(&manifest, dir) => Some(
-            Outbox::open(&dir.join("mqtt-outbox"), budget, limits.kv_cache_bytes)
-                .context("opening the MQTT outbox")?,
+            Outbox::open(
+                &dir.join("mqtt-outbox"),
+                budget,
+                limits.kv_cache_bytes,
+                &tls,
+            )
+            .context("opening the MQTT outbox")?,
         ),
         _ => None,
     };
@@ -175,10 +184,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             max_body_bytes: usize::try_from(limits.max_outbound_response_bytes)
                 .unwrap_or(usize::MAX),
         },
-        tls: match &args.runtime_config_file {
-            Some(path) => TlsConfigs::load(&runtime_config.client_tls, path)?,
-            None => TlsConfigs::none(),
-        },
+        tls,
         blocked: BlockedNetworks::new(&runtime_config.block_networks),
     });
 
@@ -304,9 +310,11 @@ fn needs_outbox(manifest: &Manifest, state_dir: &Path) -> bool {
     !manifest.mqtt_triggers.is_empty()
         || state_dir.join("mqtt-outbox").exists()
         || manifest.components.values().any(|c| {
-            c.allowed_outbound_hosts
-                .iter()
-                .any(|h| h.starts_with("mqtt://") || h.starts_with("*://"))
+            c.allowed_outbound_hosts.iter().any(|h| {
+                ["mqtt://", "mqtts://", "*://"]
+                    .iter()
+                    .any(|s| h.starts_with(s))
+            })
         })
 }
 
@@ -345,6 +353,9 @@ fn mqtt_plan(
         .unwrap_or(limits.max_request_body_bytes);
     let max_payload_bytes = usize::try_from(max_payload_bytes).unwrap_or(usize::MAX);
     let target = flint_host::outbox::Target {
+        tls: parsed
+            .tls
+            .then(|| flint_host::mqtt_tls::TlsClient(services.tls.for_broker(&parsed.host))),
         host: parsed.host.clone(),
         port: parsed.port,
         client_id: client_id.clone(),

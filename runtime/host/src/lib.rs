@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod http1;
 mod interfaces;
 pub mod kv_store;
+pub mod mqtt_tls;
 pub mod outbound_hosts;
 pub mod outbound_http;
 pub mod outbox;

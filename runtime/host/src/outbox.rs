@@ -18,6 +18,8 @@ use std::time::Duration;
 use rumqttc::{Client, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS};
 
 use crate::backoff::Backoff;
+use crate::mqtt_tls::TlsClient;
+use crate::tls::TlsConfigs;
 
 /// An MQTT quality of service as guests (the WIT `qos` enum) and manifests
 /// (`qos = "1"`) give it.
@@ -59,12 +61,27 @@ pub struct Target {
     pub username: String,
     pub password: String,
     pub keep_alive_secs: u64,
+    /// `mqtts://`: the TLS configuration to connect with.
+    pub tls: Option<TlsClient>,
 }
 
 impl Target {
     /// rumqttc options for this broker and identity; callers add the rest.
+    /// A TLS target goes through a bridge (see [`crate::mqtt_tls`]).
     pub fn options(&self) -> MqttOptions {
-        let mut options = MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port);
+        let mut options = match &self.tls {
+            None => MqttOptions::new(self.client_id.clone(), self.host.clone(), self.port),
+            Some(tls) => {
+                let socket = crate::mqtt_tls::bridge(&self.host, self.port, tls).unwrap_or_else(|e| {
+                    tracing::error!(target: "flint::tls", broker = %self.url(), "cannot start the TLS bridge: {e}; the connection will keep failing");
+                    std::path::PathBuf::from("/nonexistent/flint-mqtt-tls.sock")
+                });
+                let mut options =
+                    MqttOptions::new(self.client_id.clone(), socket.to_string_lossy(), 0);
+                options.set_transport(rumqttc::Transport::Unix);
+                options
+            }
+        };
         options.set_keep_alive(Duration::from_secs(self.keep_alive_secs.max(5)));
         if !self.username.is_empty() {
             options.set_credentials(self.username.clone(), self.password.clone());
@@ -73,11 +90,15 @@ impl Target {
     }
 
     pub fn url(&self) -> String {
-        format!("mqtt://{}:{}", self.host, self.port)
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}:{}", self.host, self.port)
     }
 
+    /// The sender's identity, and its tree's name. Plain targets keep the
+    /// form earlier outboxes were written with.
     fn key(&self) -> String {
-        format!("{}:{}/{}", self.host, self.port, self.client_id)
+        let scheme = if self.tls.is_some() { "mqtts://" } else { "" };
+        format!("{scheme}{}:{}/{}", self.host, self.port, self.client_id)
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -88,17 +109,27 @@ impl Target {
             &self.username,
             &self.password,
             &self.keep_alive_secs.to_string(),
+            if self.tls.is_some() { "tls" } else { "" },
         ];
         fields.join("\0").into_bytes()
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
+    /// A stored target; a TLS one gets its configuration from `tls` (records
+    /// written before TLS existed have six fields and are plain).
+    fn decode(bytes: &[u8], tls: &TlsConfigs) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
         let f: Vec<&str> = text.split('\0').collect();
-        let [host, port, client_id, username, password, keep_alive] = f.as_slice() else {
+        let (fields, secure) = match f.as_slice() {
+            [fields @ .., "tls"] if fields.len() == 6 => (fields, true),
+            [fields @ .., ""] if fields.len() == 6 => (fields, false),
+            fields if fields.len() == 6 => (fields, false),
+            _ => return None,
+        };
+        let [host, port, client_id, username, password, keep_alive] = fields else {
             return None;
         };
         Some(Self {
+            tls: secure.then(|| TlsClient(tls.for_broker(host))),
             host: (*host).to_owned(),
             port: port.parse().ok()?,
             client_id: (*client_id).to_owned(),
@@ -157,7 +188,12 @@ struct Totals {
 impl Outbox {
     /// Opens the outbox and starts a sender for every target that still has
     /// messages from an earlier run.
-    pub fn open(dir: &Path, budget: Budget, cache_bytes: u64) -> Result<Arc<Self>, OutboxError> {
+    pub fn open(
+        dir: &Path,
+        budget: Budget,
+        cache_bytes: u64,
+        tls: &TlsConfigs,
+    ) -> Result<Arc<Self>, OutboxError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -173,7 +209,7 @@ impl Outbox {
         });
         for entry in outbox.targets_tree.iter() {
             let (_, value) = entry?;
-            if let Some(target) = Target::decode(&value) {
+            if let Some(target) = Target::decode(&value, tls) {
                 let sender = outbox.sender(&target)?;
                 let (depth, bytes) = sender
                     .tree
@@ -582,7 +618,26 @@ mod tests {
             username: String::new(),
             password: "p".into(),
             keep_alive_secs: 30,
+            tls: None,
         };
-        assert_eq!(Target::decode(&target.encode()), Some(target));
+        let none = TlsConfigs::none();
+        assert_eq!(
+            Target::decode(&target.encode(), &none),
+            Some(target.clone())
+        );
+        // A record from before TLS: six fields, plain.
+        assert_eq!(
+            Target::decode(b"h\x001\x00c\x00\x00p\x0030", &none),
+            Some(target.clone())
+        );
+        let secure = Target {
+            tls: Some(TlsClient(none.for_broker("h"))),
+            ..target
+        };
+        let back = Target::decode(&secure.encode(), &none).expect("a TLS target");
+        assert!(
+            back.tls.is_some() && back.url() == "mqtts://h:1",
+            "{back:?}"
+        );
     }
 }

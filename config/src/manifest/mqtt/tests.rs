@@ -196,7 +196,7 @@ fn unknown_keys_are_named_with_the_known_ones() {
 fn bad_values_are_all_reported_where_they_are() {
     let text = manifest(
         r#"[application.trigger.mqtt]
-address = "mqtts://broker:8883"
+address = "tcp://broker:8883"
 keep_alive_interval = "abc"
 client_id = "has space"
 clean_session = "yes"
@@ -219,8 +219,8 @@ retry_backoff_ms = "99999999999999999999999"
     assert_eq!(
         errors(&text),
         [
-            "spin.toml:9:11: invalid broker address `mqtts://broker:8883`: TLS (mqtts://) is \
-             not supported by this Flint build; use mqtt://",
+            "spin.toml:9:11: invalid broker address `tcp://broker:8883`: a broker address must \
+             start with `mqtt://` or `mqtts://`",
             "spin.toml:10:23: `keep_alive_interval` must be a whole number, not \"abc\"",
             "spin.toml:11:13: `client_id` must be 1 to 64 characters from `A-Z`, `a-z`, `0-9`, \
              `_`, `-` and `.`, not `has space`",
@@ -329,14 +329,14 @@ topic = "{{ prefix }}/#/x"
 
     // A literal scheme is checked even when the host is a template.
     let text = manifest(
-        "[application.trigger.mqtt]\naddress = \"mqtts://{{ mqtt_password }}\"\n\
+        "[application.trigger.mqtt]\naddress = \"ssl://{{ mqtt_password }}\"\n\
          [[trigger.mqtt]]\ncomponent = \"ingest\"\ntopic = \"a\"\n",
     );
     assert_eq!(
         errors(&text),
         [
-            "spin.toml:9:11: invalid broker address `mqtts://{{ mqtt_password }}`: TLS \
-          (mqtts://) is not supported by this Flint build; use mqtt://"
+            "spin.toml:9:11: invalid broker address `ssl://{{ mqtt_password }}`: a broker \
+          address must start with `mqtt://` or `mqtts://`"
         ]
     );
 }

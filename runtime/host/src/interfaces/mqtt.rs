@@ -11,6 +11,7 @@ use wasmi::Error;
 
 use super::{GuestState, drop_fn, host_fn};
 use crate::capabilities::OutboundOutcome;
+use crate::mqtt_tls::TlsClient;
 use crate::outbox::{OutboxError, Sender, Target};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
 use flint_engine::result_ty;
@@ -42,8 +43,10 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     // Spin's order: permission first (an address whose host cannot be read is
     // not permitted either), with Spin's wording and the address as the guest
     // gave it; then the form of the address (`client_id`).
-    let allowed = broker_authority(&address)
-        .and_then(|b| caps.allowed_hosts.matching("mqtt", &b.host, b.port));
+    let allowed = broker_authority(&address).and_then(|b| {
+        let scheme = if b.tls { "mqtts" } else { "mqtt" };
+        caps.allowed_hosts.matching(scheme, &b.host, b.port)
+    });
     let Some(pattern) = allowed else {
         tracing::warn!(target: "flint::outbound", component = %caps.component, %address, "outbound MQTT denied: not in allowed_outbound_hosts");
         caps.outbound_metrics.denied();
@@ -77,7 +80,15 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             "outbound MQTT needs a state directory".into(),
         ));
     };
+    let tls = broker.tls.then(|| {
+        TlsClient(
+            caps.services
+                .tls
+                .for_component(&caps.component, &broker.host),
+        )
+    });
     let sender = outbox.sender(&Target {
+        tls,
         host: broker.host,
         port: broker.port,
         client_id: broker.client_id,
@@ -132,6 +143,8 @@ struct BrokerAddress {
     host: String,
     port: u16,
     client_id: String,
+    /// `mqtts://`.
+    tls: bool,
 }
 
 /// The host and port of a guest's broker address, for the permission check.
@@ -154,6 +167,7 @@ impl BrokerAddress {
             host: broker.host,
             port: broker.port,
             client_id: client_id.to_owned(),
+            tls: broker.tls,
         })
     }
 }
@@ -175,16 +189,20 @@ mod tests {
             Some(BrokerAddress {
                 host: "localhost".into(),
                 port: 1884,
-                client_id: "app".into()
+                client_id: "app".into(),
+                tls: false,
             })
         );
         assert_eq!(
             BrokerAddress::parse("mqtt://broker?client_id=x").map(|b| b.port),
             Some(1883)
         );
+        assert_eq!(
+            BrokerAddress::parse("mqtts://broker?client_id=x").map(|b| (b.port, b.tls)),
+            Some((8883, true))
+        );
         for bad in [
             "mqtt://localhost:1883",
-            "mqtts://localhost?client_id=x",
             "localhost?client_id=x",
             "mqtt://:1883?client_id=x",
             "mqtt://h:notaport?client_id=x",
