@@ -1,5 +1,6 @@
-//! Real services for Flint to talk to: a mosquitto broker and an HTTP
-//! upstream, each on a free loopback port and stopped on drop.
+//! Real services for Flint to talk to: a mosquitto broker, an HTTP and an
+//! HTTPS upstream (with a CA made per test), each on a free loopback port
+//! and stopped on drop.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -364,9 +365,8 @@ impl Subscriber {
     }
 }
 
-/// A certificate authority made for one test (openssl), and certificates it
-/// signs: a server certificate for `localhost` only, and a client
-/// (device) certificate.
+/// A certificate authority made for one test (scripts/test-ca): a server
+/// certificate for `localhost` only, and a client (device) certificate.
 pub struct TestCa {
     pub dir: crate::TempDir,
 }
@@ -374,73 +374,11 @@ pub struct TestCa {
 impl TestCa {
     pub fn new() -> Self {
         let dir = crate::TempDir::new("test-ca");
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .expect("openssl (scripts/setup.sh installs it)");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Flint test CA",
-        ]);
-        dir.write(
-            "server.ext",
-            "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        );
-        dir.write("client.ext", "extendedKeyUsage=clientAuth\n");
-        for (name, subject) in [("server", "/CN=localhost"), ("client", "/CN=device-17")] {
-            run(&[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                subject,
-            ]);
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{name}.ext"),
-            ]);
-        }
+        let status = Command::new(crate::workspace_root().join("scripts/test-ca"))
+            .arg(dir.path())
+            .status()
+            .expect("scripts/test-ca (needs openssl)");
+        assert!(status.success(), "scripts/test-ca failed");
         Self { dir }
     }
 
@@ -455,8 +393,8 @@ impl Default for TestCa {
     }
 }
 
-/// An HTTPS server (Python's `ssl` module) with the test CA's `localhost`
-/// certificate, answering every GET with `tls saw <path>`; with
+/// scripts/https-test-server with the test CA's `localhost` certificate:
+/// every GET answers `tls saw <path>` (and the ALPN protocol chosen); with
 /// `require_client_cert` it refuses clients without a certificate from the CA.
 pub struct HttpsUpstream {
     child: Child,
@@ -466,31 +404,7 @@ pub struct HttpsUpstream {
 impl HttpsUpstream {
     pub fn start(ca: &TestCa, require_client_cert: bool) -> Self {
         let port = free_port();
-        let script = r#"
-import http.server, ssl, sys
-port, cert, key, ca, require = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("tls saw " + self.path).encode()
-        self.send_response(200)
-        self.send_header("content-type", "text/plain")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-if require:
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(ca)
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
-"#;
-        let child = Command::new("python3")
-            .arg("-c")
-            .arg(script)
+        let child = Command::new(crate::workspace_root().join("scripts/https-test-server"))
             .arg(port.to_string())
             .arg(ca.file("server.pem"))
             .arg(ca.file("server.key"))
@@ -500,7 +414,7 @@ server.serve_forever()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3");
+            .expect("scripts/https-test-server (needs python3)");
         assert!(
             poll_until(Duration::from_secs(10), || TcpStream::connect((
                 "127.0.0.1",

@@ -47,6 +47,22 @@ fn https_with_the_ca_from_client_tls_succeeds() {
     assert_eq!(resp.text(), "tls saw /hello");
 }
 
+/// `alpn` (a Flint extension) offers protocols; the server picks one.
+#[test]
+fn alpn_protocols_are_offered() {
+    let ca = TestCa::new();
+    let upstream = HttpsUpstream::start(&ca, false);
+    let dir = TempDir::new("tls-alpn");
+    let tls = client_tls(&ca, "localhost", "alpn = [\"x-flint-test\"]");
+    let flint = proxy(&dir, "localhost", upstream.port(), &tls);
+    let resp = flint.get(&format!(
+        "/proxy?url=https://localhost:{}/a",
+        upstream.port()
+    ));
+    resp.assert_status(200);
+    assert_eq!(resp.text(), "tls saw /a alpn=x-flint-test");
+}
+
 #[test]
 fn an_unknown_issuer_is_a_tls_certificate_error() {
     let ca = TestCa::new();
