@@ -194,6 +194,57 @@ impl TempDir {
     }
 }
 
+/// A manifest with the MQTT trigger on `scheme://host:port` (handler
+/// apps/mqtt-ingest on `sensors/+/temp`) and a `/publish/...` route whose
+/// guest (apps/spin-mqtt) publishes to the same broker; both may reach it.
+pub fn trigger_and_publisher_manifest(
+    dir: &TempDir,
+    name: &str,
+    scheme: &str,
+    host: &str,
+    port: u16,
+) -> PathBuf {
+    dir.write(
+        "spin.toml",
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "{name}"
+[application.trigger.mqtt]
+address = "{scheme}://{host}:{port}"
+username = ""
+password = ""
+keep_alive_interval = "5"
+
+[[trigger.mqtt]]
+id = "ingest"
+component = "ingest"
+topic = "sensors/+/temp"
+qos = "1"
+
+[[trigger.http]]
+route = "/publish/..."
+component = "publisher"
+
+[component.ingest]
+source = "{ingest}"
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["{scheme}://{host}:{port}"]
+[component.ingest.variables]
+mqtt_address = "{scheme}://{host}:{port}?client_id={name}-ingest"
+
+[component.publisher]
+source = "{publisher}"
+allowed_outbound_hosts = ["{scheme}://{host}:{port}"]
+[component.publisher.variables]
+mqtt_address = "{scheme}://{host}:{port}?client_id={name}-publisher"
+"#,
+            ingest = wasm_path("mqtt_ingest").display(),
+            publisher = wasm_path("spin_mqtt").display(),
+        ),
+    )
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);

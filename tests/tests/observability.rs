@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use flint_e2e::services::{Mosquitto, free_port};
-use flint_e2e::{Conn, Flint, TempDir, poll_until, run_flint, wasm_path, workspace_root};
+use flint_e2e::{Conn, Flint, TempDir, poll_until, run_flint, workspace_root};
 
 /// One sample: metric name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
@@ -420,45 +420,8 @@ fn mqtt_and_outbox_gauges_follow_a_broker_outage() {
     let mut broker = Mosquitto::start();
     let port = broker.port();
     let dir = TempDir::new("outage-metrics");
-    let manifest = dir.write(
-        "spin.toml",
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "outage"
-[application.trigger.mqtt]
-address = "mqtt://127.0.0.1:{port}"
-username = ""
-password = ""
-keep_alive_interval = "5"
-
-[[trigger.mqtt]]
-id = "ingest"
-component = "ingest"
-topic = "sensors/+/temp"
-qos = "1"
-
-[[trigger.http]]
-route = "/publish/..."
-component = "publisher"
-
-[component.ingest]
-source = "{ingest}"
-key_value_stores = ["default"]
-allowed_outbound_hosts = ["mqtt://127.0.0.1:{port}"]
-[component.ingest.variables]
-mqtt_address = "mqtt://127.0.0.1:{port}?client_id=outage-ingest"
-
-[component.publisher]
-source = "{publisher}"
-allowed_outbound_hosts = ["mqtt://127.0.0.1:{port}"]
-[component.publisher.variables]
-mqtt_address = "mqtt://127.0.0.1:{port}?client_id=outage-publisher"
-"#,
-            ingest = wasm_path("mqtt_ingest").display(),
-            publisher = wasm_path("spin_mqtt").display(),
-        ),
-    );
+    let manifest =
+        flint_e2e::trigger_and_publisher_manifest(&dir, "outage", "mqtt", "127.0.0.1", port);
     let flint = Flint::start(manifest);
     let gauge = |name: &str| value(&samples(&scrape(&flint)), name, &[]);
     let connected = || value(&samples(&scrape(&flint)), "flint_mqtt_connected", &[]);

@@ -255,47 +255,11 @@ fn tls_broker(ca: &TestCa) -> flint_e2e::services::Mosquitto {
     ))
 }
 
-/// The MQTT trigger on `mqtts://localhost:<port>` with an ingest handler and
-/// a publishing route, `client_tls` as the runtime config.
+/// The MQTT trigger and a publishing guest on `mqtts://localhost:<port>`,
+/// `client_tls` as the runtime config.
 fn mqtts_app(dir: &TempDir, port: u16, client_tls: &str) -> Flint {
-    let manifest = dir.write(
-        "spin.toml",
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "mqtts"
-[application.trigger.mqtt]
-address = "mqtts://localhost:{port}"
-username = ""
-password = ""
-keep_alive_interval = "5"
-
-[[trigger.mqtt]]
-component = "ingest"
-topic = "sensors/+/temp"
-qos = "1"
-
-[[trigger.http]]
-route = "/publish/..."
-component = "publisher"
-
-[component.ingest]
-source = "{ingest}"
-key_value_stores = ["default"]
-allowed_outbound_hosts = ["mqtts://localhost:{port}"]
-[component.ingest.variables]
-mqtt_address = "mqtts://localhost:{port}?client_id=mqtts-ingest"
-
-[component.publisher]
-source = "{publisher}"
-allowed_outbound_hosts = ["mqtts://localhost:{port}"]
-[component.publisher.variables]
-mqtt_address = "mqtts://localhost:{port}?client_id=mqtts-publisher"
-"#,
-            ingest = wasm_path("mqtt_ingest").display(),
-            publisher = wasm_path("spin_mqtt").display(),
-        ),
-    );
+    let manifest =
+        flint_e2e::trigger_and_publisher_manifest(dir, "mqtts", "mqtts", "localhost", port);
     Flint::builder(manifest).runtime_config(client_tls).start()
 }
 

@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use flint_config::BlockNetworks;
 
+use crate::outbound_hosts::in_cidr;
+
 #[derive(Debug, Clone, Default)]
 pub struct BlockedNetworks {
     private: bool,
@@ -40,20 +42,6 @@ impl BlockedNetworks {
                 .cidrs
                 .iter()
                 .any(|&(net, bits)| in_cidr(addr, net, bits))
-    }
-}
-
-fn in_cidr(addr: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (addr, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
     }
 }
 

@@ -210,7 +210,8 @@ fn parse_port_range(p: &str) -> Option<PortMatch> {
     }
 }
 
-fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+/// Whether `ip` is in `net/bits` (both of one family).
+pub(crate) fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
