@@ -261,3 +261,78 @@ impl std::fmt::Display for TlsFailure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(components: &[&str], hosts: &[&str]) -> ClientTlsConfig {
+        ClientTlsConfig {
+            component_ids: components.iter().map(|c| c.to_string()).collect(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ca_use_platform_roots: false,
+            ca_use_webpki_roots: true,
+            ca_roots_file: None,
+            client_cert: None,
+            alpn: vec!["x-test".into()],
+            location: flint_config::Location { line: 1, column: 1 },
+        }
+    }
+
+    #[test]
+    fn entries_apply_to_their_components_and_the_broker_to_any() {
+        let configs = TlsConfigs::load(
+            &[
+                entry(&["a"], &["api.example.com"]),
+                entry(&[], &["broker.example.com"]),
+            ],
+            Path::new("runtime-config.toml"),
+        )
+        .expect("no files to read");
+        let for_a = configs.for_component("a", "API.example.com");
+        assert_eq!(
+            for_a.alpn_protocols,
+            [b"x-test".to_vec()],
+            "hosts match without case"
+        );
+        assert!(
+            configs
+                .for_component("b", "api.example.com")
+                .alpn_protocols
+                .is_empty()
+        );
+        assert!(
+            configs
+                .for_component("a", "broker.example.com")
+                .alpn_protocols
+                .is_empty()
+        );
+        assert!(Arc::ptr_eq(
+            &configs.for_broker("broker.example.com"),
+            &configs.for_broker("broker.example.com")
+        ));
+        assert_eq!(
+            configs.for_broker("api.example.com").alpn_protocols,
+            [b"x-test".to_vec()]
+        );
+        // Hosts no entry names share one default configuration.
+        assert!(Arc::ptr_eq(
+            &configs.for_component("b", "x"),
+            &configs.for_broker("y")
+        ));
+    }
+
+    #[test]
+    fn an_entry_without_roots_is_refused_naming_where_it_is() {
+        let mut none = entry(&["a"], &["h"]);
+        none.ca_use_webpki_roots = false;
+        let err = TlsConfigs::load(&[none], Path::new("rc.toml"))
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .starts_with("rc.toml:1:1: client_tls: no trusted roots"),
+            "{err}"
+        );
+    }
+}
