@@ -333,6 +333,51 @@ fn mqtts_with_a_device_certificate_carries_the_trigger_and_the_outbox() {
         "not handled: {}",
         flint.stderr()
     );
+    // Many at once: PUBACKs flow back over the same bridge while messages
+    // keep coming, and each handler publishes through the outbox over TLS.
+    let mut pub_many = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &broker.port().to_string(),
+            "-q",
+            "1",
+            "-t",
+            "sensors/8/temp",
+            "-l",
+        ])
+        .arg("--cafile")
+        .arg(ca.file("ca.pem"))
+        .arg("--cert")
+        .arg(ca.file("client.pem"))
+        .arg("--key")
+        .arg(ca.file("client.key"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    {
+        use std::io::Write as _;
+        let mut stdin = pub_many.stdin.take().expect("stdin");
+        for i in 0..300 {
+            writeln!(stdin, "m{i:05}").expect("write");
+        }
+    }
+    assert!(pub_many.wait().expect("mosquitto_pub").success());
+    assert!(
+        flint_e2e::poll_until(std::time::Duration::from_secs(60), || {
+            metric(&flint, "flint_mqtt_messages_handled_total") == Some(301.0)
+        }),
+        "not all handled over TLS: {:?}\n{}",
+        metric(&flint, "flint_mqtt_messages_handled_total"),
+        flint
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     // A guest's publish goes out through the outbox over TLS.
     flint
         .request("POST", "/publish/out/1", &[], "over tls")

@@ -84,6 +84,12 @@ pub fn bridge(host: &str, port: u16, tls: &TlsClient) -> std::io::Result<PathBuf
 }
 
 /// One connection: handshake, then bytes both ways until either side closes.
+///
+/// Only this thread writes to the broker's socket, so TLS records leave in
+/// the order rustls made them; and no thread writes to a socket while
+/// holding the connection's lock, so a full socket in one direction can
+/// never stop the other direction from being read (which could deadlock
+/// with a broker that is itself blocked writing to us).
 fn carry(local: UnixStream, host: &str, port: u16, config: Arc<ClientConfig>) {
     let broker = format!("{host}:{port}");
     let (conn, tcp) = match connect(host, port, config) {
@@ -93,13 +99,13 @@ fn carry(local: UnixStream, host: &str, port: u16, config: Arc<ClientConfig>) {
             return;
         }
     };
-    let (Ok(tcp_out), Ok(local_out)) = (tcp.try_clone(), local.try_clone()) else {
+    let (Ok(mut tcp_out), Ok(local_out)) = (tcp.try_clone(), local.try_clone()) else {
         return;
     };
     let conn = Arc::new(Mutex::new(conn));
     let from_broker = {
         let conn = conn.clone();
-        let (mut tcp_in, mut local_out, mut tcp_reply) = (tcp, local_out, tcp_out.try_clone());
+        let (mut tcp_in, mut local_out) = (tcp, local_out);
         std::thread::Builder::new().name("flint-mqtt-tls".into()).spawn(move || {
             let mut buf = vec![0u8; 16 * 1024];
             let mut plain = Vec::new();
@@ -108,26 +114,27 @@ fn carry(local: UnixStream, host: &str, port: u16, config: Arc<ClientConfig>) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                // rustls takes at most its buffer's worth at a time: feed the
+                // read in as many steps as it needs, decrypting after each.
+                let mut failed = false;
                 {
                     let mut c = lock(&conn);
-                    if c.read_tls(&mut &buf[..n]).is_err() {
-                        break;
-                    }
-                    if let Err(e) = c.process_new_packets() {
-                        tracing::warn!(target: "flint::tls", broker = %broker, "MQTT over TLS: {e}");
-                        break;
-                    }
-                    let mut chunk = [0u8; 16 * 1024];
-                    loop {
-                        match c.reader().read(&mut chunk) {
-                            Ok(0) => break,
-                            Ok(k) => plain.extend_from_slice(&chunk[..k]),
-                            Err(_) => break,
+                    let mut data = &buf[..n];
+                    while !data.is_empty() {
+                        if c.read_tls(&mut data).is_err() {
+                            failed = true;
+                            break;
                         }
+                        if let Err(e) = c.process_new_packets() {
+                            tracing::warn!(target: "flint::tls", broker = %broker, "MQTT over TLS: {e}");
+                            failed = true;
+                            break;
+                        }
+                        let _ = c.reader().read_to_end(&mut plain);
                     }
-                    if let Ok(reply) = tcp_reply.as_mut() {
-                        while c.wants_write() && c.write_tls(reply).is_ok() {}
-                    }
+                }
+                if failed {
+                    break;
                 }
                 if !plain.is_empty() && local_out.write_all(&plain).is_err() {
                     break;
@@ -138,28 +145,32 @@ fn carry(local: UnixStream, host: &str, port: u16, config: Arc<ClientConfig>) {
         })
     };
     let mut local_in = local;
-    let mut tcp_out = tcp_out;
     let mut buf = vec![0u8; 16 * 1024];
+    let mut records = Vec::new();
     loop {
         let n = match local_in.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let mut c = lock(&conn);
-        if c.writer().write_all(&buf[..n]).is_err() {
-            break;
-        }
-        while c.wants_write() {
-            if c.write_tls(&mut tcp_out).is_err() {
+        {
+            let mut c = lock(&conn);
+            if c.writer().write_all(&buf[..n]).is_err() {
                 break;
             }
+            // Also carries what the reading side left queued (key updates).
+            while c.wants_write() && c.write_tls(&mut records).is_ok() {}
         }
+        if tcp_out.write_all(&records).is_err() {
+            break;
+        }
+        records.clear();
     }
     {
         let mut c = lock(&conn);
         c.send_close_notify();
-        while c.wants_write() && c.write_tls(&mut tcp_out).is_ok() {}
+        while c.wants_write() && c.write_tls(&mut records).is_ok() {}
     }
+    let _ = tcp_out.write_all(&records);
     let _ = tcp_out.shutdown(Shutdown::Both);
     if let Ok(thread) = from_broker {
         let _ = thread.join();
