@@ -266,6 +266,24 @@ mod tests {
             "broker.local",
             1883
         ));
+        assert!(allowed(
+            &["mqtts://broker.local"],
+            "mqtts",
+            "broker.local",
+            8883
+        ));
+        assert!(!allowed(
+            &["mqtts://broker.local"],
+            "mqtts",
+            "broker.local",
+            1883
+        ));
+        assert!(!allowed(
+            &["mqtt://broker.local"],
+            "mqtts",
+            "broker.local",
+            8883
+        ));
     }
 
     #[test]
