@@ -6,6 +6,7 @@
 //! [`Engine::register`], one function table per interface.
 
 pub mod canon;
+pub mod component;
 pub mod invoke;
 pub mod limiter;
 pub mod metrics;
@@ -32,6 +33,8 @@ pub struct GuestState<H> {
     pub limits: GuestLimiter,
     pub run: RunBudget,
     pub host: H,
+    /// Resources a component defines itself (empty for a core module).
+    pub guest_resources: component::GuestResources,
 }
 
 impl<H> GuestState<H> {
@@ -41,9 +44,11 @@ impl<H> GuestState<H> {
     }
 }
 
-pub struct Engine<H> {
+pub struct Engine<H: 'static> {
     engine: wasmi::Engine,
     linker: Linker<GuestState<H>>,
+    /// The registered interfaces, for binding components' imports.
+    interfaces: component::Interfaces<H>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +61,12 @@ pub enum LoadError {
     },
     #[error("component `{component}`: {} is not a WebAssembly file (no `\\0asm` header)", path.display())]
     NotWasm { component: String, path: PathBuf },
-    #[error(
-        "component `{component}`: {} is a WebAssembly component; Flint runs core modules on wasmi, so build it for `wasm32-wasip1` instead",
-        path.display()
-    )]
-    ComponentBinary { component: String, path: PathBuf },
+    #[error("component `{component}`: {}: {reason}", path.display())]
+    Component {
+        component: String,
+        path: PathBuf,
+        reason: component::PlanError,
+    },
     #[error("component `{component}`: {} is not valid WebAssembly: {message}", path.display())]
     Invalid {
         component: String,
@@ -117,7 +123,11 @@ impl<H: Host> Engine<H> {
         config.consume_fuel(fuel);
         let engine = wasmi::Engine::new(&config);
         let linker = Linker::new(&engine);
-        Self { engine, linker }
+        Self {
+            engine,
+            linker,
+            interfaces: Default::default(),
+        }
     }
 
     /// Adds one host interface: every function of its table under the import
@@ -127,6 +137,8 @@ impl<H: Host> Engine<H> {
         interface: &str,
         functions: &'static [canon::HostFn<GuestState<H>>],
     ) -> Result<(), LinkerError> {
+        self.interfaces
+            .insert(component::interface_key(interface).into_owned(), functions);
         canon::register(&mut self.linker, interface, functions)
     }
 
@@ -136,14 +148,14 @@ impl<H: Host> Engine<H> {
         &mut self.linker
     }
 
-    /// Reads, validates and compiles a module, refusing one that declares
-    /// more initial memory than an instance may have.
-    pub fn compile(
+    /// Reads, validates and compiles a core module or a component, refusing
+    /// one that declares more initial memory than an instance may have.
+    pub fn load(
         &self,
         component: &str,
         path: &Path,
         memory_limit: usize,
-    ) -> Result<Compiled, LoadError> {
+    ) -> Result<Loaded<H>, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             component: component.to_owned(),
             path: path.to_owned(),
@@ -155,11 +167,60 @@ impl<H: Host> Engine<H> {
             return Err(LoadError::NotWasm { component, path });
         }
         // Bytes 4..8 are version + layer; layer 1 marks a component-model binary.
-        if bytes.get(6..8) == Some(&[1, 0]) {
-            let (component, path) = err_ctx();
-            return Err(LoadError::ComponentBinary { component, path });
+        if bytes.get(6..8) != Some(&[1, 0]) {
+            return self
+                .compile_module(component, path, &bytes, memory_limit)
+                .map(Loaded::Module);
         }
-        let module = Module::new(&self.engine, &bytes).map_err(|e| {
+        let image = component::load(&self.engine, &self.interfaces, &bytes).map_err(|e| {
+            let (component, path) = err_ctx();
+            LoadError::Component {
+                component,
+                path,
+                reason: e,
+            }
+        })?;
+        for module in image.modules() {
+            check_memory(module, memory_limit).map_err(|(pages, declared)| {
+                let (component, path) = err_ctx();
+                LoadError::MemoryTooLarge {
+                    component,
+                    path,
+                    pages,
+                    declared,
+                    memory_limit,
+                }
+            })?;
+        }
+        Ok(Loaded::Component(Box::new(image)))
+    }
+
+    /// [`Engine::load`] for a file that must be a core module.
+    pub fn compile(
+        &self,
+        component: &str,
+        path: &Path,
+        memory_limit: usize,
+    ) -> Result<Compiled, LoadError> {
+        match self.load(component, path, memory_limit)? {
+            Loaded::Module(compiled) => Ok(compiled),
+            Loaded::Component(_) => Err(LoadError::Invalid {
+                component: component.to_owned(),
+                path: path.to_owned(),
+                message: "a component where a core module is needed".to_owned(),
+            }),
+        }
+    }
+
+    fn compile_module(
+        &self,
+        component: &str,
+        path: &Path,
+        bytes: &[u8],
+        memory_limit: usize,
+    ) -> Result<Compiled, LoadError> {
+        let err_ctx = || (component.to_owned(), path.to_owned());
+        let module = Module::new(&self.engine, bytes).map_err(|e| {
             let (component, path) = err_ctx();
             LoadError::Invalid {
                 component,
@@ -167,27 +228,60 @@ impl<H: Host> Engine<H> {
                 message: e.to_string(),
             }
         })?;
-        for export in module.exports() {
-            if let wasmi::ExternType::Memory(memory) = export.ty() {
-                let pages = memory.minimum();
-                // Flint does not enable custom page sizes: pages are 64 KiB.
-                let declared = pages.saturating_mul(64 * 1024);
-                if declared > memory_limit as u64 {
-                    let (component, path) = err_ctx();
-                    return Err(LoadError::MemoryTooLarge {
-                        component,
-                        path,
-                        pages,
-                        declared,
-                        memory_limit,
-                    });
-                }
+        check_memory(&module, memory_limit).map_err(|(pages, declared)| {
+            let (component, path) = err_ctx();
+            LoadError::MemoryTooLarge {
+                component,
+                path,
+                pages,
+                declared,
+                memory_limit,
             }
-        }
+        })?;
         Ok(Compiled {
             module,
-            has_start: has_start_section(&bytes),
+            has_start: has_start_section(bytes),
         })
+    }
+
+    /// Instantiates a component once with no permissions, so that an import
+    /// whose core signature differs from Flint's fails at startup. As for
+    /// core modules, a component with a start function is left to its
+    /// first request.
+    pub fn link_check_component(
+        &self,
+        component: &str,
+        path: &Path,
+        image: &component::ComponentImage<H>,
+        memory_limit: usize,
+    ) -> Result<(), LoadError> {
+        if image.has_start() {
+            return Ok(());
+        }
+        let mut store = self.check_store(component, memory_limit);
+        image
+            .instantiate(&mut store)
+            .map(drop)
+            .map_err(|e| LoadError::Instantiate {
+                component: component.to_owned(),
+                path: path.to_owned(),
+                memory_limit,
+                message: e.to_string(),
+            })
+    }
+
+    fn check_store(&self, component: &str, memory_limit: usize) -> Store<GuestState<H>> {
+        let mut store = Store::new(
+            &self.engine,
+            GuestState {
+                limits: GuestLimiter::new(memory_limit, usize::MAX, None),
+                run: RunBudget::unlimited(),
+                host: H::for_link_check(component, memory_limit),
+                guest_resources: Default::default(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        store
     }
 
     /// Links every import by instantiating once, so that a missing host
@@ -205,15 +299,7 @@ impl<H: Host> Engine<H> {
         if compiled.has_start {
             return Ok(());
         }
-        let mut store = Store::new(
-            &self.engine,
-            GuestState {
-                limits: GuestLimiter::new(memory_limit, usize::MAX, None),
-                run: RunBudget::unlimited(),
-                host: H::for_link_check(component, memory_limit),
-            },
-        );
-        store.limiter(|s| &mut s.limits);
+        let mut store = self.check_store(component, memory_limit);
         match self
             .linker
             .instantiate_and_start(&mut store, &compiled.module)
@@ -239,6 +325,7 @@ impl<H: Host> Engine<H> {
             ),
             run: RunBudget::new(limits),
             host,
+            guest_resources: Default::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -260,9 +347,31 @@ impl<H: Host> Engine<H> {
     }
 }
 
+/// A module's exported memory that declares more initial memory than
+/// `memory_limit`, as (pages, bytes).
+fn check_memory(module: &Module, memory_limit: usize) -> Result<(), (u64, u64)> {
+    for export in module.exports() {
+        if let wasmi::ExternType::Memory(memory) = export.ty() {
+            let pages = memory.minimum();
+            // Flint does not enable custom page sizes: pages are 64 KiB.
+            let declared = pages.saturating_mul(64 * 1024);
+            if declared > memory_limit as u64 {
+                return Err((pages, declared));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A core module or a component, as [`Engine::load`] read it.
+pub enum Loaded<H: Host> {
+    Module(Compiled),
+    Component(Box<component::ComponentImage<H>>),
+}
+
 /// Whether a (validated) module has a start section (id 8), found by walking
 /// the top-level sections.
-fn has_start_section(bytes: &[u8]) -> bool {
+pub(crate) fn has_start_section(bytes: &[u8]) -> bool {
     let mut pos = 8;
     while let Some(&id) = bytes.get(pos) {
         let Some((size, len)) = read_leb_u32(&bytes[pos + 1..]) else {

@@ -9,6 +9,10 @@ use wasmi::ResourceLimiter;
 use wasmi::errors::MemoryError;
 use wasmi_core::LimiterError;
 
+/// Core instances one store may hold: a core module is one, a component is
+/// one per core module it instantiates (real toolchains: 3 to 14).
+const MAX_CORE_INSTANCES: usize = 32;
+
 /// Linear memory all live instances hold together, in bytes.
 pub struct MemoryBudget {
     used: AtomicUsize,
@@ -86,10 +90,12 @@ impl ResourceLimiter for GuestLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        if desired > self.memory_cap {
+        // The cap covers all of the store's memories together: a component's
+        // core modules share one instance's allowance.
+        let delta = desired.saturating_sub(current);
+        if self.reserved.saturating_add(delta) > self.memory_cap {
             return Ok(false);
         }
-        let delta = desired.saturating_sub(current);
         if let Some(budget) = &self.budget
             && !budget.try_reserve(delta)
         {
@@ -114,15 +120,15 @@ impl ResourceLimiter for GuestLimiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        MAX_CORE_INSTANCES
     }
 
     fn tables(&self) -> usize {
-        4
+        4 * MAX_CORE_INSTANCES
     }
 
     fn memories(&self) -> usize {
-        1
+        MAX_CORE_INSTANCES
     }
 }
 

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use flint_engine::InstanceLimits;
 use flint_engine::InstantiateError;
+use flint_engine::canon::{self, Ty, Value};
+use flint_engine::component::{ComponentImage, ComponentInstance};
 use flint_host::{Engine, GuestState, HostState};
 use wasmi::{Module, Store};
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::WritePipe;
 
-use crate::{Component, GuestFailure};
+use crate::{Code, Component, GuestFailure};
 
 pub(crate) fn setup(e: &dyn std::fmt::Display) -> GuestFailure {
     GuestFailure::Setup(e.to_string())
@@ -45,6 +47,91 @@ pub(crate) fn instantiate(
         InstantiateError::MemoryBudget => GuestFailure::MemoryBudget,
         InstantiateError::Failed(message) => GuestFailure::Instantiate(message),
     })
+}
+
+/// A live instance of a component's code.
+pub(crate) enum Live {
+    Module(wasmi::Instance),
+    Component(ComponentInstance, Arc<ComponentImage<HostState>>),
+}
+
+/// An export Flint calls, with its WIT signature.
+pub(crate) struct Export {
+    /// The interface it is in (`""` for a function the world exports directly).
+    pub interface: &'static str,
+    pub function: &'static str,
+    pub params: &'static [Ty],
+    pub result: Option<Ty>,
+}
+
+impl Export {
+    /// Its name as a core module exports it.
+    fn core_name(&self) -> String {
+        match self.interface {
+            "" => self.function.to_owned(),
+            interface => format!("{interface}#{}", self.function),
+        }
+    }
+}
+
+/// Instantiates `component`'s code (a reactor module's constructors
+/// included) for one invocation.
+pub(crate) fn start(
+    engine: &Engine,
+    store: &mut Store<GuestState>,
+    component: &Component,
+) -> Result<Live, GuestFailure> {
+    match &component.code {
+        Code::Module(module) => {
+            let instance = instantiate(engine, store, module)?;
+            initialize(store, &instance)?;
+            Ok(Live::Module(instance))
+        }
+        Code::Component(image) => {
+            let instance = image.instantiate(store).map_err(|e| {
+                if let Some(hit) = store.data_mut().take_limit_hit() {
+                    return GuestFailure::Limit(hit);
+                }
+                match store.data().limits.budget_refused {
+                    true => GuestFailure::MemoryBudget,
+                    false => GuestFailure::Instantiate(e.to_string()),
+                }
+            })?;
+            Ok(Live::Component(instance, image.clone()))
+        }
+    }
+}
+
+impl Live {
+    /// Calls `export` with WIT-typed `args`, metered.
+    pub(crate) fn call(
+        &mut self,
+        store: &mut Store<GuestState>,
+        export: &Export,
+        args: &[Value],
+    ) -> Result<Option<Value>, wasmi::Error> {
+        match self {
+            Live::Module(instance) => canon::call_export(
+                store,
+                instance,
+                &export.core_name(),
+                export.params,
+                args,
+                export.result,
+                flint_engine::call_guest,
+            ),
+            Live::Component(instance, image) => instance.call(
+                store,
+                image,
+                export.interface,
+                export.function,
+                export.params,
+                args,
+                export.result,
+                flint_engine::call_guest,
+            ),
+        }
+    }
 }
 
 /// A store for a Spin guest: stdout and stderr go to the log.

@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flint_engine::LimitHit;
+use flint_engine::component::ComponentImage;
 use flint_engine::metrics::{Counter, Histogram, MetricsWriter};
 use flint_host::BodyError;
+use flint_host::HostState;
 use flint_host::capabilities::Capabilities;
 use flint_host::wasi::Preopen;
 use wasmi::Module;
@@ -28,10 +30,17 @@ pub use load::{
 };
 pub use run::{Invocation, MqttMessage, SpinResponse, run_mqtt, run_spin_http, run_wagi};
 
+/// A component's code: a core module (`wasm32-wasip1`) or a component.
+#[derive(Clone)]
+pub enum Code {
+    Module(Module),
+    Component(Arc<ComponentImage<HostState>>),
+}
+
 /// A compiled component and everything fixed about its instances.
 pub struct Component {
     pub id: Arc<str>,
-    pub module: Module,
+    pub code: Code,
     pub kind: GuestKind,
     /// The component's `environment` plus `flint up -e`, applied after the CGI variables.
     pub environment: Vec<(String, String)>,

@@ -4,14 +4,26 @@
 
 use std::path::{Path, PathBuf};
 
-use flint_host::Engine;
+use std::sync::Arc;
+
+use flint_engine::Loaded;
+use flint_engine::component::ComponentImage;
+use flint_host::{Engine, HostState};
 use wasmi::Module;
+
+use crate::Code;
 
 /// The export a Spin SDK HTTP component is called through.
 pub const SPIN_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.0#handle";
 
 /// The export a Spin MQTT trigger guest (`spin:mqtt-trigger` world) is called through.
 pub const SPIN_MQTT_EXPORT: &str = "handle-message";
+
+/// The interface a component's Spin HTTP handler is exported in (any 0.2.x).
+pub const HTTP_HANDLER_INTERFACE: &str = "wasi:http/incoming-handler@0.2.0";
+
+/// The interface a `wasm32-wasip2` program's `main` is exported in (any 0.2.x).
+pub const CLI_RUN_INTERFACE: &str = "wasi:cli/run@0.2.0";
 
 /// How a module is entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,18 +62,21 @@ pub enum LoadError {
     },
 }
 
-/// Reads, validates and compiles a module of an accepted kind, checking
-/// every import against the linker so that a missing host function fails at
-/// startup, not on the first request.
+/// Reads, validates and compiles a core module or a component of an
+/// accepted kind, checking every import against the host's interfaces so
+/// that a missing host function fails at startup, not on the first request.
 pub fn load_module(
     engine: &Engine,
     component: &str,
     path: &Path,
     accepted: &'static [GuestKind],
     memory_limit: usize,
-) -> Result<(Module, GuestKind), LoadError> {
-    let compiled = engine.compile(component, path, memory_limit)?;
-    let found = module_kind(&compiled.module);
+) -> Result<(Code, GuestKind), LoadError> {
+    let loaded = engine.load(component, path, memory_limit)?;
+    let found = match &loaded {
+        Loaded::Module(compiled) => module_kind(&compiled.module),
+        Loaded::Component(image) => component_kind(image),
+    };
     let Some(kind) = found.filter(|k| accepted.contains(k)) else {
         return Err(LoadError::WrongKind {
             component: component.to_owned(),
@@ -70,8 +85,16 @@ pub fn load_module(
             found,
         });
     };
-    engine.link_check(component, path, &compiled, memory_limit)?;
-    Ok((compiled.module, kind))
+    match loaded {
+        Loaded::Module(compiled) => {
+            engine.link_check(component, path, &compiled, memory_limit)?;
+            Ok((Code::Module(compiled.module), kind))
+        }
+        Loaded::Component(image) => {
+            engine.link_check_component(component, path, &image, memory_limit)?;
+            Ok((Code::Component(Arc::from(image)), kind))
+        }
+    }
 }
 
 /// What a module's exports say it is; a module exporting both entry points
@@ -88,6 +111,21 @@ fn module_kind(module: &Module) -> Option<GuestKind> {
         None
     }
 }
+
+/// The same for a component: `wasi:http/incoming-handler@0.2.x#handle`,
+/// `handle-message`, or `wasi:cli/run@0.2.x#run` (a WAGI guest).
+fn component_kind(image: &ComponentImage<HostState>) -> Option<GuestKind> {
+    if image.exports(HTTP_HANDLER_INTERFACE, "handle") {
+        Some(GuestKind::SpinHttp)
+    } else if image.exports("", SPIN_MQTT_EXPORT) {
+        Some(GuestKind::SpinMqtt)
+    } else if image.exports(CLI_RUN_INTERFACE, "run") {
+        Some(GuestKind::Wagi)
+    } else {
+        None
+    }
+}
+
 fn entry_point(kind: GuestKind) -> &'static str {
     match kind {
         GuestKind::Wagi => "_start",

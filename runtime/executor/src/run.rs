@@ -5,18 +5,18 @@
 use std::sync::{Arc, RwLock};
 
 use flint_engine::InstanceLimits;
-use flint_engine::canon::{self, Ty, Value};
+use flint_engine::canon::{Ty, Value};
 use flint_engine::result_ty;
 use flint_host::{Engine, IncomingRequest, ResponseOutparam};
-use wasmi::Val;
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
 use crate::instance::{
-    CappedBuffer, GuestLog, call_entry, finished, initialize, instantiate, new_store, setup,
-    spin_store,
+    CappedBuffer, Export, GuestLog, call_entry, finished, instantiate, new_store, setup,
+    spin_store, start,
 };
-use crate::{Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
+use crate::load::HTTP_HANDLER_INTERFACE;
+use crate::{Code, Component, GuestFailure, GuestKind, SPIN_MQTT_EXPORT};
 
 /// What changes from one WAGI invocation to the next.
 pub struct Invocation {
@@ -93,7 +93,12 @@ fn wagi(
         .args(&invocation.argv)
         .map_err(|e| setup(&e))?;
     let mut store = new_store(engine, component, wasi, limits)?;
-    let instance = instantiate(engine, &mut store, &component.module)?;
+    let Code::Module(module) = &component.code else {
+        return Err(GuestFailure::Instantiate(
+            "WAGI over wasi:cli/run components is not wired yet".into(),
+        ));
+    };
+    let instance = instantiate(engine, &mut store, module)?;
     let result = call_entry(&mut store, &instance, "_start");
     *fuel = flint_engine::fuel_used(&store);
     // Dropping the store flushes the guest's last stderr line.
@@ -119,6 +124,14 @@ pub fn run_spin_http(
     })
 }
 
+/// `wasi:http/incoming-handler#handle(request, response-out)`.
+const HTTP_HANDLE: Export = Export {
+    interface: HTTP_HANDLER_INTERFACE,
+    function: "handle",
+    params: &[Ty::Handle, Ty::Handle],
+    result: None,
+};
+
 fn spin_http(
     engine: &Engine,
     component: &Component,
@@ -127,17 +140,13 @@ fn spin_http(
     fuel: &mut Option<u64>,
 ) -> Result<SpinResponse, GuestFailure> {
     let mut store = spin_store(engine, component, limits)?;
-    let instance = instantiate(engine, &mut store, &component.module)?;
-    initialize(&mut store, &instance)?;
-    let handle = instance
-        .get_func(&store, SPIN_HTTP_EXPORT)
-        .ok_or_else(|| GuestFailure::Instantiate(format!("no export `{SPIN_HTTP_EXPORT}`")))?;
+    let mut live = start(engine, &mut store, component)?;
     let resources = &mut store.data_mut().host.resources;
     let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
     let request = resources.push(request).map_err(setup_handle)?;
     let outparam = resources.push(ResponseOutparam).map_err(setup_handle)?;
-    let args = [Val::I32(request as i32), Val::I32(outparam as i32)];
-    let result = flint_engine::call_guest(&mut store, &handle, &args, &mut []);
+    let args = [Value::Handle(request), Value::Handle(outparam)];
+    let result = live.call(&mut store, &HTTP_HANDLE, &args).map(drop);
     *fuel = flint_engine::fuel_used(&store);
     finished(&mut store, result)?;
     let host = &mut store.data_mut().host;
@@ -191,24 +200,19 @@ fn mqtt(
         };
         return wagi(engine, component, invocation, limits, fuel).map(drop);
     }
-    const PARAMS: &[Ty] = &[Ty::List(&Ty::U8), Ty::Tuple(&[Ty::String])];
-    const RESULT: Ty = result_ty!(_, Ty::Variant(&[Some(Ty::String)]));
+    const HANDLE_MESSAGE: Export = Export {
+        interface: "",
+        function: SPIN_MQTT_EXPORT,
+        params: &[Ty::List(&Ty::U8), Ty::Tuple(&[Ty::String])],
+        result: Some(result_ty!(_, Ty::Variant(&[Some(Ty::String)]))),
+    };
     let mut store = spin_store(engine, component, limits)?;
-    let instance = instantiate(engine, &mut store, &component.module)?;
-    initialize(&mut store, &instance)?;
+    let mut live = start(engine, &mut store, component)?;
     let args = [
         Value::Bytes(message.payload.clone()),
         Value::Tuple(vec![Value::string(message.topic.as_ref())]),
     ];
-    let outcome = canon::call_export(
-        &mut store,
-        &instance,
-        SPIN_MQTT_EXPORT,
-        PARAMS,
-        &args,
-        Some(RESULT),
-        flint_engine::call_guest,
-    );
+    let outcome = live.call(&mut store, &HANDLE_MESSAGE, &args);
     *fuel = flint_engine::fuel_used(&store);
     if let Some(hit) = store.data_mut().take_limit_hit() {
         return Err(GuestFailure::Limit(hit));

@@ -439,7 +439,7 @@ struct ComponentLoader<'a> {
     /// `None` under `flint check`, which has no deployment values.
     app_variables: Option<&'a BTreeMap<String, String>>,
     services: Arc<Services>,
-    modules: BTreeMap<PathBuf, (wasmi::Module, GuestKind)>,
+    modules: BTreeMap<PathBuf, (flint_executor::Code, GuestKind)>,
     components: BTreeMap<String, Arc<Component>>,
 }
 
@@ -496,7 +496,7 @@ impl ComponentLoader<'_> {
         let caps = self.capabilities(component)?;
         let loaded = Arc::new(Component {
             id: component.id.as_str().into(),
-            module,
+            code: module,
             kind,
             environment,
             preopens,

@@ -4,7 +4,10 @@
 
 use wasmi::{AsContextMut, Caller, Error, Func, Memory, Val};
 
-use super::{Ty, Value, align_to, discriminant_size, payload_offset};
+use super::{StringEncoding, Ty, Value, align_to, discriminant_size, payload_offset};
+
+/// The tag on a `latin1+utf16` string's length that marks it as UTF-16.
+const UTF16_TAG: u32 = 1 << 31;
 
 fn trap(message: impl Into<String>) -> Error {
     Error::new(message.into())
@@ -20,11 +23,18 @@ const VALUE_COST: usize = std::mem::size_of::<Value>();
 /// host calling an export (`C` is the `Store`).
 pub(super) struct Guest<C> {
     ctx: C,
-    memory: Memory,
+    /// `None` for a component lowering without a `memory` option, which the
+    /// validator allows only when nothing goes through memory.
+    memory: Option<Memory>,
     realloc: Option<Func>,
+    encoding: StringEncoding,
     /// Host bytes that lifting may still allocate. Without it, a list of
     /// a million references to one large string would be copied a million times.
     budget: usize,
+}
+
+fn no_memory_option() -> Error {
+    trap("the lowering has no `memory` option, which this call needs")
 }
 
 fn no_memory() -> Error {
@@ -40,30 +50,31 @@ impl<'c, 'a, T> Guest<&'c mut Caller<'a, T>> {
         let realloc = caller
             .get_export("cabi_realloc")
             .and_then(wasmi::Extern::into_func);
-        Ok(Self::new(caller, memory, realloc))
-    }
-}
-
-impl<'s, T> Guest<&'s mut wasmi::Store<T>> {
-    pub(super) fn from_instance(
-        store: &'s mut wasmi::Store<T>,
-        instance: &wasmi::Instance,
-    ) -> Result<Self, Error> {
-        let memory = instance
-            .get_memory(&*store, "memory")
-            .ok_or_else(no_memory)?;
-        let realloc = instance.get_func(&*store, "cabi_realloc");
-        Ok(Self::new(store, memory, realloc))
+        Ok(Self::new(
+            caller,
+            Some(memory),
+            realloc,
+            StringEncoding::Utf8,
+        ))
     }
 }
 
 impl<C: AsContextMut> Guest<C> {
-    fn new(ctx: C, memory: Memory, realloc: Option<Func>) -> Self {
-        let budget = memory.data_size(&ctx).max(64 * 1024);
+    /// The guest memory a call works on: a core module's own `memory`, or
+    /// the memory a component's `canon lower`/`lift` names in its options.
+    pub(super) fn new(
+        ctx: C,
+        memory: Option<Memory>,
+        realloc: Option<Func>,
+        encoding: StringEncoding,
+    ) -> Self {
+        let size = memory.map_or(0, |m| m.data_size(&ctx));
+        let budget = size.max(64 * 1024);
         Self {
             ctx,
             memory,
             realloc,
+            encoding,
             budget,
         }
     }
@@ -81,6 +92,7 @@ impl<C: AsContextMut> Guest<C> {
             .checked_add(len)
             .ok_or_else(|| trap("pointer + length overflows"))?;
         self.memory
+            .ok_or_else(no_memory_option)?
             .data(&self.ctx)
             .get(addr..end)
             .ok_or_else(|| trap(format!("out-of-bounds pointer {addr:#x} (length {len})")))
@@ -91,6 +103,7 @@ impl<C: AsContextMut> Guest<C> {
             .checked_add(bytes.len())
             .ok_or_else(|| trap("pointer + length overflows"))?;
         self.memory
+            .ok_or_else(no_memory_option)?
             .data_mut(&mut self.ctx)
             .get_mut(addr..end)
             .ok_or_else(|| trap(format!("out-of-bounds return pointer {addr:#x}")))?
@@ -101,6 +114,11 @@ impl<C: AsContextMut> Guest<C> {
     fn load_u32(&self, addr: usize) -> Result<u32, Error> {
         let b = self.slice(addr, 4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn load_u64(&self, addr: usize) -> Result<u64, Error> {
+        let b = self.slice(addr, 8)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
     fn check_align(addr: usize, align: usize) -> Result<(), Error> {
@@ -146,8 +164,16 @@ impl<C: AsContextMut> Guest<C> {
             Ty::U8 => Value::U8(flat.i32()? as u8),
             Ty::U16 => Value::U16(flat.i32()? as u16),
             Ty::U32 => Value::U32(flat.i32()? as u32),
+            Ty::S8 => Value::S8(flat.i32()? as i8),
+            Ty::S16 => Value::S16(flat.i32()? as i16),
+            Ty::S32 => Value::S32(flat.i32()?),
+            Ty::Char => Value::Char(char_from(flat.i32()? as u32)?),
+            Ty::Flags(n) => Value::Flags(flat.i32()? as u32 & flags_mask(*n)),
             Ty::Handle => Value::Handle(flat.i32()? as u32),
             Ty::U64 => Value::U64(flat.i64()? as u64),
+            Ty::S64 => Value::S64(flat.i64()?),
+            Ty::F32 => Value::F32(flat.bits32()?),
+            Ty::F64 => Value::F64(flat.bits64()?),
             Ty::String | Ty::List(_) => {
                 let addr = flat.i32()? as u32 as usize;
                 let len = flat.i32()? as u32 as usize;
@@ -178,13 +204,7 @@ impl<C: AsContextMut> Guest<C> {
 
     fn lift_sequence(&mut self, ty: &Ty, addr: usize, len: usize) -> Result<Value, Error> {
         match ty {
-            Ty::String => {
-                self.charge(len)?;
-                let bytes = self.slice(addr, len)?.to_vec();
-                String::from_utf8(bytes)
-                    .map(Value::String)
-                    .map_err(|_| trap("a string argument is not valid UTF-8"))
-            }
+            Ty::String => self.lift_string(addr, len).map(Value::String),
             Ty::List(Ty::U8) => {
                 self.charge(len)?;
                 Ok(Value::Bytes(self.slice(addr, len)?.to_vec()))
@@ -206,6 +226,45 @@ impl<C: AsContextMut> Guest<C> {
         }
     }
 
+    fn lift_string(&mut self, addr: usize, len: usize) -> Result<String, Error> {
+        let utf16_units = match self.encoding {
+            StringEncoding::Utf8 => None,
+            StringEncoding::Utf16 => Some(len),
+            StringEncoding::CompactUtf16 if len as u32 & UTF16_TAG != 0 => {
+                Some((len as u32 & !UTF16_TAG) as usize)
+            }
+            StringEncoding::CompactUtf16 => {
+                self.charge(len.saturating_mul(2))?;
+                return Ok(self
+                    .slice(addr, len)?
+                    .iter()
+                    .map(|&b| char::from(b))
+                    .collect());
+            }
+        };
+        match utf16_units {
+            None => {
+                self.charge(len)?;
+                let bytes = self.slice(addr, len)?.to_vec();
+                String::from_utf8(bytes).map_err(|_| trap("a string argument is not valid UTF-8"))
+            }
+            Some(units) => {
+                Self::check_align(addr, 2)?;
+                let bytes = units
+                    .checked_mul(2)
+                    .ok_or_else(|| trap("string length overflows"))?;
+                self.charge(bytes.saturating_mul(2))?;
+                let raw = self.slice(addr, bytes)?;
+                let units = raw
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]));
+                char::decode_utf16(units)
+                    .collect::<Result<String, _>>()
+                    .map_err(|_| trap("a string argument is not valid UTF-16"))
+            }
+        }
+    }
+
     pub(super) fn load(&mut self, ty: &Ty, addr: usize) -> Result<Value, Error> {
         Self::check_align(addr, ty.align())?;
         Ok(match ty {
@@ -216,11 +275,24 @@ impl<C: AsContextMut> Guest<C> {
                 Value::U16(u16::from_le_bytes([b[0], b[1]]))
             }
             Ty::U32 => Value::U32(self.load_u32(addr)?),
-            Ty::Handle => Value::Handle(self.load_u32(addr)?),
-            Ty::U64 => {
-                let b = self.slice(addr, 8)?;
-                Value::U64(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            Ty::S8 => Value::S8(self.slice(addr, 1)?[0] as i8),
+            Ty::S16 => {
+                let b = self.slice(addr, 2)?;
+                Value::S16(i16::from_le_bytes([b[0], b[1]]))
             }
+            Ty::S32 => Value::S32(self.load_u32(addr)? as i32),
+            Ty::F32 => Value::F32(self.load_u32(addr)?),
+            Ty::Char => Value::Char(char_from(self.load_u32(addr)?)?),
+            Ty::Flags(n) => {
+                let b = self.slice(addr, ty.size())?;
+                let mut bits = [0u8; 4];
+                bits[..b.len()].copy_from_slice(b);
+                Value::Flags(u32::from_le_bytes(bits) & flags_mask(*n))
+            }
+            Ty::Handle => Value::Handle(self.load_u32(addr)?),
+            Ty::U64 => Value::U64(self.load_u64(addr)?),
+            Ty::S64 => Value::S64(self.load_u64(addr)? as i64),
+            Ty::F64 => Value::F64(self.load_u64(addr)?),
             Ty::String | Ty::List(_) => {
                 let ptr = self.load_u32(addr)? as usize;
                 let len = self.load_u32(addr + 4)? as usize;
@@ -267,6 +339,14 @@ impl<C: AsContextMut> Guest<C> {
             (Ty::U16, Value::U16(n)) => Val::I32(i32::from(*n)),
             (Ty::U32, Value::U32(n)) | (Ty::Handle, Value::Handle(n)) => Val::I32(*n as i32),
             (Ty::U64, Value::U64(n)) => Val::I64(*n as i64),
+            (Ty::S8, Value::S8(n)) => Val::I32(i32::from(*n)),
+            (Ty::S16, Value::S16(n)) => Val::I32(i32::from(*n)),
+            (Ty::S32, Value::S32(n)) => Val::I32(*n),
+            (Ty::S64, Value::S64(n)) => Val::I64(*n),
+            (Ty::F32, Value::F32(bits)) => Val::F32(wasmi::F32::from_bits(*bits)),
+            (Ty::F64, Value::F64(bits)) => Val::F64(wasmi::F64::from_bits(*bits)),
+            (Ty::Char, Value::Char(c)) => Val::I32(*c as i32),
+            (Ty::Flags(_), Value::Flags(bits)) => Val::I32(*bits as i32),
             (Ty::Variant(cases), Value::Variant(disc, None))
                 if cases.iter().all(Option::is_none) =>
             {
@@ -311,7 +391,17 @@ impl<C: AsContextMut> Guest<C> {
                 self.write(addr, &n.to_le_bytes())
             }
             (Ty::U64, Value::U64(n)) => self.write(addr, &n.to_le_bytes()),
-            (Ty::String, Value::String(s)) => self.store_bytes(addr, s.as_bytes()),
+            (Ty::S8, Value::S8(n)) => self.write(addr, &n.to_le_bytes()),
+            (Ty::S16, Value::S16(n)) => self.write(addr, &n.to_le_bytes()),
+            (Ty::S32, Value::S32(n)) => self.write(addr, &n.to_le_bytes()),
+            (Ty::S64, Value::S64(n)) => self.write(addr, &n.to_le_bytes()),
+            (Ty::F32, Value::F32(bits)) => self.write(addr, &bits.to_le_bytes()),
+            (Ty::F64, Value::F64(bits)) => self.write(addr, &bits.to_le_bytes()),
+            (Ty::Char, Value::Char(c)) => self.write(addr, &(*c as u32).to_le_bytes()),
+            (Ty::Flags(_), Value::Flags(bits)) => {
+                self.write(addr, &bits.to_le_bytes()[..ty.size()])
+            }
+            (Ty::String, Value::String(s)) => self.store_string(addr, s),
             (Ty::List(Ty::U8), Value::Bytes(b)) => self.store_bytes(addr, b),
             (Ty::List(elem), Value::List(items)) => {
                 let size = elem.size();
@@ -359,6 +449,44 @@ impl<C: AsContextMut> Guest<C> {
         Ok(ptr)
     }
 
+    /// A string in the guest's encoding: its address and its length field.
+    fn alloc_string(&mut self, s: &str) -> Result<(usize, u32), Error> {
+        let latin1 = |s: &str| s.chars().all(|c| u32::from(c) <= 0xff);
+        let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+        let too_long = || trap("string too long for a guest");
+        match self.encoding {
+            StringEncoding::Utf8 => {
+                let len = u32::try_from(s.len()).map_err(|_| too_long())?;
+                Ok((self.alloc_bytes(s.as_bytes())?, len))
+            }
+            StringEncoding::CompactUtf16 if latin1(s) => {
+                let bytes: Vec<u8> = s.chars().map(|c| c as u8).collect();
+                let len = u32::try_from(bytes.len()).map_err(|_| too_long())?;
+                Ok((self.alloc_bytes(&bytes)?, len))
+            }
+            encoding => {
+                let bytes = utf16(s);
+                let units = u32::try_from(bytes.len() / 2)
+                    .ok()
+                    .filter(|n| n & UTF16_TAG == 0)
+                    .ok_or_else(too_long)?;
+                let ptr = self.alloc(bytes.len(), 2)?;
+                self.write(ptr, &bytes)?;
+                let tag = match encoding {
+                    StringEncoding::CompactUtf16 => UTF16_TAG,
+                    _ => 0,
+                };
+                Ok((ptr, units | tag))
+            }
+        }
+    }
+
+    fn store_string(&mut self, addr: usize, s: &str) -> Result<(), Error> {
+        let (ptr, len) = self.alloc_string(s)?;
+        self.write(addr, &(ptr as u32).to_le_bytes())?;
+        self.write(addr + 4, &len.to_le_bytes())
+    }
+
     fn store_bytes(&mut self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
         let ptr = self.alloc_bytes(bytes)?;
         self.store_pointer_pair(addr, ptr, bytes.len())
@@ -374,8 +502,8 @@ impl<C: AsContextMut> Guest<C> {
     ) -> Result<(), Error> {
         match (ty, value) {
             (Ty::String, Value::String(s)) => {
-                let ptr = self.alloc_bytes(s.as_bytes())?;
-                out.extend([Val::I32(ptr as i32), Val::I32(s.len() as i32)]);
+                let (ptr, len) = self.alloc_string(s)?;
+                out.extend([Val::I32(ptr as i32), Val::I32(len as i32)]);
             }
             (Ty::List(Ty::U8), Value::Bytes(b)) => {
                 let ptr = self.alloc_bytes(b)?;
@@ -394,6 +522,17 @@ impl<C: AsContextMut> Guest<C> {
     fn store_pointer_pair(&mut self, addr: usize, ptr: usize, len: usize) -> Result<(), Error> {
         self.write(addr, &(ptr as u32).to_le_bytes())?;
         self.write(addr + 4, &(len as u32).to_le_bytes())
+    }
+}
+
+fn char_from(n: u32) -> Result<char, Error> {
+    char::from_u32(n).ok_or_else(|| trap(format!("{n:#x} is not a Unicode scalar value")))
+}
+
+fn flags_mask(members: u8) -> u32 {
+    match members {
+        32.. => u32::MAX,
+        n => (1u32 << n) - 1,
     }
 }
 
@@ -428,6 +567,21 @@ impl<'v> FlatValues<'v> {
     }
     fn i32(&mut self) -> Result<i32, Error> {
         flat_i32(self.next())
+    }
+    fn bits32(&mut self) -> Result<u32, Error> {
+        match self.next() {
+            Some(Val::F32(f)) => Ok(f.to_bits()),
+            Some(Val::I32(n)) => Ok(*n as u32),
+            Some(Val::I64(n)) => Ok(*n as u32),
+            _ => Err(trap("host bug: missing flat argument")),
+        }
+    }
+    fn bits64(&mut self) -> Result<u64, Error> {
+        match self.next() {
+            Some(Val::F64(f)) => Ok(f.to_bits()),
+            Some(Val::I64(n)) => Ok(*n as u64),
+            _ => Err(trap("host bug: missing flat argument")),
+        }
     }
     fn i64(&mut self) -> Result<i64, Error> {
         match self.next() {

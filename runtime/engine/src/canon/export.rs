@@ -2,16 +2,28 @@
 //! direction of the canonical ABI (arguments lowered into guest allocations,
 //! the result lifted back, then `cabi_post_<name>` so the guest can free it).
 
-use wasmi::{Error, Func, Instance, Store, Val};
+use wasmi::{Error, Func, Instance, Memory, Store, Val};
 
 use super::abi::{FlatValues, Guest};
-use super::{Flat, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, Ty, Value};
+use super::{Flat, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, StringEncoding, Ty, Value};
 
 /// How the host runs guest code (so the caller can meter it).
 pub type Invoke<T> = fn(&mut Store<T>, &Func, &[Val], &mut [Val]) -> Result<(), Error>;
 
-/// Calls export `name` of `instance` through `invoke`. `params` and `result`
-/// are its WIT types.
+/// A guest function with what its `canon lift` names: the memory and
+/// realloc that arguments and results use, and the post-return to call.
+#[derive(Clone, Copy)]
+pub struct Lifted {
+    pub func: Func,
+    pub memory: Option<Memory>,
+    pub realloc: Option<Func>,
+    pub post_return: Option<Func>,
+    pub encoding: StringEncoding,
+}
+
+/// Calls export `name` of core module `instance` through `invoke`: its
+/// memory is the module's `memory`, its post-return `cabi_post_<name>`.
+/// `params` and `result` are its WIT types.
 pub fn call_export<T>(
     store: &mut Store<T>,
     instance: &Instance,
@@ -24,6 +36,26 @@ pub fn call_export<T>(
     let func = instance
         .get_func(&*store, name)
         .ok_or_else(|| Error::new(format!("the module does not export `{name}`")))?;
+    let lifted = Lifted {
+        func,
+        memory: instance.get_memory(&*store, "memory"),
+        realloc: instance.get_func(&*store, "cabi_realloc"),
+        post_return: instance.get_func(&*store, &format!("cabi_post_{name}")),
+        encoding: StringEncoding::Utf8,
+    };
+    call_lifted(store, &lifted, name, params, args, result, invoke)
+}
+
+/// Calls a lifted function (`name` is for errors).
+pub fn call_lifted<T>(
+    store: &mut Store<T>,
+    lifted: &Lifted,
+    name: &str,
+    params: &'static [Ty],
+    args: &[Value],
+    result: Option<Ty>,
+    invoke: Invoke<T>,
+) -> Result<Option<Value>, Error> {
     if Ty::Tuple(params).flat().len() > MAX_FLAT_PARAMS {
         return Err(Error::new(format!(
             "`{name}`: arguments passed in memory are not supported"
@@ -31,7 +63,7 @@ pub fn call_export<T>(
     }
     let mut flat_args = Vec::new();
     {
-        let mut guest = Guest::from_instance(store, instance)?;
+        let mut guest = Guest::new(&mut *store, lifted.memory, lifted.realloc, lifted.encoding);
         for (ty, value) in params.iter().zip(args) {
             guest.lower_args(ty, value, &mut flat_args)?;
         }
@@ -46,14 +78,16 @@ pub fn call_export<T>(
             .map(|f| match f {
                 Flat::I32 => Val::I32(0),
                 Flat::I64 => Val::I64(0),
+                Flat::F32 => Val::F32(wasmi::F32::from_bits(0)),
+                Flat::F64 => Val::F64(wasmi::F64::from_bits(0)),
             })
             .collect()
     };
-    invoke(store, &func, &flat_args, &mut results)?;
+    invoke(store, &lifted.func, &flat_args, &mut results)?;
     let value = match &result {
         None => None,
         Some(ty) => {
-            let mut guest = Guest::from_instance(store, instance)?;
+            let mut guest = Guest::new(&mut *store, lifted.memory, lifted.realloc, lifted.encoding);
             Some(if result_flat.len() > MAX_FLAT_RESULTS {
                 let addr = super::abi::flat_i32(results.first())? as u32 as usize;
                 guest.load(ty, addr)?
@@ -62,8 +96,8 @@ pub fn call_export<T>(
             })
         }
     };
-    if let Some(post) = instance.get_func(&*store, &format!("cabi_post_{name}")) {
-        invoke(store, &post, &results, &mut [])?;
+    if let Some(post) = &lifted.post_return {
+        invoke(store, post, &results, &mut [])?;
     }
     Ok(value)
 }

@@ -5,7 +5,7 @@ use wasmi::errors::LinkerError;
 use wasmi::{Error, FuncType, Linker, ValType};
 
 use super::abi::{Guest, flat_i32};
-use super::{Flat, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, Ty, Value};
+use super::{Flat, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, StringEncoding, Ty, Value};
 
 /// One imported function: its name within the interface, its WIT signature,
 /// and the host code that implements it on the instance's state `T`.
@@ -16,59 +16,125 @@ pub struct HostFn<T> {
     pub call: fn(&mut T, Args) -> Result<Value, Error>,
 }
 
+/// The core signature of `f`: flat parameters (one pointer when there are
+/// too many), flat results or a trailing return-area pointer.
+struct CoreSignature {
+    ty: FuncType,
+    arg_count: usize,
+    return_area: bool,
+}
+
+fn core_signature<T>(f: &HostFn<T>) -> CoreSignature {
+    let mut params: Vec<Flat> = Ty::Tuple(f.params).flat();
+    if params.len() > MAX_FLAT_PARAMS {
+        params = vec![Flat::I32];
+    }
+    let arg_count = params.len();
+    let results = f.result.map(|ty| ty.flat()).unwrap_or_default();
+    let return_area = results.len() > MAX_FLAT_RESULTS;
+    let results = if return_area {
+        params.push(Flat::I32);
+        Vec::new()
+    } else {
+        results
+    };
+    CoreSignature {
+        ty: FuncType::new(
+            params.into_iter().map(val_type),
+            results.into_iter().map(val_type),
+        ),
+        arg_count,
+        return_area,
+    }
+}
+
+/// What a component's `canon lower` options name.
+struct LowerOptions {
+    memory: Option<wasmi::Memory>,
+    realloc: Option<wasmi::Func>,
+    encoding: StringEncoding,
+}
+
+fn guest<'c, 'a, T>(
+    caller: &'c mut wasmi::Caller<'a, T>,
+    options: Option<&LowerOptions>,
+) -> Result<Guest<&'c mut wasmi::Caller<'a, T>>, Error> {
+    match options {
+        Some(o) => Ok(Guest::new(caller, o.memory, o.realloc, o.encoding)),
+        None => Guest::from_caller(caller),
+    }
+}
+
+/// One call of `f`: lift the arguments from `guest`'s memory, run the host
+/// code, lower the result (flat, or through the return area).
+fn call_host<T>(
+    f: &HostFn<T>,
+    sig: (usize, bool),
+    caller: &mut wasmi::Caller<'_, T>,
+    options: Option<&LowerOptions>,
+    flat_args: &[wasmi::Val],
+    flat_results: &mut [wasmi::Val],
+) -> Result<(), Error> {
+    let (arg_count, return_area) = sig;
+    let args = guest(caller, options)?.lift_params(f.params, &flat_args[..arg_count])?;
+    let value = (f.call)(caller.data_mut(), Args(args.into_iter()))?;
+    let Some(ty) = &f.result else {
+        return Ok(());
+    };
+    if return_area {
+        let addr = flat_i32(flat_args.last())? as u32 as usize;
+        guest(caller, options)?.store(ty, &value, addr)
+    } else {
+        flat_results[0] = Guest::<&mut wasmi::Caller<'_, T>>::lower_flat(ty, &value)?;
+        Ok(())
+    }
+}
+
 /// Registers every function of one interface (`module` is the import module
-/// name, e.g. `wasi:http/types@0.2.0`).
+/// name, e.g. `wasi:http/types@0.2.0`) for core modules, which pass their
+/// own `memory` and `cabi_realloc` exports.
 pub fn register<T: 'static>(
     linker: &mut Linker<T>,
     module: &str,
     functions: &'static [HostFn<T>],
 ) -> Result<(), LinkerError> {
     for f in functions {
-        let mut params: Vec<Flat> = Ty::Tuple(f.params).flat();
-        if params.len() > MAX_FLAT_PARAMS {
-            params = vec![Flat::I32];
-        }
-        let arg_count = params.len();
-        let results = f.result.map(|ty| ty.flat()).unwrap_or_default();
-        let return_area = results.len() > MAX_FLAT_RESULTS;
-        let results = if return_area {
-            params.push(Flat::I32);
-            Vec::new()
-        } else {
-            results
-        };
-        let ty = FuncType::new(
-            params.into_iter().map(val_type),
-            results.into_iter().map(val_type),
-        );
-        linker.func_new(
-            module,
-            f.name,
-            ty,
-            move |mut caller, flat_args, flat_results| {
-                let args = Guest::from_caller(&mut caller)?
-                    .lift_params(f.params, &flat_args[..arg_count])?;
-                let value = (f.call)(caller.data_mut(), Args(args.into_iter()))?;
-                let Some(ty) = &f.result else {
-                    return Ok(());
-                };
-                if return_area {
-                    let addr = flat_i32(flat_args.last())? as u32 as usize;
-                    Guest::from_caller(&mut caller)?.store(ty, &value, addr)
-                } else {
-                    flat_results[0] = Guest::<&mut wasmi::Caller<'_, T>>::lower_flat(ty, &value)?;
-                    Ok(())
-                }
-            },
-        )?;
+        let sig = core_signature(f);
+        let shape = (sig.arg_count, sig.return_area);
+        linker.func_new(module, f.name, sig.ty, move |mut caller, args, results| {
+            call_host(f, shape, &mut caller, None, args, results)
+        })?;
     }
     Ok(())
+}
+
+/// `f` as a host function of one component instance: a `canon lower` bound
+/// to the memory, realloc and string encoding its options name.
+pub fn lowered<T: 'static>(
+    store: &mut wasmi::Store<T>,
+    f: &'static HostFn<T>,
+    memory: Option<wasmi::Memory>,
+    realloc: Option<wasmi::Func>,
+    encoding: StringEncoding,
+) -> wasmi::Func {
+    let sig = core_signature(f);
+    let shape = (sig.arg_count, sig.return_area);
+    let options = LowerOptions {
+        memory,
+        realloc,
+        encoding,
+    };
+    wasmi::Func::new(store, sig.ty, move |mut caller, args, results| {
+        call_host(f, shape, &mut caller, Some(&options), args, results)
+    })
 }
 
 fn val_type(flat: Flat) -> ValType {
     match flat {
         Flat::I32 => ValType::I32,
         Flat::I64 => ValType::I64,
+        Flat::F32 => ValType::F32,
+        Flat::F64 => ValType::F64,
     }
 }
 

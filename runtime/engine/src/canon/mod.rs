@@ -12,9 +12,9 @@ mod export;
 mod linker;
 mod table;
 
-pub use export::call_export;
+pub use export::{Invoke, Lifted, call_export, call_lifted};
 pub(crate) use linker::register;
-pub use linker::{Args, HostFn};
+pub use linker::{Args, HostFn, lowered};
 pub use table::{HandleTable, TableEntry};
 
 /// A WIT type, reduced to what decides its layout. Records are tuples; enums,
@@ -26,12 +26,31 @@ pub enum Ty {
     U16,
     U32,
     U64,
+    S8,
+    S16,
+    S32,
+    S64,
+    F32,
+    F64,
+    Char,
+    /// `flags` with this many members (at most 32: what WIT allows).
+    Flags(u8),
     String,
     List(&'static Ty),
     Tuple(&'static [Ty]),
     Variant(&'static [Option<Ty>]),
     /// `own<T>` or `borrow<T>`: an index into the instance's handle table.
     Handle,
+}
+
+/// How a component's core code represents strings (`string-encoding=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StringEncoding {
+    #[default]
+    Utf8,
+    Utf16,
+    /// `latin1+utf16`: Latin-1 unless the length carries the UTF-16 tag.
+    CompactUtf16,
 }
 
 /// `option<T>`.
@@ -67,6 +86,16 @@ pub enum Value {
     U16(u16),
     U32(u32),
     U64(u64),
+    S8(i8),
+    S16(i16),
+    S32(i32),
+    S64(i64),
+    /// Floats by their bits, so that values stay comparable.
+    F32(u32),
+    F64(u64),
+    Char(char),
+    /// The set members of a `flags`, bit `i` for member `i`.
+    Flags(u32),
     String(String),
     Bytes(Vec<u8>),
     List(Vec<Value>),
@@ -111,6 +140,19 @@ impl Value {
 enum Flat {
     I32,
     I64,
+    F32,
+    F64,
+}
+
+impl Flat {
+    /// The core type that carries either of two cases' flat values.
+    fn join(self, other: Flat) -> Flat {
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Flat::I32, Flat::F32) | (Flat::F32, Flat::I32) => Flat::I32,
+            _ => Flat::I64,
+        }
+    }
 }
 
 /// Flattened arguments beyond this go through memory.
@@ -121,10 +163,11 @@ const MAX_FLAT_RESULTS: usize = 1;
 impl Ty {
     fn align(&self) -> usize {
         match self {
-            Ty::Bool | Ty::U8 => 1,
-            Ty::U16 => 2,
-            Ty::U32 | Ty::Handle | Ty::String | Ty::List(_) => 4,
-            Ty::U64 => 8,
+            Ty::Bool | Ty::U8 | Ty::S8 => 1,
+            Ty::U16 | Ty::S16 => 2,
+            Ty::U32 | Ty::S32 | Ty::F32 | Ty::Char | Ty::Handle | Ty::String | Ty::List(_) => 4,
+            Ty::U64 | Ty::S64 | Ty::F64 => 8,
+            Ty::Flags(n) => flags_size(*n),
             Ty::Tuple(fields) => fields.iter().map(Ty::align).max().unwrap_or(1),
             Ty::Variant(cases) => discriminant_size(cases.len()).max(max_case_align(cases)),
         }
@@ -132,10 +175,11 @@ impl Ty {
 
     fn size(&self) -> usize {
         match self {
-            Ty::Bool | Ty::U8 => 1,
-            Ty::U16 => 2,
-            Ty::U32 | Ty::Handle => 4,
-            Ty::U64 | Ty::String | Ty::List(_) => 8,
+            Ty::Bool | Ty::U8 | Ty::S8 => 1,
+            Ty::U16 | Ty::S16 => 2,
+            Ty::U32 | Ty::S32 | Ty::F32 | Ty::Char | Ty::Handle => 4,
+            Ty::U64 | Ty::S64 | Ty::F64 | Ty::String | Ty::List(_) => 8,
+            Ty::Flags(n) => flags_size(*n),
             Ty::Tuple(fields) => {
                 let mut size = 0;
                 for field in *fields {
@@ -152,8 +196,19 @@ impl Ty {
 
     fn flatten(&self, out: &mut Vec<Flat>) {
         match self {
-            Ty::Bool | Ty::U8 | Ty::U16 | Ty::U32 | Ty::Handle => out.push(Flat::I32),
-            Ty::U64 => out.push(Flat::I64),
+            Ty::Bool
+            | Ty::U8
+            | Ty::U16
+            | Ty::U32
+            | Ty::S8
+            | Ty::S16
+            | Ty::S32
+            | Ty::Char
+            | Ty::Flags(_)
+            | Ty::Handle => out.push(Flat::I32),
+            Ty::U64 | Ty::S64 => out.push(Flat::I64),
+            Ty::F32 => out.push(Flat::F32),
+            Ty::F64 => out.push(Flat::F64),
             Ty::String | Ty::List(_) => out.extend([Flat::I32, Flat::I32]),
             Ty::Tuple(fields) => fields.iter().for_each(|f| f.flatten(out)),
             Ty::Variant(cases) => {
@@ -164,8 +219,7 @@ impl Ty {
                     case.flatten(&mut flat);
                     for (i, f) in flat.into_iter().enumerate() {
                         match joined.get_mut(i) {
-                            Some(j) if *j != f => *j = Flat::I64,
-                            Some(_) => {}
+                            Some(j) => *j = j.join(f),
                             None => joined.push(f),
                         }
                     }
@@ -179,6 +233,14 @@ impl Ty {
         let mut out = Vec::new();
         self.flatten(&mut out);
         out
+    }
+}
+
+fn flags_size(members: u8) -> usize {
+    match members {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 4,
     }
 }
 

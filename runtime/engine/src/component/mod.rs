@@ -1,0 +1,207 @@
+//! Components (the component model's binary format) on wasmi, which runs
+//! core modules only: a component is read once into a [`plan`] of core
+//! instances, and each instantiation walks it, creating the core instances
+//! in the component's order with `canon lower`ed imports bound to the host
+//! function tables (the same tables core-module guests import) and `canon
+//! lift`ed exports called through the same canonical ABI layer.
+//!
+//! Only the synchronous ABI is implemented; a component that needs anything
+//! else is refused at load time with what it uses.
+
+mod instance;
+mod plan;
+mod resources;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+pub use instance::ComponentInstance;
+pub use plan::PlanError;
+pub use resources::GuestResources;
+
+use crate::canon::{HostFn, Lifted, Ty, Value};
+use crate::{GuestState, Host};
+
+/// A component, validated, compiled and resolved against the host's
+/// interfaces, ready to instantiate any number of times.
+pub struct ComponentImage<H: Host> {
+    plan: plan::Plan,
+    modules: Vec<wasmi::Module>,
+    /// For each core function, the host function a `canon lower` or
+    /// `resource.drop` of an imported resource binds it to.
+    bindings: Vec<Option<&'static HostFn<GuestState<H>>>>,
+    /// Exports by [`interface_key`] of their interface, then function name.
+    exports: HashMap<String, HashMap<String, plan::LiftedExport>>,
+    /// Some core module has a start function (guest code at instantiation).
+    has_start: bool,
+}
+
+/// The name an interface is matched by: `wasi:http/types@0.2.6` and
+/// `@0.2.0` are one interface (any 0.x.y serves 0.x, any x.y.z serves x, as
+/// in wasmtime); pre-release versions match exactly.
+pub fn interface_key(name: &str) -> Cow<'_, str> {
+    let Some((path, version)) = name.split_once('@') else {
+        return Cow::Borrowed(name);
+    };
+    if version.contains('-') {
+        return Cow::Borrowed(name);
+    }
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some(minor)) => Cow::Owned(format!("{path}@0.{minor}")),
+        (Some(major), _) => Cow::Owned(format!("{path}@{major}")),
+        _ => Cow::Borrowed(name),
+    }
+}
+
+/// Host interfaces by [`interface_key`].
+pub(crate) type Interfaces<H> = HashMap<String, &'static [HostFn<GuestState<H>>]>;
+
+/// Reads, validates and resolves a component. Core function bodies are
+/// left to wasmi, which validates them as it compiles.
+pub(crate) fn load<H: Host>(
+    engine: &wasmi::Engine,
+    interfaces: &Interfaces<H>,
+    bytes: &[u8],
+) -> Result<ComponentImage<H>, PlanError> {
+    validate(bytes)?;
+    let plan = plan::plan(bytes)?;
+    let mut modules = Vec::with_capacity(plan.modules.len());
+    for (index, range) in plan.modules.iter().enumerate() {
+        let module = wasmi::Module::new(engine, &bytes[range.clone()])
+            .map_err(|e| PlanError::Invalid(format!("core module {index}: {e}")))?;
+        modules.push(module);
+    }
+    let bindings = plan
+        .core_funcs
+        .iter()
+        .map(|f| bind(interfaces, f))
+        .collect::<Result<_, _>>()?;
+    let mut exports: HashMap<String, HashMap<String, plan::LiftedExport>> = HashMap::new();
+    for (name, lifted) in &plan.exports {
+        let (interface, function) = name.rsplit_once('#').unwrap_or(("", name));
+        exports
+            .entry(interface_key(interface).into_owned())
+            .or_default()
+            .insert(function.to_owned(), lifted.clone());
+    }
+    let has_start = plan
+        .modules
+        .iter()
+        .any(|range| crate::has_start_section(&bytes[range.clone()]));
+    Ok(ComponentImage {
+        plan,
+        modules,
+        bindings,
+        exports,
+        has_start,
+    })
+}
+
+fn bind<H: Host>(
+    interfaces: &Interfaces<H>,
+    func: &plan::CoreFunc,
+) -> Result<Option<&'static HostFn<GuestState<H>>>, PlanError> {
+    let (interface, function) = match func {
+        plan::CoreFunc::Lower {
+            interface,
+            function,
+            ..
+        } => (interface, Cow::Borrowed(function.as_str())),
+        plan::CoreFunc::HostResourceDrop {
+            interface,
+            resource,
+        } => (interface, Cow::Owned(format!("[resource-drop]{resource}"))),
+        _ => return Ok(None),
+    };
+    interfaces
+        .get(interface_key(interface).as_ref())
+        .and_then(|table| table.iter().find(|f| f.name == function))
+        .map(Some)
+        .ok_or_else(|| PlanError::MissingImport {
+            interface: interface.clone(),
+            function: function.into_owned(),
+        })
+}
+
+fn validate(bytes: &[u8]) -> Result<(), PlanError> {
+    let mut validator =
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| PlanError::Invalid(e.to_string()))?;
+        // Function bodies (`ValidPayload::Func`) are wasmi's to validate.
+        validator
+            .payload(&payload)
+            .map_err(|e| PlanError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+impl<H: Host> ComponentImage<H> {
+    /// Every interface the component imports.
+    pub fn imports(&self) -> &[String] {
+        &self.plan.imports
+    }
+
+    /// Whether instantiating runs guest code (a core module's start function).
+    pub fn has_start(&self) -> bool {
+        self.has_start
+    }
+
+    /// Its core modules, in the component's order.
+    pub fn modules(&self) -> &[wasmi::Module] {
+        &self.modules
+    }
+
+    /// Whether the component exports `function` of `interface` (any
+    /// compatible version), or `function` itself when `interface` is empty.
+    pub fn exports(&self, interface: &str, function: &str) -> bool {
+        self.export(interface, function).is_some()
+    }
+
+    /// The names the component exports, for errors that list them.
+    pub fn export_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.plan.exports.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn export(&self, interface: &str, function: &str) -> Option<&plan::LiftedExport> {
+        self.exports
+            .get(interface_key(interface).as_ref())
+            .and_then(|functions| functions.get(function))
+    }
+
+    /// Creates the component's core instances in `store`.
+    pub fn instantiate(
+        &self,
+        store: &mut wasmi::Store<GuestState<H>>,
+    ) -> Result<ComponentInstance, wasmi::Error> {
+        ComponentInstance::new(store, self)
+    }
+}
+
+impl ComponentInstance {
+    /// Calls exported `function` of `interface` with WIT-typed arguments
+    /// through `invoke` (which meters it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn call<H: Host>(
+        &mut self,
+        store: &mut wasmi::Store<GuestState<H>>,
+        image: &ComponentImage<H>,
+        interface: &str,
+        function: &str,
+        params: &'static [Ty],
+        args: &[Value],
+        result: Option<Ty>,
+        invoke: crate::canon::Invoke<GuestState<H>>,
+    ) -> Result<Option<Value>, wasmi::Error> {
+        let export = image.export(interface, function).ok_or_else(|| {
+            wasmi::Error::new(format!(
+                "the component does not export {interface}#{function}"
+            ))
+        })?;
+        let lifted: Lifted = self.lifted(store, image, export)?;
+        crate::canon::call_lifted(store, &lifted, function, params, args, result, invoke)
+    }
+}
