@@ -76,6 +76,23 @@ fn reserved(key: &str) -> Result<(), KvError> {
 }
 
 impl<S: RawStorage> Inner<S> {
+    /// Writes one value; `true` if its key is new to the list (which the
+    /// caller then writes, after the value).
+    fn write_value(&mut self, key: &str, value: &[u8]) -> Result<bool, KvError> {
+        self.storage
+            .set_raw(key, value)
+            .map_err(|e| storage_error("writing", key, e))?;
+        Ok(self.keys.insert(key.to_owned()))
+    }
+
+    /// Removes one value; `true` if its key was listed.
+    fn remove_value(&mut self, key: &str) -> Result<bool, KvError> {
+        self.storage
+            .remove(key)
+            .map_err(|e| storage_error("deleting", key, e))?;
+        Ok(self.keys.remove(key))
+    }
+
     fn write_index(&mut self) -> Result<(), KvError> {
         let index = encode_keys(&self.keys);
         self.storage
@@ -94,11 +111,7 @@ impl<S: RawStorage + Send> KvBackend for RawStorageStore<S> {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         reserved(key)?;
         let mut inner = self.lock();
-        inner
-            .storage
-            .set_raw(key, value)
-            .map_err(|e| storage_error("writing", key, e))?;
-        if inner.keys.insert(key.to_owned()) {
+        if inner.write_value(key, value)? {
             inner.write_index()?;
         }
         Ok(())
@@ -107,14 +120,82 @@ impl<S: RawStorage + Send> KvBackend for RawStorageStore<S> {
     fn delete(&self, key: &str) -> Result<(), KvError> {
         reserved(key)?;
         let mut inner = self.lock();
-        inner
-            .storage
-            .remove(key)
-            .map_err(|e| storage_error("deleting", key, e))?;
-        if inner.keys.remove(key) {
+        if inner.remove_value(key)? {
             inner.write_index()?;
         }
         Ok(())
+    }
+
+    /// Atomic because every change to the store holds its lock.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        reserved(key)?;
+        let mut inner = self.lock();
+        if read(&inner.storage, key)?.as_deref() != current {
+            return Ok(false);
+        }
+        if inner.write_value(key, new)? {
+            inner.write_index()?;
+        }
+        Ok(true)
+    }
+
+    /// Under one lock, so that no other change interleaves; no retries.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        reserved(key)?;
+        let mut inner = self.lock();
+        let current = read(&inner.storage, key)?;
+        let next = crate::kv_store::add_to_counter(key, current.as_deref(), delta)?;
+        if inner.write_value(key, &next.to_le_bytes())? {
+            inner.write_index()?;
+        }
+        Ok(next)
+    }
+
+    /// The values, then the key list once (if any key is new).
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        entries.iter().try_for_each(|(key, _)| reserved(key))?;
+        let mut inner = self.lock();
+        let mut listed = false;
+        let mut written = Ok(());
+        for (key, value) in entries {
+            match inner.write_value(key, value) {
+                Ok(new) => listed |= new,
+                Err(e) => {
+                    written = Err(e);
+                    break;
+                }
+            }
+        }
+        // Even after a failure, list what was written.
+        if listed {
+            inner.write_index()?;
+        }
+        written
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        keys.iter().try_for_each(|key| reserved(key))?;
+        let mut inner = self.lock();
+        let mut unlisted = false;
+        let mut removed = Ok(());
+        for key in keys {
+            match inner.remove_value(key) {
+                Ok(listed) => unlisted |= listed,
+                Err(e) => {
+                    removed = Err(e);
+                    break;
+                }
+            }
+        }
+        if unlisted {
+            inner.write_index()?;
+        }
+        removed
     }
 
     fn exists(&self, key: &str) -> Result<bool, KvError> {

@@ -9,16 +9,49 @@ use std::sync::Arc;
 
 use flint_engine::metrics::{Counter, MetricsWriter};
 
-/// What the `key-value` interface and dead letters need of a store. `set`
-/// and `delete` return only once the change is durable, so that what a
-/// guest hears succeeded survives a crash or power loss.
+/// What the key-value interfaces and dead letters need of a store. Every
+/// change (`set`, `delete`, a successful `compare_and_swap`, `increment`,
+/// the batches) returns only once it is durable, so that what a guest hears
+/// succeeded survives a crash or power loss.
 pub trait KvBackend: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
     fn delete(&self, key: &str) -> Result<(), KvError>;
     fn exists(&self, key: &str) -> Result<bool, KvError>;
-    /// Calls `visit` with each key in order until it returns `false`.
+    /// Calls `visit` with each key in byte order until it returns `false`.
     fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), KvError>;
+    /// Sets `key` to `new` only if its value is still `current` (`None`:
+    /// the key is absent), atomically with respect to every other change to
+    /// the store. `Ok(false)` when the value had changed, and nothing was written.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError>;
+    /// Adds `delta` to the counter under `key` (0 when absent) and returns
+    /// the new value, atomically: a compare-and-swap loop unless the backend
+    /// has better. Counters are Spin's encoding, an `i64` in 8 little-endian bytes.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        for _ in 0..MAX_INCREMENT_ATTEMPTS {
+            let current = self.get(key)?;
+            let next = add_to_counter(key, current.as_deref(), delta)?;
+            if self.compare_and_swap(key, current.as_deref(), &next.to_le_bytes())? {
+                return Ok(next);
+            }
+        }
+        Err(KvError(format!(
+            "increment of `{key}`: the value kept changing ({MAX_INCREMENT_ATTEMPTS} attempts)"
+        )))
+    }
+    /// Sets each key in turn; not atomic (nor is `wasi:keyvalue/batch`).
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        entries.iter().try_for_each(|(k, v)| self.set(k, v))
+    }
+    /// Deletes each key in turn; absent keys are skipped.
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        keys.iter().try_for_each(|k| self.delete(k))
+    }
     /// Bytes the store takes on disk, where the backend knows.
     fn size_on_disk(&self) -> Option<u64> {
         None
@@ -29,6 +62,26 @@ pub trait KvBackend: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct KvError(pub String);
+
+/// Attempts of the default `increment` before it gives up under contention.
+const MAX_INCREMENT_ATTEMPTS: usize = 100;
+
+/// The counter `current` (absent: 0) plus `delta`, refusing a value that is
+/// not a counter (Spin's SQLite store panics there) and overflow.
+pub fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KvError> {
+    let value = match current {
+        None => 0,
+        Some(bytes) => i64::from_le_bytes(bytes.try_into().map_err(|_| {
+            KvError(format!(
+                "`{key}` holds {} bytes, not a counter (an i64 in 8 little-endian bytes)",
+                bytes.len()
+            ))
+        })?),
+    };
+    value
+        .checked_add(delta)
+        .ok_or_else(|| KvError(format!("increment of `{key}` by {delta} overflows an i64")))
+}
 
 impl From<sled::Error> for KvError {
     fn from(e: sled::Error) -> Self {
@@ -66,6 +119,41 @@ impl KvBackend for sled::Db {
         Ok(())
     }
 
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        match sled::Tree::compare_and_swap(self, key.as_bytes(), current, Some(new))? {
+            Ok(()) => {
+                self.flush()?;
+                Ok(true)
+            }
+            Err(_changed) => Ok(false),
+        }
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            batch.insert(key.as_bytes(), value.as_slice());
+        }
+        self.apply_batch(batch)?;
+        self.flush()?;
+        Ok(())
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            batch.remove(key.as_bytes());
+        }
+        self.apply_batch(batch)?;
+        self.flush()?;
+        Ok(())
+    }
+
     fn size_on_disk(&self) -> Option<u64> {
         sled::Db::size_on_disk(self).ok()
     }
@@ -79,10 +167,33 @@ pub enum KvOp {
     Set,
     Delete,
     Exists,
+    /// `get-keys`, and `wasi:keyvalue`'s `list-keys` (one per page).
     GetKeys,
+    /// `wasi:keyvalue/atomics`.
+    Increment,
+    /// `cas.new` and `cas.current`: the reads a compare-and-swap compares against.
+    CasRead,
+    CasSwap,
+    /// `wasi:keyvalue/batch`.
+    GetMany,
+    SetMany,
+    DeleteMany,
 }
 
-const KV_OPS: [&str; 6] = ["open", "get", "set", "delete", "exists", "get_keys"];
+const KV_OPS: [&str; 12] = [
+    "open",
+    "get",
+    "set",
+    "delete",
+    "exists",
+    "get_keys",
+    "increment",
+    "cas_read",
+    "cas_swap",
+    "get_many",
+    "set_many",
+    "delete_many",
+];
 
 /// How an operation ended.
 #[derive(Debug, Clone, Copy)]
@@ -233,4 +344,65 @@ fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
         .flush_every_ms(Some(500))
         .mode(sled::Mode::LowSpace)
         .open()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> sled::Db {
+        sled::Config::new().temporary(true).open().expect("sled")
+    }
+
+    #[test]
+    fn compare_and_swap_writes_only_over_the_value_it_was_given() {
+        let db = db();
+        let kv: &dyn KvBackend = &db;
+        assert!(kv.compare_and_swap("k", None, b"1").expect("cas"));
+        assert!(
+            !kv.compare_and_swap("k", None, b"2").expect("cas"),
+            "no longer absent"
+        );
+        assert!(!kv.compare_and_swap("k", Some(b"0"), b"2").expect("cas"));
+        assert!(kv.compare_and_swap("k", Some(b"1"), b"2").expect("cas"));
+        assert_eq!(kv.get("k").expect("get"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn counters_start_at_zero_and_refuse_what_is_not_a_counter() {
+        let db = db();
+        let kv: &dyn KvBackend = &db;
+        assert_eq!(kv.increment("n", 5).expect("incr"), 5);
+        assert_eq!(kv.increment("n", -7).expect("incr"), -2);
+        assert_eq!(
+            kv.get("n").expect("get"),
+            Some((-2i64).to_le_bytes().to_vec())
+        );
+        kv.set("s", b"text").expect("set");
+        assert!(kv.increment("s", 1).is_err());
+        kv.set("max", &i64::MAX.to_le_bytes()).expect("set");
+        assert!(kv.increment("max", 1).is_err(), "overflow");
+        assert_eq!(
+            kv.get("max").expect("get"),
+            Some(i64::MAX.to_le_bytes().to_vec())
+        );
+    }
+
+    #[test]
+    fn batches_set_and_delete_every_key() {
+        let db = db();
+        let kv: &dyn KvBackend = &db;
+        kv.set_many(&[("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())])
+            .expect("set_many");
+        assert_eq!(kv.get("b").expect("get"), Some(b"2".to_vec()));
+        kv.delete_many(&["a".into(), "absent".into()])
+            .expect("delete_many");
+        let mut keys = Vec::new();
+        kv.keys(&mut |k| {
+            keys.push(k.to_vec());
+            true
+        })
+        .expect("keys");
+        assert_eq!(keys, vec![b"b".to_vec()]);
+    }
 }

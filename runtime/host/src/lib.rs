@@ -66,6 +66,7 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::wasi_keyvalue::{Bucket, Cas};
 
 resources! {
     Fields => "fields",
@@ -85,6 +86,8 @@ resources! {
     IoError => "error",
     Store => "store",
     Connection => "connection",
+    Bucket => "bucket",
+    Cas => "cas",
 }
 
 /// What one instance's host calls work on.
@@ -182,5 +185,30 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         interfaces::variables::FUNCTIONS,
     )?;
     engine.register("fermyon:spin/mqtt@2.0.0", interfaces::mqtt::FUNCTIONS)?;
+    engine.register(
+        "spin:key-value/key-value@3.0.0",
+        interfaces::key_value::FUNCTIONS_V3,
+    )?;
+    engine.register(
+        "spin:variables/variables@3.0.0",
+        interfaces::variables::FUNCTIONS_V3,
+    )?;
+    engine.register("spin:mqtt/mqtt@3.0.0", interfaces::mqtt::FUNCTIONS_V3)?;
+    engine.register(
+        "wasi:keyvalue/store@0.2.0-draft2",
+        interfaces::wasi_keyvalue::STORE,
+    )?;
+    engine.register(
+        "wasi:keyvalue/atomics@0.2.0-draft2",
+        interfaces::wasi_keyvalue::ATOMICS,
+    )?;
+    engine.register(
+        "wasi:keyvalue/batch@0.2.0-draft2",
+        interfaces::wasi_keyvalue::BATCH,
+    )?;
+    engine.register(
+        "wasi:config/store@0.2.0-draft-2024-09-27",
+        interfaces::wasi_config::STORE,
+    )?;
     Ok(engine)
 }

@@ -9,6 +9,8 @@ pub(crate) mod key_value;
 pub(crate) mod mqtt;
 pub(crate) mod outgoing_handler;
 pub(crate) mod variables;
+pub(crate) mod wasi_config;
+pub(crate) mod wasi_keyvalue;
 
 use flint_engine::canon::{self, TableEntry};
 use wasmi::Error;

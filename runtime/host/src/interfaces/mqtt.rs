@@ -1,4 +1,5 @@
-//! `fermyon:spin/mqtt@2.0.0`: outbound publish through the durable outbox.
+//! `fermyon:spin/mqtt@2.0.0` and `spin:mqtt/mqtt@3.0.0`: outbound publish
+//! through the durable outbox.
 //! `open` checks the address (which must carry a `client_id`, as in Spin) and
 //! the component's `allowed_outbound_hosts`; `publish` returns once the
 //! message is on disk, and the outbox's sender delivers it in order, across
@@ -177,6 +178,13 @@ pub const FUNCTIONS: &[HostFn<GuestState>] = &[
     host_fn!("[method]connection.publish", [Ty::Handle, Ty::String, Ty::List(&Ty::U8), QOS] -> result_ty!(_, ERROR), publish),
     drop_fn!("connection", Connection),
 ];
+
+/// `spin:mqtt/mqtt@3.0.0` (Spin's `wit/deps/spin-mqtt@3.0.0`): the same
+/// resource, `error`, `qos` and semantics as 2.0.0 (Spin's `v3` host checks
+/// and connects as its `v2` does). `open` and `publish` are declared
+/// `async`; these are their synchronous lowering, whose core signatures are
+/// those of 2.0.0's.
+pub const FUNCTIONS_V3: &[HostFn<GuestState>] = FUNCTIONS;
 
 #[cfg(test)]
 mod tests {
