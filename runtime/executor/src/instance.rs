@@ -2,13 +2,14 @@
 //! instantiation, reactor initialisation, the call of an entry point, and how
 //! its end maps to a [`GuestFailure`].
 
-use std::io::Write;
 use std::sync::Arc;
+use std::time::Instant;
 
 use flint_engine::InstanceLimits;
 use flint_engine::InstantiateError;
 use flint_engine::canon::{self, Ty, Value};
 use flint_engine::component::{ComponentImage, ComponentInstance};
+pub(crate) use flint_host::wasi::{CappedBuffer, GuestLog};
 use flint_host::{Engine, GuestState, HostState};
 use wasmi::{Module, Store};
 use wasmi_wasi::WasiCtxBuilder;
@@ -29,12 +30,20 @@ pub(crate) fn new_store(
 ) -> Result<Store<GuestState>, GuestFailure> {
     let wasi = wasi.build();
     flint_host::wasi::push_preopens(&wasi, &component.preopens).map_err(|e| setup(&e))?;
-    let host = HostState::new(
+    let mut host = HostState::new(
         wasi,
         component.caps.clone(),
         limits.stdout_bytes,
         limits.memory_bytes,
     );
+    // WASI 0.2's view (`wasi:cli`, `wasi:filesystem`, clock waits).
+    let wasi2 = &mut host.wasi_state;
+    wasi2.env = component.environment.clone();
+    wasi2.preopens = component.preopens.clone();
+    // The engine checks the deadline only when it meters fuel.
+    wasi2.deadline = (limits.fuel > 0)
+        .then(|| Instant::now().checked_add(limits.max_execution))
+        .flatten();
     Ok(engine.new_store(host, limits))
 }
 
@@ -190,77 +199,4 @@ pub(crate) fn call_entry(
         .ok_or_else(|| GuestFailure::Instantiate(format!("no export `{name}`")))?;
     let result = flint_engine::call_guest(store, &func, &[], &mut []);
     finished(store, result)
-}
-
-/// Guest stdout, cut off at the response limit rather than buffered whole.
-pub(crate) struct CappedBuffer {
-    pub data: Vec<u8>,
-    pub limit: usize,
-    pub overflowed: bool,
-}
-
-impl Write for CappedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.data.len() + buf.len() > self.limit {
-            self.overflowed = true;
-            return Err(std::io::Error::other("response size limit reached"));
-        }
-        self.data.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-/// Guest stderr (and a Spin guest's stdout), logged line by line with the component id.
-pub(crate) struct GuestLog {
-    component: Arc<str>,
-    line: Vec<u8>,
-}
-
-/// Longer lines are logged in pieces, so a guest cannot grow this buffer.
-const MAX_LOG_LINE: usize = 4096;
-
-impl GuestLog {
-    pub(crate) fn new(component: Arc<str>) -> Self {
-        Self {
-            component,
-            line: Vec::new(),
-        }
-    }
-
-    fn emit(&mut self) {
-        let line = String::from_utf8_lossy(&self.line);
-        tracing::info!(target: "flint::guest", component = %self.component, "{}", line.trim_end());
-        self.line.clear();
-    }
-}
-
-impl Write for GuestLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for &b in buf {
-            if b == b'\n' {
-                self.emit();
-            } else {
-                self.line.push(b);
-                if self.line.len() >= MAX_LOG_LINE {
-                    self.emit();
-                }
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for GuestLog {
-    fn drop(&mut self) {
-        if !self.line.is_empty() {
-            self.emit();
-        }
-    }
 }

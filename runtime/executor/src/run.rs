@@ -72,11 +72,7 @@ fn wagi(
     limits: &InstanceLimits,
     fuel: &mut Option<u64>,
 ) -> Result<Vec<u8>, GuestFailure> {
-    let stdout = Arc::new(RwLock::new(CappedBuffer {
-        data: Vec::new(),
-        limit: limits.stdout_bytes,
-        overflowed: false,
-    }));
+    let stdout = Arc::new(RwLock::new(CappedBuffer::new(limits.stdout_bytes)));
     // wasi-libc's getenv returns the first match, so configured variables
     // replace same-named CGI ones (a client cannot shadow them with a header).
     let mut env = invocation.env;
@@ -93,6 +89,10 @@ fn wagi(
         .args(&invocation.argv)
         .map_err(|e| setup(&e))?;
     let mut store = new_store(engine, component, wasi, limits)?;
+    let wasi2 = &mut store.data_mut().host.wasi_state;
+    wasi2.env = env;
+    wasi2.args = invocation.argv;
+    wasi2.stdout = flint_host::wasi::Sink::Buffer(stdout.clone());
     let Code::Module(module) = &component.code else {
         return Err(GuestFailure::Instantiate(
             "WAGI over wasi:cli/run components is not wired yet".into(),

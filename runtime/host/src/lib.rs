@@ -30,6 +30,7 @@ use wasmi_wasi::WasiCtx;
 use capabilities::Capabilities;
 pub use interfaces::http_types::{ErrorCode, IncomingRequest, ResponseOutparam};
 pub use interfaces::io::BodyError;
+use wasi::WasiState;
 
 /// The engine with Flint's host state in every store.
 pub type Engine = flint_engine::Engine<HostState>;
@@ -66,7 +67,13 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
 use interfaces::wasi_keyvalue::{Bucket, Cas};
+use interfaces::wasi_sockets::{
+    IncomingDatagramStream, Network, OutgoingDatagramStream, ResolveAddressStream, TcpSocket,
+    UdpSocket,
+};
+use wasi::fs::{Descriptor, DirectoryEntryStream};
 
 resources! {
     Fields => "fields",
@@ -88,12 +95,26 @@ resources! {
     Connection => "connection",
     Bucket => "bucket",
     Cas => "cas",
+    TerminalInput => "terminal-input",
+    TerminalOutput => "terminal-output",
+    Descriptor => "descriptor",
+    DirectoryEntryStream => "directory-entry-stream",
+    Network => "network",
+    TcpSocket => "tcp-socket",
+    UdpSocket => "udp-socket",
+    IncomingDatagramStream => "incoming-datagram-stream",
+    OutgoingDatagramStream => "outgoing-datagram-stream",
+    ResolveAddressStream => "resolve-address-stream",
 }
 
 /// What one instance's host calls work on.
 pub struct HostState {
     /// WASI preview 1: arguments, environment, stdio, preopens.
     pub wasi: WasiCtx,
+    /// What WASI 0.2 (`wasi:cli`, `wasi:clocks`, `wasi:filesystem`) works
+    /// on: environment, arguments, stdio, preopens, the deadline. Empty but
+    /// for stdout/stderr (to the log) until the executor fills it.
+    pub wasi_state: WasiState,
     pub resources: HandleTable<Resource>,
     /// Bodies being written through output streams, by body id.
     pub bodies: interfaces::io::Bodies,
@@ -116,6 +137,7 @@ impl HostState {
     ) -> Self {
         Self {
             wasi,
+            wasi_state: WasiState::new(caps.component.clone()),
             resources: HandleTable::new(MAX_HANDLES),
             bodies: interfaces::io::Bodies::new(body_limit),
             response: None,
@@ -210,5 +232,63 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         "wasi:config/store@0.2.0-draft-2024-09-27",
         interfaces::wasi_config::STORE,
     )?;
+    register_wasi(&mut engine)?;
     Ok(engine)
+}
+
+/// WASI 0.2: `wasi:cli`, `wasi:clocks`, `wasi:random`, `wasi:filesystem`,
+/// `wasi:sockets` (`wasi:io` is registered with `wasi:http`). Interfaces
+/// and functions marked unstable in the WIT are included, so components
+/// built with those features load too.
+fn register_wasi(engine: &mut Engine) -> Result<(), LinkError> {
+    use interfaces::{wasi_cli, wasi_clocks, wasi_filesystem, wasi_random, wasi_sockets};
+    let tables: &[(&str, &'static [flint_engine::canon::HostFn<GuestState>])] = &[
+        ("wasi:cli/environment@0.2.0", wasi_cli::ENVIRONMENT),
+        ("wasi:cli/exit@0.2.0", wasi_cli::EXIT),
+        ("wasi:cli/stdin@0.2.0", wasi_cli::STDIN),
+        ("wasi:cli/stdout@0.2.0", wasi_cli::STDOUT),
+        ("wasi:cli/stderr@0.2.0", wasi_cli::STDERR),
+        ("wasi:cli/terminal-input@0.2.0", wasi_cli::TERMINAL_INPUT),
+        ("wasi:cli/terminal-output@0.2.0", wasi_cli::TERMINAL_OUTPUT),
+        ("wasi:cli/terminal-stdin@0.2.0", wasi_cli::TERMINAL_STDIN),
+        ("wasi:cli/terminal-stdout@0.2.0", wasi_cli::TERMINAL_STDOUT),
+        ("wasi:cli/terminal-stderr@0.2.0", wasi_cli::TERMINAL_STDERR),
+        (
+            "wasi:clocks/monotonic-clock@0.2.0",
+            wasi_clocks::MONOTONIC_CLOCK,
+        ),
+        ("wasi:clocks/wall-clock@0.2.0", wasi_clocks::WALL_CLOCK),
+        ("wasi:clocks/timezone@0.2.0", wasi_clocks::TIMEZONE),
+        ("wasi:random/random@0.2.0", wasi_random::RANDOM),
+        ("wasi:random/insecure@0.2.0", wasi_random::INSECURE),
+        (
+            "wasi:random/insecure-seed@0.2.0",
+            wasi_random::INSECURE_SEED,
+        ),
+        ("wasi:filesystem/types@0.2.0", wasi_filesystem::TYPES),
+        ("wasi:filesystem/preopens@0.2.0", wasi_filesystem::PREOPENS),
+        ("wasi:sockets/network@0.2.0", wasi_sockets::NETWORK),
+        (
+            "wasi:sockets/instance-network@0.2.0",
+            wasi_sockets::INSTANCE_NETWORK,
+        ),
+        ("wasi:sockets/tcp@0.2.0", wasi_sockets::TCP_FUNCTIONS),
+        (
+            "wasi:sockets/tcp-create-socket@0.2.0",
+            wasi_sockets::TCP_CREATE_SOCKET,
+        ),
+        ("wasi:sockets/udp@0.2.0", wasi_sockets::UDP_FUNCTIONS),
+        (
+            "wasi:sockets/udp-create-socket@0.2.0",
+            wasi_sockets::UDP_CREATE_SOCKET,
+        ),
+        (
+            "wasi:sockets/ip-name-lookup@0.2.0",
+            wasi_sockets::IP_NAME_LOOKUP,
+        ),
+    ];
+    for &(interface, functions) in tables {
+        engine.register(interface, functions)?;
+    }
+    Ok(())
 }

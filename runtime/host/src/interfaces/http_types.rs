@@ -614,7 +614,7 @@ fn body_write(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     if std::mem::replace(&mut body.stream_taken, true) {
         return Ok(Value::err_unit());
     }
-    let stream = OutputStream { body: body.body };
+    let stream = OutputStream::body(body.body);
     Ok(Value::ok(Value::Handle(state.host.resources.push(stream)?)))
 }
 

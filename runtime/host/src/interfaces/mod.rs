@@ -9,8 +9,13 @@ pub(crate) mod key_value;
 pub(crate) mod mqtt;
 pub(crate) mod outgoing_handler;
 pub(crate) mod variables;
+pub(crate) mod wasi_cli;
+pub(crate) mod wasi_clocks;
 pub(crate) mod wasi_config;
+pub(crate) mod wasi_filesystem;
 pub(crate) mod wasi_keyvalue;
+pub(crate) mod wasi_random;
+pub(crate) mod wasi_sockets;
 
 use flint_engine::canon::{self, TableEntry};
 use wasmi::Error;

@@ -6,6 +6,7 @@
 //! directory that is preopened at `/`, as Spin does with its temporary copy.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use flint_config::{Component, FilesMount};
@@ -36,7 +37,7 @@ pub fn preopens(
                     let dir = Dir::open_ambient_dir(&host, ambient_authority())
                         .with_context(|| format!("cannot open `{}`", host.display()))?;
                     preopens.push(Preopen {
-                        dir,
+                        dir: Arc::new(dir),
                         guest_path: destination.clone(),
                     });
                 } else {
@@ -56,7 +57,7 @@ pub fn preopens(
         let dir = Dir::open_ambient_dir(&root, ambient_authority())
             .with_context(|| format!("cannot open `{}`", root.display()))?;
         preopens.push(Preopen {
-            dir,
+            dir: Arc::new(dir),
             guest_path: "/".into(),
         });
     }
