@@ -7,15 +7,16 @@ use std::sync::{Arc, RwLock};
 use flint_engine::InstanceLimits;
 use flint_engine::canon::{Ty, Value};
 use flint_engine::result_ty;
-use flint_host::{Engine, IncomingRequest, ResponseOutparam};
+use flint_host::{Engine, GuestState, IncomingRequest, ResponseOutparam};
+use wasmi::Store;
 use wasmi_wasi::WasiCtxBuilder;
 use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
 use crate::instance::{
-    CappedBuffer, Export, GuestLog, call_entry, finished, instantiate, new_store, setup,
+    CappedBuffer, Export, GuestLog, Live, call_entry, finished, instantiate, new_store, setup,
     spin_store, start,
 };
-use crate::load::HTTP_HANDLER_INTERFACE;
+use crate::load::{CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE};
 use crate::{Code, Component, GuestFailure, GuestKind, SPIN_MQTT_EXPORT};
 
 /// What changes from one WAGI invocation to the next.
@@ -78,8 +79,13 @@ fn wagi(
     let mut env = invocation.env;
     env.retain(|(k, _)| !component.environment.iter().any(|(c, _)| c == k));
     env.extend(component.environment.iter().cloned());
+    // A component reads stdin through WASI 0.2, a core module through preview 1.
+    let (p1_stdin, p2_stdin) = match &component.code {
+        Code::Module(_) => (invocation.stdin, Vec::new()),
+        Code::Component(_) => (Vec::new(), invocation.stdin),
+    };
     let mut wasi = WasiCtxBuilder::new();
-    wasi.stdin(Box::new(ReadPipe::from(invocation.stdin)))
+    wasi.stdin(Box::new(ReadPipe::from(p1_stdin)))
         .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
         .stderr(Box::new(WritePipe::new(GuestLog::new(
             component.id.clone(),
@@ -93,13 +99,16 @@ fn wagi(
     wasi2.env = env;
     wasi2.args = invocation.argv;
     wasi2.stdout = flint_host::wasi::Sink::Buffer(stdout.clone());
-    let Code::Module(module) = &component.code else {
-        return Err(GuestFailure::Instantiate(
-            "WAGI over wasi:cli/run components is not wired yet".into(),
-        ));
+    wasi2.set_stdin(p2_stdin);
+    let result = match &component.code {
+        Code::Module(module) => {
+            let instance = instantiate(engine, &mut store, module)?;
+            call_entry(&mut store, &instance, "_start")
+        }
+        Code::Component(_) => {
+            start(engine, &mut store, component).and_then(|mut live| cli_run(&mut store, &mut live))
+        }
     };
-    let instance = instantiate(engine, &mut store, module)?;
-    let result = call_entry(&mut store, &instance, "_start");
     *fuel = flint_engine::fuel_used(&store);
     // Dropping the store flushes the guest's last stderr line.
     drop(store);
@@ -109,6 +118,24 @@ fn wagi(
     }
     result?;
     Ok(std::mem::take(&mut out.data))
+}
+
+/// `wasi:cli/run#run: func() -> result`: a `wasm32-wasip2` program's `main`.
+const CLI_RUN: Export = Export {
+    interface: CLI_RUN_INTERFACE,
+    function: "run",
+    params: &[],
+    result: Some(result_ty!(_, _)),
+};
+
+/// Runs a WAGI component's `main`; `err` is exit status 1, as a preview 1
+/// program that returns non-zero from `main`.
+fn cli_run(store: &mut Store<GuestState>, live: &mut Live) -> Result<(), GuestFailure> {
+    match live.call(store, &CLI_RUN, &[]) {
+        Ok(Some(Value::Variant(0, _))) => finished(store, Ok(())),
+        Ok(_) => finished(store, Ok(())).and(Err(GuestFailure::Exit(1))),
+        Err(e) => finished(store, Err(e)),
+    }
 }
 
 /// Calls a Spin SDK component's `wasi:http/incoming-handler#handle` with the
