@@ -147,7 +147,7 @@ fn caller_name(accepted: &[GuestKind]) -> &'static str {
 fn kind_hint(accepted: &[GuestKind], found: Option<GuestKind>) -> &'static str {
     match (accepted, found) {
         (SPIN_ROUTE, Some(GuestKind::Wagi)) => {
-            "; it is a WAGI module (it exports `_start`): add `executor = { type = \"wagi\" }` to its trigger"
+            "; it is a WAGI guest (it exports `_start` or `wasi:cli/run`): add `executor = { type = \"wagi\" }` to its trigger"
         }
         (WAGI_ROUTE, Some(GuestKind::SpinHttp)) => {
             "; it is a Spin SDK component: remove `executor = { type = \"wagi\" }` from its trigger"
