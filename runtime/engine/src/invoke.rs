@@ -99,6 +99,22 @@ impl RunBudget {
         }
     }
 
+    /// When the invocation must end, if it is metered.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.metered
+            .then(|| self.started.checked_add(self.max_execution))
+            .flatten()
+    }
+
+    /// Records that host code found the deadline passed (or a wait that
+    /// would pass it), so the invocation is reported as over its time like
+    /// one stopped between fuel slices; the error ends the call.
+    pub fn deadline_hit(&mut self) -> wasmi::Error {
+        let hit = LimitHit::Deadline(self.max_execution);
+        self.hit = Some(hit);
+        wasmi::Error::new(hit.to_string())
+    }
+
     /// The next slice of fuel, or the limit that forbids one.
     fn next_slice(&mut self) -> Result<u64, LimitHit> {
         if self.fuel_left == 0 {

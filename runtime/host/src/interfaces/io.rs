@@ -421,27 +421,25 @@ fn settle(state: &mut GuestState, handle: u32) -> Result<(), Error> {
             }
             Ok(())
         }
-        Pollable::Clock(when) => wait_for_clock(&state.host, when),
+        Pollable::Clock(when) => wait_for_clock(state, when),
     }
 }
 
 /// Sleeps until the instance's monotonic clock reads `when`. A wait that
 /// would outlast the invocation's deadline traps at once: the guest could
 /// not be resumed after it anyway, and the worker is free sooner.
-fn wait_for_clock(host: &HostState, when: u64) -> Result<(), Error> {
-    let wait = host.wasi_state.until(when);
+fn wait_for_clock(state: &mut GuestState, when: u64) -> Result<(), Error> {
+    let wait = state.host.wasi_state.until(when);
     if wait.is_zero() {
         return Ok(());
     }
-    if let Some(deadline) = host.wasi_state.deadline
+    if let Some(deadline) = state.host.wasi_state.deadline
         && Instant::now()
             .checked_add(wait)
             .is_none_or(|end| end > deadline)
     {
-        return Err(Error::new(format!(
-            "the guest waited {} ms on the clock, past its invocation's deadline (max_execution_ms)",
-            wait.as_millis()
-        )));
+        // Reported as the deadline it is (504), not as a trap.
+        return Err(state.run.deadline_hit());
     }
     std::thread::sleep(wait);
     Ok(())
@@ -486,7 +484,7 @@ fn poll(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     if ready.is_empty()
         && let Some(&(first, when)) = clocks.iter().min_by_key(|(_, when)| *when)
     {
-        wait_for_clock(&state.host, when)?;
+        wait_for_clock(state, when)?;
         ready.push(first);
     }
     let now = state.host.wasi_state.monotonic_now();
