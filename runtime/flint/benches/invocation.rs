@@ -1,7 +1,9 @@
 //! Per-invocation cost: a fresh instance, the guest's run and the teardown,
 //! through the functions the HTTP trigger calls on a worker (no sockets, no
-//! worker pool), for the hello WAGI module and the Spin SDK hello. Build the
-//! guests first: `cd apps && cargo build --release`.
+//! worker pool), for the hello WAGI module, the Spin SDK hello (a core
+//! module), and the same hello as a Rust component and a JavaScript one.
+//! Build the guests first: `cd apps && cargo build --release` and
+//! `scripts/build-components`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,25 +92,35 @@ fn invocation(c: &mut Criterion) {
         })
     });
 
-    let spin_hello = component(&spin_app, "/");
-    let limits = InstanceLimits::from_limits(&spin_app.limits);
-    group.bench_function("spin_sdk_hello", |b| {
-        b.iter(|| {
-            let request = IncomingRequest {
-                method: "GET".to_owned(),
-                path_with_query: "/".to_owned(),
-                scheme: "http".to_owned(),
-                authority: "127.0.0.1:3000".to_owned(),
-                headers: vec![("host".to_owned(), b"127.0.0.1:3000".to_vec())],
-                body: Some(Vec::new()),
-            };
-            let response = run_spin_http(&spin_app.engine, &spin_hello, request, &limits)
-                .expect("spin_hello.wasm runs");
-            assert_eq!(response.status, 200);
-        })
-    });
+    // The same request through each Spin HTTP guest: the core-module Spin
+    // SDK hello, the Rust wasm32-wasip2 component and the JavaScript one.
+    let rust_app = load("components/component-hello", &state.join("rust"));
+    let js_app = load("js-hello", &state.join("js"));
+    for (name, app, path) in [
+        ("spin_sdk_hello", &spin_app, "/"),
+        ("component_hello", &rust_app, "/hello"),
+        ("js_hello", &js_app, "/hello"),
+    ] {
+        let guest = component(app, path);
+        let limits = InstanceLimits::from_limits(&app.limits);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let request = IncomingRequest {
+                    method: "GET".to_owned(),
+                    path_with_query: path.to_owned(),
+                    scheme: "http".to_owned(),
+                    authority: "127.0.0.1:3000".to_owned(),
+                    headers: vec![("host".to_owned(), b"127.0.0.1:3000".to_vec())],
+                    body: Some(Vec::new()),
+                };
+                let response = run_spin_http(&app.engine, &guest, request, &limits)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(response.status, 200);
+            })
+        });
+    }
     group.finish();
-    drop((wagi_app, spin_app));
+    drop((wagi_app, spin_app, rust_app, js_app));
     let _ = std::fs::remove_dir_all(&state);
 }
 

@@ -139,7 +139,7 @@ impl<C: AsContextMut> Guest<C> {
         flat: &[Val],
     ) -> Result<Vec<Value>, Error> {
         let tuple = Ty::Tuple(params);
-        if tuple.flat().len() > super::MAX_FLAT_PARAMS {
+        if tuple.flat_count() > super::MAX_FLAT_PARAMS {
             let addr = flat_i32(flat.first())? as u32 as usize;
             return match self.load(&tuple, addr)? {
                 Value::Tuple(values) => Ok(values),
@@ -186,7 +186,7 @@ impl<C: AsContextMut> Guest<C> {
                     .collect::<Result<_, _>>()?,
             ),
             Ty::Variant(cases) => {
-                let width = ty.flat().len() - 1;
+                let width = ty.flat_count() - 1;
                 let disc = flat.i32()? as u32;
                 let case = cases
                     .get(disc as usize)

@@ -56,7 +56,7 @@ pub fn call_lifted<T>(
     result: Option<Ty>,
     invoke: Invoke<T>,
 ) -> Result<Option<Value>, Error> {
-    if Ty::Tuple(params).flat().len() > MAX_FLAT_PARAMS {
+    if Ty::Tuple(params).flat_count() > MAX_FLAT_PARAMS {
         return Err(Error::new(format!(
             "`{name}`: arguments passed in memory are not supported"
         )));

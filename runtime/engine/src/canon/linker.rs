@@ -108,25 +108,50 @@ pub fn register<T: 'static>(
     Ok(())
 }
 
-/// `f` as a host function of one component instance: a `canon lower` bound
-/// to the memory, realloc and string encoding its options name.
-pub fn lowered<T: 'static>(
-    store: &mut wasmi::Store<T>,
+/// A host function prepared for a component's `canon lower`: its core
+/// type, computed once per component rather than per instance.
+pub struct Lowering<T: 'static> {
     f: &'static HostFn<T>,
-    memory: Option<wasmi::Memory>,
-    realloc: Option<wasmi::Func>,
-    encoding: StringEncoding,
-) -> wasmi::Func {
-    let sig = core_signature(f);
-    let shape = (sig.arg_count, sig.return_area);
-    let options = LowerOptions {
-        memory,
-        realloc,
-        encoding,
-    };
-    wasmi::Func::new(store, sig.ty, move |mut caller, args, results| {
-        call_host(f, shape, &mut caller, Some(&options), args, results)
-    })
+    sig: CoreSignature,
+}
+
+impl<T: 'static> Lowering<T> {
+    pub fn new(f: &'static HostFn<T>) -> Self {
+        Self {
+            f,
+            sig: core_signature(f),
+        }
+    }
+
+    /// Whether a core import of type `ty` can take this function.
+    pub fn has_type(&self, ty: &FuncType) -> bool {
+        ty.params() == self.sig.ty.params() && ty.results() == self.sig.ty.results()
+    }
+
+    /// The function for one component instance, bound to the memory,
+    /// realloc and string encoding its lowering's options name.
+    pub fn func(
+        &self,
+        store: &mut wasmi::Store<T>,
+        memory: Option<wasmi::Memory>,
+        realloc: Option<wasmi::Func>,
+        encoding: StringEncoding,
+    ) -> wasmi::Func {
+        let f = self.f;
+        let shape = (self.sig.arg_count, self.sig.return_area);
+        let options = LowerOptions {
+            memory,
+            realloc,
+            encoding,
+        };
+        wasmi::Func::new(
+            store,
+            self.sig.ty.clone(),
+            move |mut caller, args, results| {
+                call_host(f, shape, &mut caller, Some(&options), args, results)
+            },
+        )
+    }
 }
 
 fn val_type(flat: Flat) -> ValType {

@@ -14,7 +14,7 @@ mod table;
 
 pub use export::{Invoke, Lifted, call_export, call_lifted};
 pub(crate) use linker::register;
-pub use linker::{Args, HostFn, lowered};
+pub use linker::{Args, HostFn, Lowering};
 pub use table::{HandleTable, TableEntry};
 
 /// A WIT type, reduced to what decides its layout. Records are tuples; enums,
@@ -229,6 +229,24 @@ impl Ty {
         }
     }
 
+    /// How many core values carry this type (`flat().len()`, without
+    /// allocating: lifting asks for it on every variant).
+    fn flat_count(&self) -> usize {
+        match self {
+            Ty::String | Ty::List(_) => 2,
+            Ty::Tuple(fields) => fields.iter().map(Ty::flat_count).sum(),
+            Ty::Variant(cases) => {
+                1 + cases
+                    .iter()
+                    .flatten()
+                    .map(Ty::flat_count)
+                    .max()
+                    .unwrap_or(0)
+            }
+            _ => 1,
+        }
+    }
+
     fn flat(&self) -> Vec<Flat> {
         let mut out = Vec::new();
         self.flatten(&mut out);
@@ -278,6 +296,7 @@ mod tests {
         assert_eq!((entry.size(), entry.align()), (16, 4));
         let r: Ty = result_ty!(Ty::U64, Ty::Handle);
         assert_eq!((r.size(), r.align()), (16, 8));
+        assert_eq!(opt_scheme.flat_count(), opt_scheme.flat().len());
         let unit: Ty = result_ty!(_, _);
         assert_eq!((unit.size(), unit.flat()), (1, vec![Flat::I32]));
     }

@@ -1,23 +1,145 @@
-//! Instantiating a component's plan in a store: core instances in the order
-//! the component gives, each import found through the instance it was given
-//! as, lowered functions made into host functions bound to their options.
+//! Instantiating a component in a store. Everything that can be decided
+//! without a store was decided at load time ([`Resolved`]): which item each
+//! core import is, through whatever instances of exports it was passed in,
+//! and that every host function has the core type its importer declares. Per
+//! instantiation this is a walk over indices: host functions bound to their
+//! options, then the core instances in the component's order.
 
-use wasmi::{Extern, ExternType, Func, FuncType, Instance, Memory, Store};
+use wasmi::{Extern, ExternType, Func, Instance, Memory, Store};
 
-use super::plan::{CoreFunc, CoreInstance, CoreItem, Options, ResourceOp};
-use super::{ComponentImage, Lifted};
-use crate::canon::{self, StringEncoding};
+use super::ComponentImage;
+use super::plan::{CoreFunc, CoreInstance, CoreItem, Plan, PlanError, ResourceOp};
+use crate::canon::{Lifted, Lowering, StringEncoding};
 use crate::{GuestState, Host};
 
-/// A core instance: a real wasmi instance, or one made of exports.
-enum Made {
-    Real(Instance),
-    Exports(Vec<(String, Extern)>),
+/// Where a core import (or an item of the plan) really comes from, once
+/// instances made of exports are seen through.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// A core function the component makes: a lowering or a resource built-in.
+    Made(u32),
+    /// An export of a core instance created from a module.
+    Export { instance: u32, name: String },
 }
 
-/// A live component: its core instances, and what its exports need.
+/// One step of instantiation: a module's instance with its imports in the
+/// module's import order. Instances made of exports need no step.
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub instance: u32,
+    pub module: u32,
+    pub imports: Vec<Source>,
+}
+
+/// The plan resolved for instantiation.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub steps: Vec<Step>,
+    pub memories: Vec<Source>,
+}
+
+/// Where a core item really comes from, through instances of exports.
+fn item_source(plan: &Plan, item: CoreItem, depth: usize) -> Result<Source, PlanError> {
+    let invalid = |what: &str| PlanError::Invalid(format!("{what} index out of range"));
+    let export = |defs: &[super::plan::CoreExport], index: u32, what: &str| {
+        let def = defs.get(index as usize).ok_or_else(|| invalid(what))?;
+        export_source(plan, def.instance, &def.name, depth)
+    };
+    match item {
+        CoreItem::Func(index) => match plan.core_funcs.get(index as usize) {
+            Some(CoreFunc::Export { instance, name }) => {
+                export_source(plan, *instance, name, depth)
+            }
+            Some(_) => Ok(Source::Made(index)),
+            None => Err(invalid("core function")),
+        },
+        CoreItem::Memory(index) => export(&plan.core_memories, index, "memory"),
+        CoreItem::Table(index) => export(&plan.core_tables, index, "table"),
+        CoreItem::Global(index) => export(&plan.core_globals, index, "global"),
+    }
+}
+
+fn export_source(
+    plan: &Plan,
+    instance: u32,
+    name: &str,
+    depth: usize,
+) -> Result<Source, PlanError> {
+    // Instances of exports only refer to earlier items, so this ends; the
+    // bound guards against a plan that would not.
+    if depth > plan.core_instances.len() {
+        return Err(PlanError::Invalid("core aliases form a cycle".into()));
+    }
+    match plan.core_instances.get(instance as usize) {
+        Some(CoreInstance::Instantiate { .. }) => Ok(Source::Export {
+            instance,
+            name: name.to_owned(),
+        }),
+        Some(CoreInstance::FromExports(items)) => {
+            let (_, item) = items.iter().find(|(n, _)| n == name).ok_or_else(|| {
+                PlanError::Invalid(format!("core instance {instance} has no export `{name}`"))
+            })?;
+            item_source(plan, *item, depth + 1)
+        }
+        None => Err(PlanError::Invalid(format!(
+            "core instance {instance} out of range"
+        ))),
+    }
+}
+
+/// Resolves every core import of `plan`, checking the core type of each host
+/// function against what its importing module declares.
+pub(crate) fn resolve<H: Host>(
+    plan: &Plan,
+    modules: &[wasmi::Module],
+    lowerings: &[Option<Lowering<GuestState<H>>>],
+) -> Result<Resolved, PlanError> {
+    let mut steps = Vec::new();
+    for (index, instance) in plan.core_instances.iter().enumerate() {
+        let CoreInstance::Instantiate { module, args } = instance else {
+            continue;
+        };
+        let wasm = modules
+            .get(*module as usize)
+            .ok_or_else(|| PlanError::Invalid("module index out of range".into()))?;
+        let mut imports = Vec::new();
+        for import in wasm.imports() {
+            let (_, arg) = args
+                .iter()
+                .find(|(name, _)| name == import.module())
+                .ok_or_else(|| {
+                    PlanError::Invalid(format!(
+                        "core import `{}` has no instantiation argument",
+                        import.module()
+                    ))
+                })?;
+            let source = export_source(plan, *arg, import.name(), 0)?;
+            if let (Source::Made(f), ExternType::Func(want)) = (&source, import.ty())
+                && let Some(Some(lowering)) = lowerings.get(*f as usize)
+                && !lowering.has_type(want)
+            {
+                return Err(PlanError::Signature {
+                    import: format!("{}#{}", import.module(), import.name()),
+                    expected: format!("{want:?}"),
+                });
+            }
+            imports.push(source);
+        }
+        steps.push(Step {
+            instance: index as u32,
+            module: *module,
+            imports,
+        });
+    }
+    let memories = (0..plan.core_memories.len() as u32)
+        .map(|m| item_source(plan, CoreItem::Memory(m), 0))
+        .collect::<Result<_, _>>()?;
+    Ok(Resolved { steps, memories })
+}
+
+/// A live component: its core instances, and the functions made for it.
 pub struct ComponentInstance {
-    instances: Vec<Made>,
+    instances: Vec<Option<Instance>>,
     funcs: Vec<Option<Func>>,
 }
 
@@ -32,53 +154,63 @@ struct Builder<'p, 'm, H: Host> {
     made: &'m mut ComponentInstance,
 }
 
-impl<H: Host> Builder<'_, '_, H> {
-    fn export(
-        &self,
-        store: &Store<GuestState<H>>,
-        instance: u32,
-        name: &str,
+impl<'p, H: Host> Builder<'p, '_, H> {
+    fn source(
+        &mut self,
+        store: &mut Store<GuestState<H>>,
+        source: &Source,
     ) -> Result<Extern, wasmi::Error> {
-        let made =
-            self.made.instances.get(instance as usize).ok_or_else(|| {
-                fail(format!("core instance {instance} is used before it exists"))
-            })?;
-        let found = match made {
-            Made::Real(instance) => instance.get_export(store, name),
-            Made::Exports(items) => items.iter().find(|(n, _)| n == name).map(|(_, e)| *e),
-        };
-        found.ok_or_else(|| fail(format!("core instance {instance} has no export `{name}`")))
+        match source {
+            Source::Made(index) => Ok(Extern::Func(self.func(store, *index)?)),
+            Source::Export { instance, name } => self
+                .made
+                .instances
+                .get(*instance as usize)
+                .copied()
+                .flatten()
+                .and_then(|i| i.get_export(&*store, name))
+                .ok_or_else(|| fail(format!("core instance {instance} has no export `{name}`"))),
+        }
     }
 
-    fn memory(&self, store: &Store<GuestState<H>>, index: u32) -> Result<Memory, wasmi::Error> {
-        let def = self.image.plan.core_memories.get(index as usize);
-        let def = def.ok_or_else(|| fail("memory index out of range"))?;
-        self.export(store, def.instance, &def.name)?
+    fn memory(
+        &mut self,
+        store: &mut Store<GuestState<H>>,
+        index: u32,
+    ) -> Result<Memory, wasmi::Error> {
+        let source = self.image.resolved.memories.get(index as usize);
+        let source = source.ok_or_else(|| fail("memory index out of range"))?;
+        self.source(store, source)?
             .into_memory()
-            .ok_or_else(|| fail(format!("`{}` is not a memory", def.name)))
+            .ok_or_else(|| fail("a memory option that is not a memory"))
     }
 
     fn func(&mut self, store: &mut Store<GuestState<H>>, index: u32) -> Result<Func, wasmi::Error> {
         if let Some(Some(func)) = self.made.funcs.get(index as usize) {
             return Ok(*func);
         }
-        let plan = &self.image.plan;
+        let image: &'p ComponentImage<H> = self.image;
+        let plan = &image.plan;
         let def = plan.core_funcs.get(index as usize);
         let func = match def.ok_or_else(|| fail("core function index out of range"))? {
-            CoreFunc::Export { instance, name } => self
-                .export(store, *instance, name)?
-                .into_func()
-                .ok_or_else(|| fail(format!("`{name}` is not a function")))?,
+            CoreFunc::Export { instance, name } => {
+                let source = Source::Export {
+                    instance: *instance,
+                    name: name.clone(),
+                };
+                self.source(store, &source)?
+                    .into_func()
+                    .ok_or_else(|| fail(format!("`{name}` is not a function")))?
+            }
             CoreFunc::Lower { options, .. } => {
-                let host = self.image.bindings[index as usize]
-                    .ok_or_else(|| fail("lowered function without a host binding"))?;
-                let (memory, realloc, encoding) = self.lowering(store, options)?;
-                canon::lowered(store, host, memory, realloc, encoding)
+                let lowering = lowering_of(image, index)?;
+                let memory = options.memory.map(|m| self.memory(store, m)).transpose()?;
+                let realloc = options.realloc.map(|f| self.func(store, f)).transpose()?;
+                lowering.func(store, memory, realloc, options.encoding)
             }
             CoreFunc::HostResourceDrop { .. } => {
-                let host = self.image.bindings[index as usize]
-                    .ok_or_else(|| fail("resource.drop without a host binding"))?;
-                canon::lowered(store, host, None, None, StringEncoding::Utf8)
+                let lowering = lowering_of(image, index)?;
+                lowering.func(store, None, None, StringEncoding::Utf8)
             }
             CoreFunc::GuestResource { op, resource } => {
                 let dtor = match (op, plan.guest_resources[*resource as usize].dtor) {
@@ -93,84 +225,17 @@ impl<H: Host> Builder<'_, '_, H> {
         }
         Ok(func)
     }
-
-    fn lowering(
-        &mut self,
-        store: &mut Store<GuestState<H>>,
-        options: &Options,
-    ) -> Result<(Option<Memory>, Option<Func>, StringEncoding), wasmi::Error> {
-        let memory = options.memory.map(|m| self.memory(store, m)).transpose()?;
-        let realloc = options.realloc.map(|f| self.func(store, f)).transpose()?;
-        Ok((memory, realloc, options.encoding))
-    }
-
-    fn item(
-        &mut self,
-        store: &mut Store<GuestState<H>>,
-        item: CoreItem,
-    ) -> Result<Extern, wasmi::Error> {
-        let plan = &self.image.plan;
-        let aliased = |defs: &[super::plan::CoreExport], index: u32| {
-            defs.get(index as usize)
-                .cloned()
-                .ok_or_else(|| fail("core index out of range"))
-        };
-        Ok(match item {
-            CoreItem::Func(index) => Extern::Func(self.func(store, index)?),
-            CoreItem::Memory(index) => Extern::Memory(self.memory(store, index)?),
-            CoreItem::Table(index) => {
-                let def = aliased(&plan.core_tables, index)?;
-                self.export(store, def.instance, &def.name)?
-            }
-            CoreItem::Global(index) => {
-                let def = aliased(&plan.core_globals, index)?;
-                self.export(store, def.instance, &def.name)?
-            }
-        })
-    }
-
-    fn instantiate(
-        &mut self,
-        store: &mut Store<GuestState<H>>,
-        module: u32,
-        args: &[(String, u32)],
-    ) -> Result<Instance, wasmi::Error> {
-        let module = self
-            .image
-            .modules
-            .get(module as usize)
-            .ok_or_else(|| fail("module index out of range"))?;
-        let mut imports = Vec::new();
-        for import in module.imports() {
-            let (_, instance) = args
-                .iter()
-                .find(|(name, _)| name == import.module())
-                .ok_or_else(|| {
-                    fail(format!(
-                        "core import `{}` has no instantiation argument",
-                        import.module()
-                    ))
-                })?;
-            let found = self.export(store, *instance, import.name())?;
-            if let (ExternType::Func(want), Extern::Func(func)) = (import.ty(), &found) {
-                let got = func.ty(&*store);
-                if !same_signature(want, &got) {
-                    return Err(fail(format!(
-                        "`{}` `{}` is imported as {want:?}, but Flint implements it as {got:?}",
-                        import.module(),
-                        import.name()
-                    )));
-                }
-            }
-            imports.push(found);
-        }
-        // wasmi runs the module's start function, if any, as part of this.
-        Instance::new(&mut *store, module, &imports)
-    }
 }
 
-fn same_signature(a: &FuncType, b: &FuncType) -> bool {
-    a.params() == b.params() && a.results() == b.results()
+fn lowering_of<H: Host>(
+    image: &ComponentImage<H>,
+    index: u32,
+) -> Result<&Lowering<GuestState<H>>, wasmi::Error> {
+    image
+        .lowerings
+        .get(index as usize)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| fail("a lowered function without a host binding"))
 }
 
 impl ComponentInstance {
@@ -181,7 +246,7 @@ impl ComponentInstance {
     ) -> Result<Self, wasmi::Error> {
         let plan = &image.plan;
         let mut made = ComponentInstance {
-            instances: Vec::with_capacity(plan.core_instances.len()),
+            instances: vec![None; plan.core_instances.len()],
             funcs: vec![None; plan.core_funcs.len()],
         };
         let mut builder = Builder {
@@ -192,26 +257,21 @@ impl ComponentInstance {
             .data_mut()
             .guest_resources
             .reset(plan.guest_resources.len());
-        for instance in &plan.core_instances {
-            let made = match instance {
-                CoreInstance::Instantiate { module, args } => {
-                    Made::Real(builder.instantiate(store, *module, args)?)
-                }
-                CoreInstance::FromExports(items) => {
-                    let mut exports = Vec::with_capacity(items.len());
-                    for (name, item) in items {
-                        exports.push((name.clone(), builder.item(store, *item)?));
-                    }
-                    Made::Exports(exports)
-                }
-            };
-            builder.made.instances.push(made);
+        let mut imports = Vec::new();
+        for step in &image.resolved.steps {
+            imports.clear();
+            for source in &step.imports {
+                imports.push(builder.source(store, source)?);
+            }
+            // wasmi runs the module's start function, if any, as part of this.
+            let instance =
+                Instance::new(&mut *store, &image.modules[step.module as usize], &imports)?;
+            builder.made.instances[step.instance as usize] = Some(instance);
         }
         Ok(made)
     }
 
-    /// The lifted function `name` (`interface#function`) with its options
-    /// bound to this instance.
+    /// The lifted function `export` with its options bound to this instance.
     pub(super) fn lifted<H: Host>(
         &mut self,
         store: &mut Store<GuestState<H>>,
@@ -220,9 +280,16 @@ impl ComponentInstance {
     ) -> Result<Lifted, wasmi::Error> {
         let mut builder = Builder { image, made: self };
         let func = builder.func(store, export.core_func)?;
-        let (memory, realloc, encoding) = builder.lowering(store, &export.options)?;
-        let post_return = export
-            .options
+        let options = &export.options;
+        let memory = options
+            .memory
+            .map(|m| builder.memory(store, m))
+            .transpose()?;
+        let realloc = options
+            .realloc
+            .map(|f| builder.func(store, f))
+            .transpose()?;
+        let post_return = options
             .post_return
             .map(|f| builder.func(store, f))
             .transpose()?;
@@ -231,7 +298,7 @@ impl ComponentInstance {
             memory,
             realloc,
             post_return,
-            encoding,
+            encoding: options.encoding,
         })
     }
 }

@@ -19,7 +19,7 @@ pub use instance::ComponentInstance;
 pub use plan::PlanError;
 pub use resources::GuestResources;
 
-use crate::canon::{HostFn, Lifted, Ty, Value};
+use crate::canon::{HostFn, Lifted, Lowering, Ty, Value};
 use crate::{GuestState, Host};
 
 /// A component, validated, compiled and resolved against the host's
@@ -29,7 +29,9 @@ pub struct ComponentImage<H: Host> {
     modules: Vec<wasmi::Module>,
     /// For each core function, the host function a `canon lower` or
     /// `resource.drop` of an imported resource binds it to.
-    bindings: Vec<Option<&'static HostFn<GuestState<H>>>>,
+    lowerings: Vec<Option<Lowering<GuestState<H>>>>,
+    /// Where every core import comes from.
+    resolved: instance::Resolved,
     /// Exports by [`interface_key`] of their interface, then function name.
     exports: HashMap<String, HashMap<String, plan::LiftedExport>>,
     /// Some core module has a start function (guest code at instantiation).
@@ -72,11 +74,12 @@ pub(crate) fn load<H: Host>(
             .map_err(|e| PlanError::Invalid(format!("core module {index}: {e}")))?;
         modules.push(module);
     }
-    let bindings = plan
+    let lowerings: Vec<_> = plan
         .core_funcs
         .iter()
-        .map(|f| bind(interfaces, f))
-        .collect::<Result<_, _>>()?;
+        .map(|f| Ok(bind(interfaces, f)?.map(Lowering::new)))
+        .collect::<Result<_, PlanError>>()?;
+    let resolved = instance::resolve(&plan, &modules, &lowerings)?;
     let mut exports: HashMap<String, HashMap<String, plan::LiftedExport>> = HashMap::new();
     for (name, lifted) in &plan.exports {
         let (interface, function) = name.rsplit_once('#').unwrap_or(("", name));
@@ -92,7 +95,8 @@ pub(crate) fn load<H: Host>(
     Ok(ComponentImage {
         plan,
         modules,
-        bindings,
+        lowerings,
+        resolved,
         exports,
         has_start,
     })

@@ -27,6 +27,8 @@ pub enum PlanError {
     MissingImport { interface: String, function: String },
     #[error("uses {0}, which Flint does not implement for components")]
     Unsupported(String),
+    #[error("imports {import} as {expected}, a core type that does not match its WIT type")]
+    Signature { import: String, expected: String },
 }
 
 fn invalid(e: impl std::fmt::Display) -> PlanError {
