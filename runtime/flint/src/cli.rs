@@ -13,8 +13,9 @@ use clap::{Args, Parser, Subcommand};
     long_about = "Flint runs Spin manifest v2 apps on the wasmi interpreter: no JIT, one static binary, \
                   small memory. `flint up` serves an app's HTTP routes and MQTT triggers; `flint check` \
                   validates it; `flint boards` lists the device profiles that set the limits.\n\n\
-                  Guests: Spin SDK components built for wasm32-wasip1 (wasi:http, key-value, variables, \
-                  outbound HTTP and MQTT) and WAGI modules in any language.\n\n\
+                  Guests: components (WASI 0.2: Rust wasm32-wasip2, JavaScript, any wasm32-wasip2 program \
+                  as a WAGI guest), Spin SDK core modules built for wasm32-wasip1 (wasi:http, key-value, \
+                  variables, outbound HTTP and MQTT) and WAGI modules in any language.\n\n\
                   Logging: RUST_LOG=debug (or e.g. RUST_LOG=flint::http=debug,flint::mqtt=debug,info) sets \
                   the log level; logs go to stderr, one line per request (`--log-format json`: one JSON \
                   object per line). GET /.well-known/flint/metrics serves Prometheus metrics, \
