@@ -63,6 +63,8 @@ pub struct GuestLimiter {
     table_cap: usize,
     budget: Option<Arc<MemoryBudget>>,
     reserved: usize,
+    /// Table elements of all the store's tables.
+    table_elements: usize,
     /// A growth was refused because of the shared budget, not the instance's
     /// own cap: the request was unlucky, not the guest wrong.
     pub budget_refused: bool,
@@ -78,6 +80,7 @@ impl GuestLimiter {
             table_cap,
             budget,
             reserved: 0,
+            table_elements: 0,
             budget_refused: false,
         }
     }
@@ -112,11 +115,17 @@ impl ResourceLimiter for GuestLimiter {
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        Ok(desired <= self.table_cap)
+        // Like memory, the cap covers every table of the store together.
+        let delta = desired.saturating_sub(current);
+        if self.table_elements.saturating_add(delta) > self.table_cap {
+            return Ok(false);
+        }
+        self.table_elements += delta;
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -166,5 +175,19 @@ mod tests {
         assert_eq!(budget.used(), 0);
         assert_eq!(budget.instances(), 1);
         assert!(grows(&mut b, 0, 60));
+    }
+
+    #[test]
+    fn caps_cover_all_memories_and_tables_together() {
+        let mut l = GuestLimiter::new(100, 10, None);
+        assert!(grows(&mut l, 0, 60), "a first memory");
+        assert!(!grows(&mut l, 0, 60), "a second one past the cap");
+        assert!(grows(&mut l, 0, 40), "a second one within it");
+        let table = |l: &mut GuestLimiter, current, desired| {
+            l.table_growing(current, desired, None).expect("never errors")
+        };
+        assert!(table(&mut l, 0, 6));
+        assert!(!table(&mut l, 0, 6));
+        assert!(table(&mut l, 0, 4));
     }
 }
