@@ -122,7 +122,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         loaded.outbox.clone(),
     ));
     let app = Arc::new(http::service::HttpApp {
-        router: loaded.router,
+        router: http::router::RouterSlot::new(loaded.router),
         engine: loaded.engine,
         pool: WorkerPool::new(limits.workers, limits.max_queued_requests)
             .context("starting worker threads")?,

@@ -73,7 +73,8 @@ impl Observed {
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_secs(1));
-                    let total = requests_total(&http.labelled_routes());
+                    let router = http.router.current();
+                    let total = requests_total(&http.labelled_routes(&router));
                     let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
                     samples.push_back((Instant::now(), total));
                     if samples.len() > RATE_WINDOW {
@@ -101,10 +102,10 @@ impl Observed {
 
     /// The JSON document at `GET /.well-known/flint/status`.
     pub fn json(&self, http: &HttpApp) -> String {
-        let routes = http.labelled_routes();
+        let router = http.router.current();
+        let routes = http.labelled_routes(&router);
         let total = requests_total(&routes);
-        let route_list: Vec<String> = http
-            .router
+        let route_list: Vec<String> = router
             .entries()
             .iter()
             .map(|e| {
@@ -163,7 +164,8 @@ impl Observed {
 
     /// The same numbers for a person (`flint status`).
     pub fn text(&self, http: &HttpApp) -> String {
-        let routes = http.labelled_routes();
+        let router = http.router.current();
+        let routes = http.labelled_routes(&router);
         let total = requests_total(&routes);
         let mut out = String::new();
         let _ = writeln!(
@@ -196,7 +198,7 @@ impl Observed {
             );
         }
         let _ = writeln!(out, "routes:");
-        for e in http.router.entries() {
+        for e in router.entries() {
             let _ = writeln!(
                 out,
                 "  {:<32} {:<24} {} requests",

@@ -1,7 +1,7 @@
 //! The route table: manifest routes ordered so that the first match is the one
 //! Spin would choose (exact beats wildcard, the longest prefix wins).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use flint_config::{RouteMatch, RoutePattern};
 
@@ -70,6 +70,27 @@ impl Router {
 
     pub fn entries(&self) -> &[RouteEntry] {
         &self.entries
+    }
+}
+
+/// The route table a running server answers from, replaceable while it
+/// serves: each request takes the table current when it arrives and keeps it
+/// to the end, so a reload never changes the app under a request in flight.
+pub struct RouterSlot(RwLock<Arc<Router>>);
+
+impl RouterSlot {
+    pub fn new(router: Router) -> Self {
+        Self(RwLock::new(Arc::new(router)))
+    }
+
+    pub fn current(&self) -> Arc<Router> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Switches every later request to `router`; returns the one it replaced.
+    pub fn replace(&self, router: Router) -> Arc<Router> {
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, Arc::new(router))
     }
 }
 

@@ -25,7 +25,7 @@ use flint_host::{Engine, IncomingRequest};
 use flint_engine::metrics::{Format, MetricsWriter};
 
 use crate::metrics::{HttpMetrics, LabelledRoute, Refusal, RouteMetrics};
-use crate::router::{Router, Target};
+use crate::router::{Router, RouterSlot, Target};
 
 const HEALTH_ROUTE: &str = "/.well-known/spin/health";
 const STATUS_ROUTE: &str = "/.well-known/flint/status";
@@ -40,7 +40,7 @@ const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Everything the HTTP trigger shares across connections and threads.
 pub struct HttpApp {
-    pub router: Router,
+    pub router: RouterSlot,
     pub engine: Arc<Engine>,
     pub pool: WorkerPool,
     pub instance_limits: InstanceLimits,
@@ -77,10 +77,10 @@ pub struct Role {
 }
 
 impl HttpApp {
-    /// Every route with its metric labels, Flint's own and the unmatched included.
-    pub fn labelled_routes(&self) -> Vec<LabelledRoute<'_>> {
-        let mut routes: Vec<LabelledRoute<'_>> = self
-            .router
+    /// Every route of `router` with its metric labels, Flint's own and the
+    /// unmatched included.
+    pub fn labelled_routes<'a>(&'a self, router: &'a Router) -> Vec<LabelledRoute<'a>> {
+        let mut routes: Vec<LabelledRoute<'a>> = router
             .entries()
             .iter()
             .map(|e| LabelledRoute {
@@ -104,7 +104,8 @@ impl HttpApp {
 
     /// The HTTP trigger's metric families and the worker pool's.
     pub fn write_metrics(&self, w: &mut MetricsWriter) {
-        crate::metrics::write_metrics(w, &self.metrics, &self.labelled_routes());
+        let router = self.router.current();
+        crate::metrics::write_metrics(w, &self.metrics, &self.labelled_routes(&router));
         w.gauge("flint_worker_queue_depth", "Requests waiting for a worker.");
         w.value(&[], self.pool.queued() as u64);
         w.gauge(
@@ -192,9 +193,20 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             }
         }
 
+        // This request is answered by the app current now, even if a reload
+        // switches the router while it runs.
+        let router = self.app.router.current();
         let (reply, component, route) = if body.len() == content_length {
-            self.dispatch(method, raw_path, query, http_version, &headers, body)
-                .await
+            self.dispatch(
+                &router,
+                method,
+                raw_path,
+                query,
+                http_version,
+                &headers,
+                body,
+            )
+            .await
         } else {
             // The client closed mid-body: a guest must never see a truncated body as whole.
             (
@@ -250,15 +262,17 @@ impl FlintService {
     }
 
     /// The reply, the component that made it, and the route it is counted under.
-    async fn dispatch(
-        &self,
+    #[allow(clippy::too_many_arguments)]
+    async fn dispatch<'a>(
+        &'a self,
+        router: &'a Router,
         method: &str,
         raw_path: &str,
         query: &str,
         http_version: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
-    ) -> (Reply, Option<Arc<str>>, &RouteMetrics) {
+    ) -> (Reply, Option<Arc<str>>, &'a RouteMetrics) {
         let flint = &self.app.metrics.flint_routes;
         if raw_path == HEALTH_ROUTE {
             return (Reply::text(200, "OK"), None, flint);
@@ -270,7 +284,7 @@ impl FlintService {
         if !self.role.app_routes {
             return (Reply::text(404, "Not Found"), None, unmatched);
         }
-        let Some((entry, route_match)) = self.app.router.find(raw_path) else {
+        let Some((entry, route_match)) = router.find(raw_path) else {
             return (Reply::text(404, "Not Found"), None, unmatched);
         };
         let route = &entry.metrics;
