@@ -3,7 +3,7 @@
 //! tools, a `wasm32-wasip2` program as a WAGI guest, and an MQTT-trigger
 //! component; the startup refusals, and durability of a component's writes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ fn wagi_wasip2() -> PathBuf {
 
 /// The app of `rust_hello()` or `js_hello()`: one wildcard route, the
 /// `default` store, a `greeting` variable.
-fn http_app(dir: &TempDir, source: &PathBuf) -> PathBuf {
+fn http_app(dir: &TempDir, source: &Path) -> PathBuf {
     dir.one_component_manifest(
         "spin.toml",
         source,
@@ -199,7 +199,7 @@ fn an_mqtt_trigger_component_handles_messages() {
     assert_eq!(flint.get("/kv/payload/sensors/a/temp").text(), "21.5");
 }
 
-fn check(manifest: &PathBuf) -> String {
+fn check(manifest: &Path) -> String {
     let out = run_flint([
         "check".into(),
         "-f".into(),

@@ -143,7 +143,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// The linker, for interfaces that bring their own wasmi bindings (WASI
-    /// preview 1 from `wasmi_wasi`).
+    /// preview 1, `wasi_snapshot_preview1`, as plain wasmi host functions).
     pub fn linker_mut(&mut self) -> &mut Linker<GuestState<H>> {
         &mut self.linker
     }

@@ -1,4 +1,4 @@
-//! One instance's life: a store with a fresh WASI context and host state,
+//! One instance's life: a store with a fresh WASI state and host state,
 //! instantiation, reactor initialisation, the call of an entry point, and how
 //! its end maps to a [`GuestFailure`].
 
@@ -9,42 +9,33 @@ use flint_engine::InstanceLimits;
 use flint_engine::InstantiateError;
 use flint_engine::canon::{self, Ty, Value};
 use flint_engine::component::{ComponentImage, ComponentInstance};
-pub(crate) use flint_host::wasi::{CappedBuffer, GuestLog};
+pub(crate) use flint_host::wasi::CappedBuffer;
 use flint_host::{Engine, GuestState, HostState};
 use wasmi::{Module, Store};
-use wasmi_wasi::WasiCtxBuilder;
-use wasmi_wasi::wasi_common::pipe::WritePipe;
 
 use crate::{Code, Component, GuestFailure};
 
-pub(crate) fn setup(e: &dyn std::fmt::Display) -> GuestFailure {
-    GuestFailure::Setup(e.to_string())
-}
-
-/// A new store for one invocation of `component`.
+/// A new store for one invocation of `component`: its WASI state (preview 1
+/// and 0.2 alike) has the component's environment and `files`, no
+/// arguments or stdin, and stdout and stderr going to the log.
 pub(crate) fn new_store(
     engine: &Engine,
     component: &Component,
-    mut wasi: WasiCtxBuilder,
     limits: &InstanceLimits,
-) -> Result<Store<GuestState>, GuestFailure> {
-    let wasi = wasi.build();
-    flint_host::wasi::push_preopens(&wasi, &component.preopens).map_err(|e| setup(&e))?;
+) -> Store<GuestState> {
     let mut host = HostState::new(
-        wasi,
         component.caps.clone(),
         limits.stdout_bytes,
         limits.memory_bytes,
     );
-    // WASI 0.2's view (`wasi:cli`, `wasi:filesystem`, clock waits).
-    let wasi2 = &mut host.wasi_state;
-    wasi2.env = component.environment.clone();
-    wasi2.preopens = component.preopens.clone();
+    let wasi = &mut host.wasi_state;
+    wasi.env = component.environment.clone();
+    wasi.preopens = component.preopens.clone();
     // The engine checks the deadline only when it meters fuel.
-    wasi2.deadline = (limits.fuel > 0)
+    wasi.deadline = (limits.fuel > 0)
         .then(|| Instant::now().checked_add(limits.max_execution))
         .flatten();
-    Ok(engine.new_store(host, limits))
+    engine.new_store(host, limits)
 }
 
 pub(crate) fn instantiate(
@@ -149,13 +140,7 @@ pub(crate) fn spin_store(
     component: &Component,
     limits: &InstanceLimits,
 ) -> Result<Store<GuestState>, GuestFailure> {
-    let log = || Box::new(WritePipe::new(GuestLog::new(component.id.clone())));
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.stdout(log())
-        .stderr(log())
-        .envs(&component.environment)
-        .map_err(|e| setup(&e))?;
-    new_store(engine, component, wasi, limits)
+    Ok(new_store(engine, component, limits))
 }
 
 /// A reactor module (`wasm32-wasip1` cdylib) may need its constructors run first.

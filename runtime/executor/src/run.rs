@@ -9,12 +9,9 @@ use flint_engine::canon::{Ty, Value};
 use flint_engine::result_ty;
 use flint_host::{Engine, GuestState, IncomingRequest, ResponseOutparam};
 use wasmi::Store;
-use wasmi_wasi::WasiCtxBuilder;
-use wasmi_wasi::wasi_common::pipe::{ReadPipe, WritePipe};
 
 use crate::instance::{
-    CappedBuffer, Export, GuestLog, Live, call_entry, finished, instantiate, new_store, setup,
-    spin_store, start,
+    CappedBuffer, Export, Live, call_entry, finished, instantiate, new_store, spin_store, start,
 };
 use crate::load::{CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE};
 use crate::{Code, Component, GuestFailure, GuestKind, SPIN_MQTT_EXPORT};
@@ -79,27 +76,14 @@ fn wagi(
     let mut env = invocation.env;
     env.retain(|(k, _)| !component.environment.iter().any(|(c, _)| c == k));
     env.extend(component.environment.iter().cloned());
-    // A component reads stdin through WASI 0.2, a core module through preview 1.
-    let (p1_stdin, p2_stdin) = match &component.code {
-        Code::Module(_) => (invocation.stdin, Vec::new()),
-        Code::Component(_) => (Vec::new(), invocation.stdin),
-    };
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.stdin(Box::new(ReadPipe::from(p1_stdin)))
-        .stdout(Box::new(WritePipe::from_shared(stdout.clone())))
-        .stderr(Box::new(WritePipe::new(GuestLog::new(
-            component.id.clone(),
-        ))))
-        .envs(&env)
-        .map_err(|e| setup(&e))?
-        .args(&invocation.argv)
-        .map_err(|e| setup(&e))?;
-    let mut store = new_store(engine, component, wasi, limits)?;
-    let wasi2 = &mut store.data_mut().host.wasi_state;
-    wasi2.env = env;
-    wasi2.args = invocation.argv;
-    wasi2.stdout = flint_host::wasi::Sink::Buffer(stdout.clone());
-    wasi2.set_stdin(p2_stdin);
+    // One WASI state for a core module (preview 1) and a component (0.2);
+    // stderr goes to the log.
+    let mut store = new_store(engine, component, limits);
+    let wasi = &mut store.data_mut().host.wasi_state;
+    wasi.env = env;
+    wasi.args = invocation.argv;
+    wasi.stdout = flint_host::wasi::Sink::Buffer(stdout.clone());
+    wasi.set_stdin(invocation.stdin);
     let result = match &component.code {
         Code::Module(module) => {
             let instance = instantiate(engine, &mut store, module)?;

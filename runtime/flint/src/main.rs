@@ -21,10 +21,10 @@ use flint_trigger_mqtt as mqtt;
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 fn main() -> ExitCode {
-    // wasi-common reports `proc_exit` and errno results as `anyhow` errors, and
-    // each one captures a backtrace when RUST_BACKTRACE is set: 30 µs (glibc) to
-    // 1.2 ms (musl) per request. RUST_LIB_BACKTRACE=0 turns that off for error
-    // values while keeping panic backtraces.
+    // An `anyhow` error captures a backtrace when RUST_BACKTRACE is set: 30 µs
+    // (glibc) to 1.2 ms (musl) each, which once cost every request (wasi-common
+    // reported `proc_exit` as one). RUST_LIB_BACKTRACE=0 turns that off for
+    // error values while keeping panic backtraces.
     // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
 

@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use flint_engine::canon::{HandleTable, TableEntry};
 use wasmi::Error;
-use wasmi_wasi::WasiCtx;
 
 use capabilities::Capabilities;
 pub use interfaces::http_types::{ErrorCode, IncomingRequest, ResponseOutparam};
@@ -109,11 +108,9 @@ resources! {
 
 /// What one instance's host calls work on.
 pub struct HostState {
-    /// WASI preview 1: arguments, environment, stdio, preopens.
-    pub wasi: WasiCtx,
-    /// What WASI 0.2 (`wasi:cli`, `wasi:clocks`, `wasi:filesystem`) works
-    /// on: environment, arguments, stdio, preopens, the deadline. Empty but
-    /// for stdout/stderr (to the log) until the executor fills it.
+    /// What WASI works on, preview 1 and 0.2 alike: environment, arguments,
+    /// stdio, preopens, the deadline. Empty but for stdout/stderr (to the
+    /// log) until the executor fills it.
     pub wasi_state: WasiState,
     pub resources: HandleTable<Resource>,
     /// Bodies being written through output streams, by body id.
@@ -129,14 +126,8 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(
-        wasi: WasiCtx,
-        caps: Arc<Capabilities>,
-        body_limit: usize,
-        memory_limit: usize,
-    ) -> Self {
+    pub fn new(caps: Arc<Capabilities>, body_limit: usize, memory_limit: usize) -> Self {
         Self {
-            wasi,
             wasi_state: WasiState::new(caps.component.clone()),
             resources: HandleTable::new(MAX_HANDLES),
             bodies: interfaces::io::Bodies::new(body_limit),
@@ -164,12 +155,7 @@ impl HostState {
 
 impl flint_engine::Host for HostState {
     fn for_link_check(component: &str, memory_limit: usize) -> Self {
-        HostState::new(
-            wasmi_wasi::WasiCtxBuilder::new().build(),
-            Arc::new(Capabilities::none(component)),
-            0,
-            memory_limit,
-        )
+        HostState::new(Arc::new(Capabilities::none(component)), 0, memory_limit)
     }
 }
 
@@ -177,8 +163,6 @@ impl flint_engine::Host for HostState {
 /// Flint, such as two definitions of one import).
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("linking WASI preview 1: {0}")]
-    Wasi(String),
     #[error("linking a host interface: {0}")]
     Interface(#[from] wasmi::errors::LinkerError),
 }
@@ -186,10 +170,7 @@ pub enum LinkError {
 /// The engine with every interface a guest may import, one line each.
 pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
     let mut engine = Engine::new(fuel);
-    wasmi_wasi::add_to_linker(engine.linker_mut(), |state: &mut GuestState| {
-        &mut state.host.wasi
-    })
-    .map_err(|e| LinkError::Wasi(e.to_string()))?;
+    wasi::preview1::add_to_linker(engine.linker_mut())?;
     engine.register("wasi:http/types@0.2.0", interfaces::http_types::FUNCTIONS)?;
     engine.register(
         "wasi:http/outgoing-handler@0.2.0",

@@ -140,8 +140,7 @@ fn key_value_interface_runs_on_a_raw_storage() {
         max_execution: Duration::from_secs(5),
         memory_budget: None,
     };
-    let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
-    let host = HostState::new(wasi, Arc::new(caps), 1 << 20, 1 << 20);
+    let host = HostState::new(Arc::new(caps), 1 << 20, 1 << 20);
     let mut store = engine.new_store(host, &limits);
     let instance = engine
         .instantiate(&mut store, &compiled.module)

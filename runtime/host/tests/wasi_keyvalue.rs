@@ -230,8 +230,7 @@ impl Guest {
             max_execution: Duration::from_secs(5),
             memory_budget: None,
         };
-        let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
-        let host = HostState::new(wasi, self.caps.clone(), 1 << 20, 1 << 20);
+        let host = HostState::new(self.caps.clone(), 1 << 20, 1 << 20);
         let mut store = self.engine.new_store(host, &limits);
         let instance = self
             .engine

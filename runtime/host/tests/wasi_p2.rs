@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use flint_engine::InstanceLimits;
 use flint_host::capabilities::Capabilities;
 use flint_host::wasi::{Preopen, Sink};
 use flint_host::{GuestState, HostState};
 use wasmi::{Store, Val};
-use wasmi_wasi::sync::{Dir, ambient_authority};
 
 /// `run` returns 0, or the number of the step that went wrong. It writes
 /// the environment's one value, the file read whole, and the file read
@@ -199,8 +200,7 @@ fn fixture(name: &str) -> Fixture {
         max_execution: Duration::from_secs(5),
         memory_budget: None,
     };
-    let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
-    let mut host = HostState::new(wasi, Arc::new(Capabilities::none("p2")), 1 << 20, 1 << 20);
+    let mut host = HostState::new(Arc::new(Capabilities::none("p2")), 1 << 20, 1 << 20);
     let (sink, stdout) = Sink::buffer(1 << 20);
     let state = &mut host.wasi_state;
     state.stdout = sink;

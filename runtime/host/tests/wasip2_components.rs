@@ -74,9 +74,8 @@ fn a_wasip2_program_runs_with_its_environment_stdin_and_stdout() {
         max_execution: Duration::from_secs(10),
         memory_budget: None,
     };
-    let wasi = wasmi_wasi::WasiCtxBuilder::new().build();
     let caps = Arc::new(Capabilities::none("wagi"));
-    let mut host = HostState::new(wasi, caps, 1 << 20, 64 << 20);
+    let mut host = HostState::new(caps, 1 << 20, 64 << 20);
     let (sink, stdout) = Sink::buffer(1 << 20);
     host.wasi_state.stdout = sink;
     host.wasi_state.env = vec![

@@ -425,10 +425,11 @@ fn settle(state: &mut GuestState, handle: u32) -> Result<(), Error> {
     }
 }
 
-/// Sleeps until the instance's monotonic clock reads `when`. A wait that
-/// would outlast the invocation's deadline traps at once: the guest could
-/// not be resumed after it anyway, and the worker is free sooner.
-fn wait_for_clock(state: &mut GuestState, when: u64) -> Result<(), Error> {
+/// Sleeps until the instance's monotonic clock reads `when` (for
+/// `wasi:io/poll` and preview 1's `poll_oneoff`). A wait that would outlast
+/// the invocation's deadline ends it at once: the guest could not be
+/// resumed after it anyway, and the worker is free sooner.
+pub(crate) fn wait_for_clock(state: &mut GuestState, when: u64) -> Result<(), Error> {
     let wait = state.host.wasi_state.until(when);
     if wait.is_zero() {
         return Ok(());

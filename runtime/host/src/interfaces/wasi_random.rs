@@ -22,7 +22,8 @@ pub(crate) fn random_bytes(memory_limit: usize, len: u64) -> Result<Vec<u8>, Err
     Ok(bytes)
 }
 
-fn fill(bytes: &mut [u8]) -> Result<(), Error> {
+/// Fills `bytes` from the system's CSPRNG (also preview 1's `random_get`).
+pub(crate) fn fill(bytes: &mut [u8]) -> Result<(), Error> {
     getrandom::getrandom(bytes)
         .map_err(|e| Error::new(format!("the system's random source failed: {e}")))
 }

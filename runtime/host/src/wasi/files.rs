@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use flint_config::{Component, FilesMount};
-use wasmi_wasi::sync::{Dir, ambient_authority};
 
 use super::Preopen;
 

@@ -1,10 +1,11 @@
-//! The component's `files` for WASI 0.2's `wasi:filesystem`, read-only.
+//! The component's `files`, read-only, for WASI 0.2's `wasi:filesystem` and
+//! WASI preview 1 (`super::preview1`) alike.
 //!
-//! Every path is resolved by cap-std beneath the directory it is relative to,
-//! as for preview 1: a path starting with `/`, a `..` out of the directory,
-//! or a symlink leading outside it fails with `not-permitted`. Only reading
-//! opens anything; every change fails with `read-only`, after the checks
-//! that would have failed first anyway (the descriptor's kind, the path).
+//! Every path is resolved by cap-std beneath the directory it is relative to:
+//! a path starting with `/`, a `..` out of the directory, or a symlink
+//! leading outside it fails with `not-permitted`. Only reading opens
+//! anything; every change fails with `read-only`, after the checks that
+//! would have failed first anyway (the descriptor's kind, the path).
 
 use std::io;
 use std::sync::Arc;
@@ -383,8 +384,16 @@ pub fn read_at(file: &std::fs::File, offset: u64, max: usize) -> io::Result<Vec<
     // A file that grows while read is read as far as it was long.
     let want = max.min(usize::try_from(available).unwrap_or(usize::MAX));
     let mut buf = vec![0; want];
+    let filled = read_into(file, offset, &mut buf)?;
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// Fills `buf` from `file` at `offset` as far as the file goes (preview 1
+/// reads straight into guest memory); how many bytes were read.
+pub fn read_into(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < want {
+    while filled < buf.len() {
         let Some(at) = offset.checked_add(filled as u64) else {
             break;
         };
@@ -395,8 +404,7 @@ pub fn read_at(file: &std::fs::File, offset: u64, max: usize) -> io::Result<Vec<
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(filled);
-    Ok(buf)
+    Ok(filled)
 }
 
 #[cfg(unix)]

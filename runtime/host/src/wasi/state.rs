@@ -1,8 +1,8 @@
 //! One instance's view of its operating system, independent of the WASI
 //! version that presents it: environment, arguments, standard streams,
 //! preopened directories, its clocks and the invocation's deadline. WASI 0.2
-//! (`wasi:cli`, `wasi:clocks`, `wasi:filesystem`) works on it today; WASI
-//! preview 1 can be written on top of it the same way.
+//! (`wasi:cli`, `wasi:clocks`, `wasi:filesystem`) and WASI preview 1
+//! (`super::preview1`, whose descriptor table lives here too) both work on it.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::Preopen;
 use super::fs::FileLimit;
+use super::preview1::FdTable;
 use super::stdio::{GuestLog, Sink};
 
 pub struct WasiState {
@@ -28,6 +29,8 @@ pub struct WasiState {
     pub deadline: Option<Instant>,
     /// Host file descriptors the guest holds open (bounded).
     pub(crate) files: FileLimit,
+    /// Preview 1's file descriptors, made from the fields above on first use.
+    pub(crate) fds: FdTable,
     stdin: Vec<u8>,
     stdin_pos: usize,
     /// Zero of the instance's monotonic clock.
@@ -49,6 +52,7 @@ impl WasiState {
             preopens: Vec::new(),
             deadline: None,
             files: FileLimit::default(),
+            fds: FdTable::default(),
             stdin: Vec::new(),
             stdin_pos: 0,
             epoch: Instant::now(),
@@ -74,6 +78,11 @@ impl WasiState {
         let bytes = rest[..n].to_vec();
         self.stdin_pos += n;
         Some(bytes)
+    }
+
+    /// Bytes of stdin not yet read.
+    pub(crate) fn stdin_remaining(&self) -> usize {
+        self.stdin.len().saturating_sub(self.stdin_pos)
     }
 
     /// The instance's monotonic clock in nanoseconds.

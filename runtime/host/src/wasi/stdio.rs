@@ -1,6 +1,6 @@
 //! Where a guest's standard streams go: a capped buffer the executor reads
 //! back (WAGI stdout), or the log, line by line with the component id.
-//! Shared by WASI preview 1 (through `wasmi_wasi` pipes) and WASI 0.2's
+//! Shared by WASI preview 1 (descriptors 1 and 2) and WASI 0.2's
 //! `wasi:cli/stdout|stderr`.
 
 use std::io::Write;
@@ -109,8 +109,7 @@ impl Drop for GuestLog {
 
 /// Where one of a guest's output streams goes.
 pub enum Sink {
-    /// Kept for the executor, which reads it back (WAGI's response). The same
-    /// buffer can back a preview 1 `WritePipe::from_shared`.
+    /// Kept for the executor, which reads it back (WAGI's response).
     Buffer(Arc<RwLock<CappedBuffer>>),
     /// The log, line by line.
     Log(GuestLog),
