@@ -184,7 +184,8 @@ mod tests {
         assert!(!grows(&mut l, 0, 60), "a second one past the cap");
         assert!(grows(&mut l, 0, 40), "a second one within it");
         let table = |l: &mut GuestLimiter, current, desired| {
-            l.table_growing(current, desired, None).expect("never errors")
+            l.table_growing(current, desired, None)
+                .expect("never errors")
         };
         assert!(table(&mut l, 0, 6));
         assert!(!table(&mut l, 0, 6));
