@@ -203,7 +203,7 @@ fn check(manifest: &Path) -> String {
     let out = run_flint([
         "check".into(),
         "-f".into(),
-        manifest.clone().into_os_string(),
+        manifest.as_os_str().to_owned(),
     ]);
     assert!(!out.status.success(), "flint check accepted it: {out:?}");
     out.stderr
