@@ -27,6 +27,34 @@ pub struct RuntimeConfig {
     /// `board = "rpi-4"`: the profile whose limits `[limits]` overrides
     /// (`flint up --board` wins over it).
     pub board: Option<String>,
+    /// `[deploy]`: how a new app version is checked and received (Flint's own).
+    pub deploy: DeployConfig,
+}
+
+/// `[deploy]`: what a new version must pass before it serves, how many
+/// versions an app directory keeps, and where updates arrive over MQTT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployConfig {
+    /// A route of the app that must answer 2xx before a new version serves.
+    pub health_route: Option<String>,
+    pub health_timeout_ms: u64,
+    pub keep_versions: usize,
+    /// The topic deploy messages arrive on; `{{ device_id }}` is expanded.
+    pub mqtt_topic: Option<String>,
+    /// Where results are published; by default `<mqtt_topic>/status`.
+    pub status_topic: Option<String>,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            health_route: None,
+            health_timeout_ms: 5000,
+            keep_versions: 3,
+            mqtt_topic: None,
+            status_topic: None,
+        }
+    }
 }
 
 /// A key-value store kept in a SQLite file.
@@ -86,6 +114,16 @@ struct RawClientTls {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawDeploy {
+    health_route: Option<Spanned<String>>,
+    health_timeout_ms: Option<Spanned<u64>>,
+    keep_versions: Option<Spanned<usize>>,
+    mqtt_topic: Option<Spanned<String>>,
+    status_topic: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawOutboundNetworking {
     #[serde(default)]
     block_networks: Vec<Spanned<String>>,
@@ -118,6 +156,7 @@ struct RawRuntimeConfig {
     outbound_networking: Option<RawOutboundNetworking>,
     #[serde(default)]
     client_tls: Vec<Spanned<RawClientTls>>,
+    deploy: Option<RawDeploy>,
 }
 
 impl RawRuntimeConfig {
@@ -168,13 +207,63 @@ pub fn parse_runtime_config(text: &str, path: &Path) -> Result<RuntimeConfig, Co
         Some(networking) => block_networks(networking, &mut problems),
         None => BlockNetworks::default(),
     };
+    let deploy = match &raw.deploy {
+        Some(deploy) => deploy_config(deploy, &mut problems),
+        None => DeployConfig::default(),
+    };
     problems.finish(RuntimeConfig {
         key_value_stores,
         client_tls,
         block_networks,
         limits,
         board: raw.board,
+        deploy,
     })
+}
+
+fn deploy_config(raw: &RawDeploy, problems: &mut Problems<'_>) -> DeployConfig {
+    let defaults = DeployConfig::default();
+    if let Some(route) = &raw.health_route
+        && !route.get_ref().starts_with('/')
+    {
+        problems.report(
+            &route.span(),
+            format!(
+                "`deploy.health_route` `{}` must be a path starting with `/`",
+                route.get_ref()
+            ),
+        );
+    }
+    if let Some(n) = &raw.keep_versions
+        && *n.get_ref() < 2
+    {
+        problems.report(
+            &n.span(),
+            "`deploy.keep_versions` must be at least 2: the version serving and the one to roll back to".to_owned(),
+        );
+    }
+    if let Some(ms) = &raw.health_timeout_ms
+        && *ms.get_ref() == 0
+    {
+        problems.report(
+            &ms.span(),
+            "`deploy.health_timeout_ms` must be above 0".to_owned(),
+        );
+    }
+    let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
+    DeployConfig {
+        health_route: text(&raw.health_route),
+        health_timeout_ms: raw
+            .health_timeout_ms
+            .as_ref()
+            .map_or(defaults.health_timeout_ms, |v| *v.get_ref()),
+        keep_versions: raw
+            .keep_versions
+            .as_ref()
+            .map_or(defaults.keep_versions, |v| *v.get_ref()),
+        mqtt_topic: text(&raw.mqtt_topic),
+        status_topic: text(&raw.status_topic),
+    }
 }
 
 fn client_tls(
@@ -453,6 +542,27 @@ workers = 0
                 "/etc/flint/runtime-config.toml:1:18: key-value store `default` needs `type = \"spin\"`"
             ]
         );
+    }
+
+    #[test]
+    fn deploy_settings_parse_with_defaults_and_checks() {
+        let config = parse(
+            "[deploy]\nhealth_route = \"/healthz\"\nkeep_versions = 5\nmqtt_topic = \"flint/{{ device_id }}/deploy\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.deploy.health_route.as_deref(), Some("/healthz"));
+        assert_eq!(config.deploy.health_timeout_ms, 5000);
+        assert_eq!(config.deploy.keep_versions, 5);
+        assert_eq!(
+            config.deploy.mqtt_topic.as_deref(),
+            Some("flint/{{ device_id }}/deploy")
+        );
+        let err = parse("[deploy]\nhealth_route = \"healthz\"\nkeep_versions = 1\n")
+            .expect_err("invalid")
+            .to_string();
+        assert!(err.contains("must be a path"), "{err}");
+        assert!(err.contains("at least 2"), "{err}");
+        assert_eq!(parse("").expect("empty").deploy, DeployConfig::default());
     }
 
     #[test]
