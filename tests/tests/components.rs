@@ -200,11 +200,7 @@ fn an_mqtt_trigger_component_handles_messages() {
 }
 
 fn check(manifest: &Path) -> String {
-    let out = run_flint([
-        "check".into(),
-        "-f".into(),
-        manifest.as_os_str().to_owned(),
-    ]);
+    let out = run_flint(["check".into(), "-f".into(), manifest.as_os_str().to_owned()]);
     assert!(!out.status.success(), "flint check accepted it: {out:?}");
     out.stderr
 }
