@@ -7,7 +7,8 @@
 //! test build cheap on a 2-core machine.
 //!
 //! Entry points:
-//! - [`Flint::showcase`] / [`Flint::builder`]: a running server, killed on drop.
+//! - [`Flint::showcase`] / [`Flint::builder`] / [`Flint::builder_app_dir`]: a
+//!   running server, killed on drop.
 //! - [`Flint::request`] / [`Flint::get`] / [`Flint::connect`] + [`Conn`]: HTTP.
 //! - [`run_flint`]: run a `flint` subcommand to completion (`check`, failing `up`).
 //! - [`TempDir`], [`apps_dir`], [`wasm_path`]: fixtures.
@@ -335,6 +336,15 @@ impl fmt::Debug for FlintOutput {
 /// Meant for commands that must terminate by themselves: `check`, and `up` on
 /// an app that must fail to load. If the process prints a `Serving` line it is
 /// killed and the test fails at once, rather than waiting out the timeout.
+/// [`run_flint`] with arguments of any string or path type:
+/// `flint!("deploy", &bundle, "--app-dir", &dir)`.
+#[macro_export]
+macro_rules! flint {
+    ($($arg:expr),* $(,)?) => {
+        $crate::run_flint([$(std::ffi::OsString::from(AsRef::<std::ffi::OsStr>::as_ref(&$arg))),*])
+    };
+}
+
 pub fn run_flint<I, S>(args: I) -> FlintOutput
 where
     I: IntoIterator<Item = S>,
@@ -394,6 +404,8 @@ where
 /// Options for `flint up`; finish with [`FlintBuilder::start`].
 pub struct FlintBuilder {
     manifest: PathBuf,
+    /// `flint up --app-dir <manifest>` instead of `-f <manifest>`.
+    app_dir: bool,
     runtime_config: Option<String>,
     guest_env: Vec<(String, String)>,
     process_env: Vec<(String, String)>,
@@ -442,7 +454,9 @@ impl FlintBuilder {
 
     /// The arguments after `flint up`, for tests that expect startup to fail.
     pub fn up_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["up".into(), "-f".into(), self.manifest.clone().into()];
+        let app_flag = if self.app_dir { "--app-dir" } else { "-f" };
+        let mut args: Vec<OsString> =
+            vec!["up".into(), app_flag.into(), self.manifest.clone().into()];
         for (k, v) in &self.variables {
             args.push("--variable".into());
             args.push(format!("{k}={v}").into());
@@ -454,15 +468,20 @@ impl FlintBuilder {
     /// Starts `flint up` and waits for its `Serving http://...` line.
     pub fn start(self) -> Flint {
         let state = TempDir::new("state");
-        let state_dir = self
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| state.path().join("state"));
+        // An app directory keeps its state in DIR/state unless told otherwise.
+        let pass_state_dir = !self.app_dir || self.state_dir.is_some();
+        let state_dir = self.state_dir.clone().unwrap_or_else(|| {
+            if self.app_dir {
+                self.manifest.join("state")
+            } else {
+                state.path().join("state")
+            }
+        });
         let mut cmd = Command::new(flint_bin());
-        cmd.args(self.up_args())
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--state-dir")
-            .arg(&state_dir);
+        cmd.args(self.up_args()).args(["--listen", "127.0.0.1:0"]);
+        if pass_state_dir {
+            cmd.arg("--state-dir").arg(&state_dir);
+        }
         if let Some(toml) = &self.runtime_config {
             cmd.arg("--runtime-config-file")
                 .arg(state.write("runtime-config.toml", toml));
@@ -524,6 +543,7 @@ impl FlintBuilder {
 /// Signals a test sends to flint.
 #[derive(Clone, Copy, Debug)]
 pub enum Signal {
+    Hup = 1,
     Int = 2,
     Kill = 9,
     Term = 15,
@@ -552,12 +572,22 @@ impl Flint {
     pub fn builder(manifest: impl Into<PathBuf>) -> FlintBuilder {
         FlintBuilder {
             manifest: manifest.into(),
+            app_dir: false,
             runtime_config: None,
             guest_env: Vec::new(),
             process_env: Vec::new(),
             variables: Vec::new(),
             state_dir: None,
             extra_args: Vec::new(),
+        }
+    }
+
+    /// Options for `flint up --app-dir <dir>`: the current version of an app
+    /// directory that `flint deploy` fills.
+    pub fn builder_app_dir(dir: impl Into<PathBuf>) -> FlintBuilder {
+        FlintBuilder {
+            app_dir: true,
+            ..Flint::builder(dir)
         }
     }
 

@@ -28,7 +28,7 @@ pub use load::{
     GuestKind, LoadError, MQTT_TRIGGER, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT, SPIN_ROUTE, WAGI_ROUTE,
     load_module,
 };
-pub use run::{Invocation, MqttMessage, SpinResponse, run_mqtt, run_spin_http, run_wagi};
+pub use run::{Invocation, MqttMessage, SpinResponse, probe, run_mqtt, run_spin_http, run_wagi};
 
 /// A component's code: a core module (`wasm32-wasip1`) or a component.
 #[derive(Clone)]

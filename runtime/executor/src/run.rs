@@ -122,6 +122,18 @@ fn cli_run(store: &mut Store<GuestState>, live: &mut Live) -> Result<(), GuestFa
     }
 }
 
+/// Instantiates `component` (a reactor's constructors included) and calls
+/// nothing: whether a new app version's components start at all, before it
+/// serves.
+pub fn probe(
+    engine: &Engine,
+    component: &Component,
+    limits: &InstanceLimits,
+) -> Result<(), GuestFailure> {
+    let mut store = spin_store(engine, component, limits)?;
+    start(engine, &mut store, component).map(drop)
+}
+
 /// Calls a Spin SDK component's `wasi:http/incoming-handler#handle` with the
 /// request and collects the response it sets.
 pub fn run_spin_http(

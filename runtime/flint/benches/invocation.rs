@@ -31,6 +31,7 @@ fn load(app: &str, state_dir: &std::path::Path) -> LoadedApp {
         state_dir: Some(state_dir),
         env: &[],
         variables: &[],
+        reuse: None,
     };
     app::load(&args, Some(serve)).unwrap_or_else(|e| panic!("loading apps/{app}: {e:#}"))
 }

@@ -46,6 +46,8 @@ pub struct LoadedApp {
     /// The MQTT trigger, when the manifest has `[[trigger.mqtt]]` and Flint serves.
     pub mqtt: Option<MqttPlan>,
     pub outbox: Option<Arc<Outbox>>,
+    /// The runtime config's `[deploy]`: the health check a new version passes.
+    pub deploy: flint_config::DeployConfig,
 }
 
 /// Everything the MQTT trigger needs to start.
@@ -60,6 +62,15 @@ pub struct ServeOptions<'a> {
     pub state_dir: Option<&'a Path>,
     pub env: &'a [(String, String)],
     pub variables: &'a [(String, String)],
+    /// A running app's engine and services, for loading its next version
+    /// beside it: the stores and the outbox stay open and stay the app's.
+    pub reuse: Option<&'a Reuse>,
+}
+
+/// What a new version of a running app takes over from the one serving.
+pub struct Reuse {
+    pub engine: Arc<Engine>,
+    pub services: Arc<Services>,
 }
 
 /// The key-value label every app has without configuring it.
@@ -75,7 +86,11 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
     let board = crate::board::select(args.board.as_deref().or(runtime_config.board.as_deref()))?;
     let mut limits = board.limits.clone();
     limits.apply(&runtime_config.limits);
-    let engine = Arc::new(flint_host::engine(limits.fuel_per_invocation > 0)?);
+    let reuse = serve.as_ref().and_then(|s| s.reuse);
+    let engine = match reuse {
+        Some(r) => r.engine.clone(),
+        None => Arc::new(flint_host::engine(limits.fuel_per_invocation > 0)?),
+    };
     let state_dir = match &serve {
         Some(opts) => Some(state_dir(&manifest, opts.state_dir)?),
         None => None,
@@ -133,61 +148,30 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             }
         }
     }
-    let kv = match &state_dir {
-        Some(dir) => {
-            let paths = used_labels
-                .iter()
-                .map(|label| {
-                    let path = kv_paths[label]
-                        .clone()
-                        .unwrap_or_else(|| dir.join("key_value").join(label));
-                    (label.clone(), path)
-                })
-                .collect();
-            KvStores::open(
-                &paths,
-                limits.kv_cache_bytes,
-                kv_paths.keys().cloned().collect(),
-            )?
+    let (services, outbox) = match reuse {
+        Some(r) => {
+            for label in &used_labels {
+                if !matches!(
+                    r.services.kv.lookup(label),
+                    flint_host::kv_store::Lookup::Open(_)
+                ) {
+                    errors.push(format!(
+                        "key-value store `{label}` is new in this version: the running Flint did not open it; restart Flint to serve this version"
+                    ));
+                }
+            }
+            (r.services.clone(), r.services.outbox.clone())
         }
-        None => KvStores::empty(),
+        None => open_services(
+            &manifest,
+            &runtime_config,
+            args,
+            &limits,
+            state_dir.as_deref(),
+            &used_labels,
+            &kv_paths,
+        )?,
     };
-    let broker = manifest.application.mqtt.as_ref();
-    let budget = Budget {
-        max_bytes: broker.map_or(64 << 20, |b| b.outbox_max_bytes),
-        max_messages: broker.map_or(100_000, |b| b.outbox_max_messages),
-        window: broker.map_or(32, |b| usize::from(b.max_inflight)),
-    };
-    let tls = match &args.runtime_config_file {
-        Some(path) => TlsConfigs::load(&runtime_config.client_tls, path)?,
-        None => TlsConfigs::none(),
-    };
-    let outbox = match &state_dir {
-        Some(dir) if needs_outbox(&manifest, dir) => Some(
-            Outbox::open(
-                &dir.join("mqtt-outbox"),
-                budget,
-                limits.kv_cache_bytes,
-                &tls,
-            )
-            .context("opening the MQTT outbox")?,
-        ),
-        _ => None,
-    };
-    let services = Arc::new(Services {
-        kv,
-        outbox: outbox.clone(),
-        outbound: outbound_http::Bounds {
-            connect_timeout: Duration::from_millis(limits.outbound_timeout_ms),
-            io_timeout: Duration::from_millis(limits.outbound_timeout_ms),
-            max_head_bytes: 64 * 1024,
-            max_body_bytes: usize::try_from(limits.max_outbound_response_bytes)
-                .unwrap_or(usize::MAX),
-        },
-        tls,
-        blocked: BlockedNetworks::new(&runtime_config.block_networks),
-    });
-
     let env = serve.as_ref().map_or(&[][..], |s| s.env);
     let staging = state_dir.as_ref().map(|d| d.join("files"));
     let mut loader = ComponentLoader {
@@ -260,6 +244,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             Err(e) => errors.push(format!("MQTT trigger `{}`: {e:#}", trigger.id)),
         }
     }
+    let broker = manifest.application.mqtt.as_ref();
     let mqtt = match (&serve, broker, subscriptions.is_empty()) {
         (Some(_), Some(broker), false) => {
             match mqtt_plan(
@@ -301,7 +286,76 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         board: board.name,
         mqtt,
         outbox,
+        deploy: runtime_config.deploy.clone(),
     })
+}
+
+/// The key-value stores, the outbox and the outbound settings an app's
+/// components share, opened for the app's first version.
+fn open_services(
+    manifest: &Manifest,
+    runtime_config: &flint_config::RuntimeConfig,
+    args: &AppArgs,
+    limits: &Limits,
+    state_dir: Option<&Path>,
+    used_labels: &BTreeSet<String>,
+    kv_paths: &BTreeMap<String, Option<PathBuf>>,
+) -> anyhow::Result<(Arc<Services>, Option<Arc<Outbox>>)> {
+    let kv = match state_dir {
+        Some(dir) => {
+            let paths = used_labels
+                .iter()
+                .map(|label| {
+                    let path = kv_paths[label]
+                        .clone()
+                        .unwrap_or_else(|| dir.join("key_value").join(label));
+                    (label.clone(), path)
+                })
+                .collect();
+            KvStores::open(
+                &paths,
+                limits.kv_cache_bytes,
+                kv_paths.keys().cloned().collect(),
+            )?
+        }
+        None => KvStores::empty(),
+    };
+    let broker = manifest.application.mqtt.as_ref();
+    let budget = Budget {
+        max_bytes: broker.map_or(64 << 20, |b| b.outbox_max_bytes),
+        max_messages: broker.map_or(100_000, |b| b.outbox_max_messages),
+        window: broker.map_or(32, |b| usize::from(b.max_inflight)),
+    };
+    let tls = match &args.runtime_config_file {
+        Some(path) => TlsConfigs::load(&runtime_config.client_tls, path)?,
+        None => TlsConfigs::none(),
+    };
+    let outbox = match state_dir {
+        Some(dir) if needs_outbox(manifest, dir) => Some(
+            Outbox::open(
+                &dir.join("mqtt-outbox"),
+                budget,
+                limits.kv_cache_bytes,
+                &tls,
+            )
+            .context("opening the MQTT outbox")?,
+        ),
+        _ => None,
+    };
+    let services = Arc::new(Services {
+        kv,
+        outbox: outbox.clone(),
+        outbound: outbound_http::Bounds {
+            connect_timeout: Duration::from_millis(limits.outbound_timeout_ms),
+            io_timeout: Duration::from_millis(limits.outbound_timeout_ms),
+            max_head_bytes: 64 * 1024,
+            max_body_bytes: usize::try_from(limits.max_outbound_response_bytes)
+                .unwrap_or(usize::MAX),
+        },
+        tls,
+        blocked: BlockedNetworks::new(&runtime_config.block_networks),
+    });
+    Ok((services, outbox))
 }
 
 /// Whether the app may publish over MQTT (or did, and left messages behind),

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use flint::cli::{Cli, Command, StatusArgs, UpArgs};
+use flint::cli::{Cli, Command, RegistryAction, StatusArgs, UpArgs};
 use flint::{app, board, logging, status, systemd};
+use flint::{deploy, registry, reload};
 use flint_engine::InstanceLimits;
 use flint_engine::pool::WorkerPool;
 use flint_trigger_http as http;
@@ -34,6 +35,14 @@ fn main() -> ExitCode {
         Command::Up(args) => up(args),
         Command::Status(args) => status_of(args),
         Command::Boards => board::all().map(|boards| print!("{}", board::describe(&boards))),
+        Command::Bundle(args) => deploy::bundle(args),
+        Command::Keygen(args) => deploy::keygen(&args),
+        Command::Deploy(args) => deploy::deploy(&args),
+        Command::Registry(args) => match &args.action {
+            RegistryAction::Push(push) => registry::push(push),
+            RegistryAction::Pull(pull) => registry::pull(pull),
+            RegistryAction::Login(login) => registry::login(login),
+        },
         Command::Check(args) => app::load(&args, None).map(|loaded| {
             println!(
                 "{}: ok ({} components, {} routes)",
@@ -59,20 +68,56 @@ fn main() -> ExitCode {
 /// `/.well-known/flint/`, for `flint status`.
 const STATUS_URL_FILE: &str = "status-url";
 
-fn up(args: UpArgs) -> anyhow::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+fn up(mut args: UpArgs) -> anyhow::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("installing signal handlers")?;
+    let given_runtime_config = args.app.runtime_config_file.clone();
+    let given_state_dir = args.state_dir.clone();
+    let mut serving_id = None;
+    if let Some(dir) = args.app_dir.clone() {
+        let id = deploy::resolve_app_dir(&mut args, &dir)?;
+        println!("App directory {}: version {id}", dir.display());
+        serving_id = Some(id);
+    }
+    if let Some(reference) = registry::reference_of(&args.app) {
+        registry::resolve_up(&mut args, &reference)?;
+    }
     if args.build {
         app::build_components(&args.app.manifest_path())?;
     }
-    let loaded = app::load(
-        &args.app,
-        Some(app::ServeOptions {
-            state_dir: args.state_dir.as_deref(),
-            env: &args.env,
-            variables: &args.variables,
-        }),
-    )?;
+    // From an app directory, the current version must pass its health
+    // check before it serves; one that fails is marked failed and the
+    // previous version is served instead.
+    let (loaded, router) = loop {
+        let mut loaded = app::load(
+            &args.app,
+            Some(app::ServeOptions {
+                state_dir: args.state_dir.as_deref(),
+                env: &args.env,
+                variables: &args.variables,
+                reuse: None,
+            }),
+        )?;
+        let router = std::mem::replace(&mut loaded.router, http::router::Router::new(Vec::new()));
+        let (Some(dir), Some(id)) = (args.app_dir.clone(), serving_id.clone()) else {
+            break (loaded, Arc::new(router));
+        };
+        match reload::health_check(router, &loaded.engine, &loaded.limits, &loaded.deploy) {
+            Ok(router) => break (loaded, router),
+            Err(e) => {
+                drop(loaded);
+                let app_dir = flint_deploy::AppDir::existing(&dir)?;
+                app_dir.mark_failed(&id)?;
+                let previous = app_dir.rollback().map_err(|r| {
+                    anyhow::anyhow!("version {id} failed its health check ({e:#}), and {r}")
+                })?;
+                tracing::error!(version = %id, "version failed its health check, rolled back to {previous}: {e:#}");
+                args.app.runtime_config_file = given_runtime_config.clone();
+                args.state_dir = given_state_dir.clone();
+                serving_id = Some(deploy::resolve_app_dir(&mut args, &dir)?);
+            }
+        }
+    };
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -122,7 +167,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         loaded.outbox.clone(),
     ));
     let app = Arc::new(http::service::HttpApp {
-        router: http::router::RouterSlot::new(loaded.router),
+        router: http::router::RouterSlot::new(router),
         engine: loaded.engine,
         pool: WorkerPool::new(limits.workers, limits.max_queued_requests)
             .context("starting worker threads")?,
@@ -147,7 +192,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 app_routes: false,
                 operator_routes: true,
             };
-            (at, Some(http::server::start(app, listener, &limits, role)?))
+            (
+                at,
+                Some(http::server::start(app.clone(), listener, &limits, role)?),
+            )
         }
         None => (addr, None),
     };
@@ -169,9 +217,48 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("Metrics: http://{operator_addr}/.well-known/flint/metrics");
     tracing::info!(board = %loaded.board, workers = limits.workers, "serving http://{addr}");
+    let reloader = match (&args.app_dir, serving_id) {
+        (Some(dir), Some(serving)) => {
+            let trust = match &args.trusted_keys {
+                Some(keys) => flint_deploy::Trust::Keys(flint_deploy::load_trusted_dir(keys)?),
+                None => flint_deploy::Trust::Any,
+            };
+            let reloader = reload::Reloader::new(reload::ReloaderParts {
+                dir: flint_deploy::AppDir::existing(dir)?,
+                serving,
+                http: app.clone(),
+                reuse: app::Reuse {
+                    engine: app.engine.clone(),
+                    services: loaded.services.clone(),
+                },
+                env: args.env.clone(),
+                variables: args.variables.clone(),
+                board: args.app.board.clone(),
+                state_dir: loaded.state_dir.clone().unwrap_or_default(),
+                deploy: loaded.deploy.clone(),
+                trust,
+                limits: limits.clone(),
+            });
+            reloader.watch().context("watching the app directory")?;
+            reloader.serve_control()?;
+            Some(reloader)
+        }
+        _ => None,
+    };
     systemd::notify("READY=1");
-    if let Some(signal) = signals.forever().next() {
+    for signal in signals.forever() {
+        if signal == SIGHUP {
+            match &reloader {
+                Some(reloader) => match reloader.reload("SIGHUP") {
+                    Ok(outcome) => tracing::info!(?outcome, "SIGHUP: reload done"),
+                    Err(e) => tracing::error!("SIGHUP: {e:#}"),
+                },
+                None => tracing::info!("SIGHUP: nothing to reload (not serving an --app-dir)"),
+            }
+            continue;
+        }
         tracing::info!(signal, "stopping: finishing in-flight requests");
+        break;
     }
     systemd::notify("STOPPING=1");
     if let Some(metrics_server) = metrics_server {

@@ -79,8 +79,8 @@ impl Router {
 pub struct RouterSlot(RwLock<Arc<Router>>);
 
 impl RouterSlot {
-    pub fn new(router: Router) -> Self {
-        Self(RwLock::new(Arc::new(router)))
+    pub fn new(router: impl Into<Arc<Router>>) -> Self {
+        Self(RwLock::new(router.into()))
     }
 
     pub fn current(&self) -> Arc<Router> {
@@ -88,9 +88,9 @@ impl RouterSlot {
     }
 
     /// Switches every later request to `router`; returns the one it replaced.
-    pub fn replace(&self, router: Router) -> Arc<Router> {
+    pub fn replace(&self, router: Arc<Router>) -> Arc<Router> {
         let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *slot, Arc::new(router))
+        std::mem::replace(&mut *slot, router)
     }
 }
 
