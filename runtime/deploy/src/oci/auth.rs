@@ -3,7 +3,9 @@
 //! `~/.config/flint/registry-auth.json`, mode 0600), in the format of Spin's
 //! (`crates/oci/src/auth.rs`: `{"auths": {"<registry>": "<base64 user:pass>"}}`),
 //! then Docker's (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`:
-//! `auths.<registry>.auth`), the order Spin looks them up in.
+//! `auths.<registry>.auth`), the order Spin looks them up in. Spin's own file
+//! (`$XDG_CONFIG_HOME/fermyon/registry-auth.json`) is read between the two,
+//! so a `spin registry login` serves Flint too.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -44,11 +46,22 @@ pub(crate) fn basic_header(credentials: &Credentials) -> String {
 
 /// Flint's credentials file.
 pub fn flint_auth_path() -> Option<PathBuf> {
-    let config = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".config"),
-    };
-    Some(config.join("flint").join("registry-auth.json"))
+    Some(config_dir()?.join("flint").join("registry-auth.json"))
+}
+
+/// Spin's (`spin registry login`), read after Flint's.
+pub fn spin_auth_path() -> Option<PathBuf> {
+    Some(config_dir()?.join("fermyon").join("registry-auth.json"))
+}
+
+/// `$XDG_CONFIG_HOME`, else `~/.config` (what Spin's `dirs::config_dir` is on Linux).
+fn config_dir() -> Option<PathBuf> {
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => {
+            Some(PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".config"))
+        }
+    }
 }
 
 /// Docker's configuration file.
@@ -78,11 +91,14 @@ pub(crate) fn registry_key(server: &str) -> String {
     }
 }
 
-/// The credentials for `registry`: Flint's file first, then Docker's.
+/// The credentials for `registry`: Flint's file first, then Spin's (same
+/// format), then Docker's.
 pub fn lookup_credentials(registry: &str) -> Option<Credentials> {
     let key = registry_key(registry);
-    if let Some(found) = flint_auth_path().and_then(|path| from_flint_file(&path, &key)) {
-        return Some(found);
+    for path in [flint_auth_path(), spin_auth_path()].into_iter().flatten() {
+        if let Some(found) = from_flint_file(&path, &key) {
+            return Some(found);
+        }
     }
     let path = docker_config_path()?;
     from_docker_file(&path, &key)

@@ -15,7 +15,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Digest, Error, Reference, Result};
+use std::collections::BTreeSet;
+
+use super::json::ImageManifest;
+use super::{Digest, Error, Limits, Reference, Result};
 
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -82,23 +85,27 @@ impl Cache {
         write_atomic(&self.blob_path(digest), bytes)
     }
 
-    fn ref_path(&self, reference: &Reference) -> Option<PathBuf> {
-        let tag = reference.tag_or_latest()?;
+    fn ref_path(&self, reference: &Reference) -> PathBuf {
         // Every part was validated by the reference grammar: no `..`, no
-        // empty components, no separators but `/` between repository parts.
+        // empty components, no separators but `/` between repository parts;
+        // `@` is in no tag, so a digest's record cannot collide with one.
+        let name = match (&reference.tag, &reference.digest) {
+            (Some(tag), _) => format!("{tag}.digest"),
+            (None, Some(digest)) => format!("@sha256-{}.digest", digest.hex()),
+            (None, None) => "latest.digest".to_owned(),
+        };
         let mut path = self.root.join("refs").join(&reference.registry);
         for part in reference.repository.split('/') {
             path.push(part);
         }
-        path.push(format!("{tag}.digest"));
-        Some(path)
+        path.push(name);
+        path
     }
 
-    /// Records the manifest digest `reference`'s tag had.
+    /// Records the manifest digest `reference` (its tag, or its digest) had;
+    /// what [`Cache::prune`] keeps.
     pub fn record(&self, reference: &Reference, manifest: &Digest) -> Result<()> {
-        let Some(path) = self.ref_path(reference) else {
-            return Ok(());
-        };
+        let path = self.ref_path(reference);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         }
@@ -111,8 +118,112 @@ impl Cache {
         if let Some(digest) = &reference.digest {
             return Some(digest.clone());
         }
-        let text = fs::read_to_string(self.ref_path(reference)?).ok()?;
+        let text = fs::read_to_string(self.ref_path(reference)).ok()?;
         Digest::parse(text.trim())
+    }
+
+    /// Removes every blob and materialized app that no recorded reference
+    /// needs (what older versions of a tag left), and the leftovers of
+    /// writers that died. Keeps everything if a recorded manifest cannot be
+    /// read, rather than guess what it needs.
+    pub fn prune(&self) -> Result<Pruned> {
+        let mut manifests = BTreeSet::new();
+        collect_records(&self.root.join("refs"), &mut manifests, 0);
+        let mut keep = manifests.clone();
+        let mut complete = true;
+        for manifest in &manifests {
+            let limits = Limits::default();
+            match self.read(manifest, limits.max_manifest_bytes as u64)? {
+                Some(bytes) => match ImageManifest::parse(&bytes, &limits) {
+                    Ok((_, config, layers)) => {
+                        keep.insert(config.digest);
+                        keep.extend(layers.into_iter().map(|l| l.digest));
+                    }
+                    Err(_) => complete = false,
+                },
+                None => complete = false,
+            }
+        }
+        let mut pruned = Pruned::default();
+        let blobs = self.root.join("blobs").join("sha256");
+        for (name, path) in entries(&blobs)? {
+            let stale = match name.strip_prefix('.') {
+                Some(temp) => writer_is_gone(temp),
+                None => {
+                    complete
+                        && Digest::parse(&format!("sha256:{name}"))
+                            .is_none_or(|d| !keep.contains(&d))
+                }
+            };
+            if stale && fs::remove_file(&path).is_ok() {
+                pruned.blobs += 1;
+            }
+        }
+        for (name, path) in entries(&self.apps_dir())? {
+            let stale = match name.strip_prefix('.') {
+                Some(temp) => writer_is_gone(temp),
+                None => {
+                    Digest::parse(&format!("sha256:{name}")).is_none_or(|d| !manifests.contains(&d))
+                }
+            };
+            if stale && fs::remove_dir_all(&path).is_ok() {
+                pruned.apps += 1;
+            }
+        }
+        if pruned.blobs + pruned.apps > 0 {
+            sync_dir(&blobs)?;
+            sync_dir(&self.apps_dir())?;
+        }
+        Ok(pruned)
+    }
+}
+
+/// What [`Cache::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub blobs: usize,
+    pub apps: usize,
+}
+
+/// The manifest digests recorded under `dir`.
+fn collect_records(dir: &Path, out: &mut BTreeSet<Digest>, depth: usize) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if depth < 64 {
+                collect_records(&path, out, depth + 1);
+            }
+        } else if path.extension().is_some_and(|e| e == "digest")
+            && let Some(digest) = fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| Digest::parse(text.trim()))
+        {
+            out.insert(digest);
+        }
+    }
+}
+
+fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(Error::io("reading", dir))? {
+        let entry = entry.map_err(Error::io("reading", dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            out.push((name.to_owned(), entry.path()));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the process that named a temporary `…-<pid>` or `…tmp-<pid>` has exited.
+fn writer_is_gone(name: &str) -> bool {
+    let pid = name.rsplit(['-']).next().unwrap_or("");
+    match pid.parse::<u32>() {
+        Ok(pid) if pid == std::process::id() => false,
+        Ok(pid) => !Path::new("/proc").join(pid.to_string()).exists(),
+        Err(_) => false,
     }
 }
 
@@ -175,6 +286,47 @@ mod tests {
         assert_eq!(cache.recorded(&reference), Some(digest.clone()));
         let latest = Reference::parse("127.0.0.1:5000/team/app").expect("ref");
         assert_eq!(cache.recorded(&latest), None);
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn pruning_keeps_what_recorded_references_need() {
+        let dir = std::env::temp_dir().join(format!("flint-oci-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let cache = Cache::open(&dir).expect("open");
+        let put = |bytes: &[u8]| {
+            let digest = Digest::of(bytes);
+            cache.write(&digest, bytes).expect("write");
+            digest
+        };
+        let (config, layer, old) = (put(b"config"), put(b"layer"), put(b"old layer"));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{config}","size":6}},"layers":[{{"mediaType":"l","digest":"{layer}","size":5}}]}}"#
+        );
+        let manifest = put(manifest.as_bytes());
+        let reference = Reference::parse("r.example/app:v2").expect("ref");
+        cache.record(&reference, &manifest).expect("record");
+        for app in [manifest.hex(), old.hex()] {
+            fs::create_dir_all(cache.apps_dir().join(app)).expect("app dir");
+        }
+        // A dead writer's temporary file goes too; pid 0 is never a process.
+        fs::write(dir.join("oci/blobs/sha256/.x.tmp-0"), b"partial").expect("temp");
+        let pruned = cache.prune().expect("prune");
+        assert_eq!(pruned, Pruned { blobs: 2, apps: 1 });
+        for kept in [&config, &layer, &manifest] {
+            assert!(cache.contains(kept));
+        }
+        assert!(!cache.contains(&old));
+        assert!(cache.apps_dir().join(manifest.hex()).is_dir());
+
+        // A recorded manifest that cannot be read keeps every blob.
+        let lost = Digest::of(b"not cached");
+        cache
+            .record(&Reference::parse("r.example/other:1").expect("ref"), &lost)
+            .expect("record");
+        let extra = put(b"extra");
+        assert_eq!(cache.prune().expect("prune").blobs, 0);
+        assert!(cache.contains(&extra));
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

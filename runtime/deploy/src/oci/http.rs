@@ -345,7 +345,9 @@ impl Client {
             },
         )
         .map_err(|e| self.transport(url, e))?;
-        if response.status >= 500 {
+        // Server errors and rate limits say nothing about the app: like no
+        // uplink, they let a device fall back to its cache.
+        if response.status >= 500 || matches!(response.status, 408 | 429) {
             return Err(Error::Unreachable {
                 registry: self.registry.clone(),
                 reason: format!(

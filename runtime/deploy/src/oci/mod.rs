@@ -40,7 +40,9 @@ mod registry_tests;
 
 use std::fmt;
 
-pub use auth::{Credentials, docker_config_path, flint_auth_path, login, lookup_credentials};
+pub use auth::{
+    Credentials, docker_config_path, flint_auth_path, login, lookup_credentials, spin_auth_path,
+};
 pub use cache::Cache;
 pub use materialize::{Materialized, materialize, materialize_pulled};
 pub use pull::{Pulled, pull};

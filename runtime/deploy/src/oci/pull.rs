@@ -151,6 +151,16 @@ fn complete(
             cache.write(&manifest_digest, &manifest_bytes)?;
         }
         cache.record(reference, &manifest_digest)?;
+        match cache.prune() {
+            Ok(pruned) if pruned != Default::default() => tracing::info!(
+                target: "flint::oci",
+                blobs = pruned.blobs,
+                apps = pruned.apps,
+                "removed cached blobs and apps no recorded reference needs"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(target: "flint::oci", "pruning the cache: {e}"),
+        }
     }
     Ok(Pulled {
         reference: reference.clone(),
