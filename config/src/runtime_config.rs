@@ -43,6 +43,9 @@ pub struct DeployConfig {
     pub mqtt_topic: Option<String>,
     /// Where results are published; by default `<mqtt_topic>/status`.
     pub status_topic: Option<String>,
+    /// `mqtt://host[:port]` or `mqtts://…`: the broker deploy messages come
+    /// from; by default the manifest's `[application.trigger.mqtt] address`.
+    pub mqtt_address: Option<String>,
 }
 
 impl Default for DeployConfig {
@@ -53,6 +56,7 @@ impl Default for DeployConfig {
             keep_versions: 3,
             mqtt_topic: None,
             status_topic: None,
+            mqtt_address: None,
         }
     }
 }
@@ -120,6 +124,7 @@ struct RawDeploy {
     keep_versions: Option<Spanned<usize>>,
     mqtt_topic: Option<Spanned<String>>,
     status_topic: Option<Spanned<String>>,
+    mqtt_address: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +255,7 @@ fn deploy_config(raw: &RawDeploy, problems: &mut Problems<'_>) -> DeployConfig {
             "`deploy.health_timeout_ms` must be above 0".to_owned(),
         );
     }
+    deploy_topics(raw, problems);
     let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
     DeployConfig {
         health_route: text(&raw.health_route),
@@ -263,6 +269,66 @@ fn deploy_config(raw: &RawDeploy, problems: &mut Problems<'_>) -> DeployConfig {
             .map_or(defaults.keep_versions, |v| *v.get_ref()),
         mqtt_topic: text(&raw.mqtt_topic),
         status_topic: text(&raw.status_topic),
+        mqtt_address: text(&raw.mqtt_address),
+    }
+}
+
+/// The template variable a deploy topic may name.
+pub const DEVICE_ID_VARIABLE: &str = "device_id";
+
+/// `mqtt_topic` and `status_topic` are topic names (no wildcards: a device
+/// receives its own or its group's deploys) whose only template is
+/// `{{ device_id }}`; `status_topic` and `mqtt_address` need `mqtt_topic`.
+fn deploy_topics(raw: &RawDeploy, problems: &mut Problems<'_>) {
+    for (key, topic) in [
+        ("mqtt_topic", &raw.mqtt_topic),
+        ("status_topic", &raw.status_topic),
+    ] {
+        let Some(topic) = topic else { continue };
+        let text = topic.get_ref();
+        let problem = match crate::template::template_names(text) {
+            Err(e) => Some(e.to_string()),
+            Ok(names) => match names.iter().find(|n| **n != DEVICE_ID_VARIABLE) {
+                Some(other) => Some(format!(
+                    "`{{{{ {other} }}}}` is not known here; the only variable is `{{{{ {DEVICE_ID_VARIABLE} }}}}`"
+                )),
+                None => crate::mqtt::check_topic_name(text)
+                    .err()
+                    .map(|e| e.to_string()),
+            },
+        };
+        if let Some(problem) = problem {
+            problems.report(&topic.span(), format!("`deploy.{key}` `{text}`: {problem}"));
+        }
+    }
+    if let (Some(topic), Some(status)) = (&raw.mqtt_topic, &raw.status_topic)
+        && topic.get_ref() == status.get_ref()
+    {
+        problems.report(
+            &status.span(),
+            "`deploy.status_topic` must differ from `deploy.mqtt_topic` (results would arrive as deploy messages)".to_owned(),
+        );
+    }
+    if raw.mqtt_topic.is_none() {
+        for (key, value) in [
+            ("status_topic", &raw.status_topic),
+            ("mqtt_address", &raw.mqtt_address),
+        ] {
+            if let Some(value) = value {
+                problems.report(
+                    &value.span(),
+                    format!("`deploy.{key}` needs `deploy.mqtt_topic`, the topic deploy messages arrive on"),
+                );
+            }
+        }
+    }
+    if let Some(address) = &raw.mqtt_address
+        && let Err(e) = crate::mqtt::MqttAddress::parse(address.get_ref())
+    {
+        problems.report(
+            &address.span(),
+            format!("`deploy.mqtt_address` `{}`: {e}", address.get_ref()),
+        );
     }
 }
 
@@ -563,6 +629,45 @@ workers = 0
         assert!(err.contains("must be a path"), "{err}");
         assert!(err.contains("at least 2"), "{err}");
         assert_eq!(parse("").expect("empty").deploy, DeployConfig::default());
+    }
+
+    #[test]
+    fn deploy_over_mqtt_settings_are_checked() {
+        let config = parse(
+            "[deploy]\nmqtt_topic = \"fleet/{{ device_id }}/deploy\"\nstatus_topic = \"fleet/status/{{device_id}}\"\nmqtt_address = \"mqtts://broker.example.com\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.deploy.mqtt_address.as_deref(),
+            Some("mqtts://broker.example.com")
+        );
+        assert_eq!(
+            config.deploy.status_topic.as_deref(),
+            Some("fleet/status/{{device_id}}")
+        );
+        assert_eq!(
+            errors(
+                "[deploy]\nmqtt_topic = \"fleet/+/deploy\"\nstatus_topic = \"s/{{ site }}\"\nmqtt_address = \"tcp://broker:1883\"\n"
+            ),
+            [
+                "/etc/flint/runtime-config.toml:2:14: `deploy.mqtt_topic` `fleet/+/deploy`: a topic to publish to must not contain the wildcards `+` or `#`",
+                "/etc/flint/runtime-config.toml:3:16: `deploy.status_topic` `s/{{ site }}`: `{{ site }}` is not known here; the only variable is `{{ device_id }}`",
+                "/etc/flint/runtime-config.toml:4:16: `deploy.mqtt_address` `tcp://broker:1883`: a broker address must start with `mqtt://` or `mqtts://`",
+            ]
+        );
+        assert_eq!(
+            errors("[deploy]\nmqtt_address = \"mqtt://broker\"\nstatus_topic = \"s\"\n"),
+            [
+                "/etc/flint/runtime-config.toml:2:16: `deploy.mqtt_address` needs `deploy.mqtt_topic`, the topic deploy messages arrive on",
+                "/etc/flint/runtime-config.toml:3:16: `deploy.status_topic` needs `deploy.mqtt_topic`, the topic deploy messages arrive on",
+            ]
+        );
+        assert_eq!(
+            errors("[deploy]\nmqtt_topic = \"a\"\nstatus_topic = \"a\"\n"),
+            [
+                "/etc/flint/runtime-config.toml:3:16: `deploy.status_topic` must differ from `deploy.mqtt_topic` (results would arrive as deploy messages)"
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod board;
 pub mod cli;
 pub mod deploy;
 pub mod logging;
+pub mod mqtt_deploy;
 pub mod registry;
 pub mod reload;
 pub mod status;

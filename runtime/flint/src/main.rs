@@ -241,9 +241,27 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
             });
             reloader.watch().context("watching the app directory")?;
             reloader.serve_control()?;
+            flint::mqtt_deploy::start(
+                &reloader,
+                flint::mqtt_deploy::Settings {
+                    deploy: &loaded.deploy,
+                    manifest: &loaded.manifest_path,
+                    variables: &args.variables,
+                    services: loaded.services.clone(),
+                    insecure: args.insecure,
+                },
+            )
+            .context("starting deploys over MQTT (`[deploy] mqtt_topic`)")?;
             Some(reloader)
         }
-        _ => None,
+        _ => {
+            if loaded.deploy.mqtt_topic.is_some() {
+                tracing::warn!(
+                    "`[deploy] mqtt_topic` is ignored: deploys over MQTT need `flint up --app-dir`"
+                );
+            }
+            None
+        }
     };
     systemd::notify("READY=1");
     for signal in signals.forever() {

@@ -50,7 +50,11 @@ pub fn resolve_app(
         }
     }
     for (name, _) in given {
-        if !manifest.variables.contains_key(name) {
+        // `device_id` is also Flint's own: the device's name in the deploy
+        // topic (`[deploy] mqtt_topic`), which the app need not declare.
+        if !manifest.variables.contains_key(name)
+            && name != flint_config::runtime_config::DEVICE_ID_VARIABLE
+        {
             missing.push(format!(
                 "--variable {name}: the manifest declares no variable `{name}` in [variables]"
             ));
@@ -111,6 +115,18 @@ static_response = { status_code = 200 }
         assert_eq!(values["a"], "from-flag");
         assert_eq!(values["b"], "from-env");
         assert_eq!(values["c"], "from-default");
+        let device = vec![
+            ("token".to_owned(), "t".to_owned()),
+            ("device_id".to_owned(), "gw-7".to_owned()),
+        ];
+        let values = resolve_app(&manifest, &device, |_| None).expect("device_id is Flint's own");
+        assert!(
+            !values.contains_key("device_id"),
+            "undeclared, so not the app's"
+        );
+        let err = resolve_app(&manifest, &[("nope".to_owned(), "x".to_owned())], |_| None)
+            .expect_err("undeclared");
+        assert!(err.to_string().contains("--variable nope"), "{err}");
         let err = resolve_app(&manifest, &[], |_| None).expect_err("token is required");
         assert!(err.to_string().contains("`token` is required"), "{err}");
         assert!(err.to_string().contains("SPIN_VARIABLE_TOKEN"), "{err}");
