@@ -11,8 +11,8 @@
 //! blob is written only after its digest was checked, and checked again when
 //! read back; a tag is recorded only once every blob of its manifest is here.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use std::collections::BTreeSet;
@@ -227,31 +227,13 @@ fn writer_is_gone(name: &str) -> bool {
     }
 }
 
-/// A temporary file beside `path`, fsynced, renamed over it, the directory fsynced.
+/// [`crate::fsutil::write_atomic`], reporting the registry module's error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "blob".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(Error::io("creating", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(Error::io("writing", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(Error::io("renaming into place", path))?;
-    sync_dir(dir)
+    Ok(crate::fsutil::write_atomic(path, bytes)?)
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("syncing directory", dir))
+    Ok(crate::fsutil::sync_dir(dir)?)
 }
 
 #[cfg(test)]

@@ -149,6 +149,24 @@ pub enum Error {
     App(String),
 }
 
+/// The durable file steps (`crate::fsutil`) report the crate's error.
+impl From<crate::Error> for Error {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            other => Error::App(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn io(
         action: &'static str,
