@@ -7,6 +7,7 @@
 //! for callers that already hold the text.
 
 pub mod board;
+pub mod date;
 pub mod diagnostic;
 mod ids;
 pub mod limits;
