@@ -626,29 +626,28 @@ fn static_reply(response: &flint_config::StaticResponse) -> anyhow::Result<Stati
     })
 }
 
-impl LoadedApp {
-    /// One line per route for the startup banner, as `spin up` prints them.
-    pub fn route_summaries(&self, addr: SocketAddr) -> Vec<String> {
-        self.router
-            .entries()
-            .iter()
-            .map(|e| {
-                let name = match &e.target {
-                    Target::Static(_) => "(static response)",
-                    Target::Wagi { component, .. } | Target::Spin { component } => &component.id,
-                };
-                let wildcard = if e.pattern.is_wildcard() {
-                    " (wildcard)"
-                } else {
-                    ""
-                };
-                format!(
-                    "{name}: http://{addr}{}{wildcard}",
-                    e.pattern.component_route()
-                )
-            })
-            .collect()
-    }
+/// One line per route of `router` for the startup banner, as `spin up`
+/// prints them.
+pub fn route_summaries(router: &Router, addr: SocketAddr) -> Vec<String> {
+    router
+        .entries()
+        .iter()
+        .map(|e| {
+            let name = match &e.target {
+                Target::Static(_) => "(static response)",
+                Target::Wagi { component, .. } | Target::Spin { component } => &component.id,
+            };
+            let wildcard = if e.pattern.is_wildcard() {
+                " (wildcard)"
+            } else {
+                ""
+            };
+            format!(
+                "{name}: http://{addr}{}{wildcard}",
+                e.pattern.component_route()
+            )
+        })
+        .collect()
 }
 
 /// `flint up --build`: each component's `build.command`, run in its `workdir`.

@@ -130,7 +130,7 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
     };
     let limits = loaded.limits.clone();
     let instance_limits = InstanceLimits::from_limits(&limits);
-    let routes: Vec<String> = loaded.route_summaries(addr);
+    let routes: Vec<String> = app::route_summaries(&router, addr);
     let mqtt_status = match loaded.mqtt {
         Some(plan) => {
             let topics: Vec<String> = plan
