@@ -3,16 +3,12 @@
 //! fails to link) and exports a wrapper `w_<name>` for each; the test calls
 //! the wrappers and reads the results from the guest's memory.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
-use flint_engine::InstanceLimits;
-use flint_host::capabilities::Capabilities;
-use flint_host::wasi::{CappedBuffer, Preopen, Sink};
-use flint_host::{GuestState, HostState};
-use wasmi::{Store, Val};
+use common::Fixture;
+use wasmi::Val;
 
 /// Every function of the witx with its core signature ("" = no result).
 const FUNCTIONS: &[(&str, &str, &str)] = &[
@@ -110,69 +106,28 @@ const FD_SEEK: i64 = 1 << 2;
 const FD_WRITE: i64 = 1 << 6;
 const READ_RIGHTS: i64 = FD_READ | FD_SEEK | (1 << 5) | (1 << 21);
 
-struct Fixture {
-    base: std::path::PathBuf,
-    store: Store<GuestState>,
-    instance: wasmi::Instance,
-    stdout: Arc<std::sync::RwLock<CappedBuffer>>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
-    }
-}
-
 fn fixture(name: &str, stdout_limit: usize) -> Fixture {
-    let base = std::env::temp_dir().join(format!("flint-wasi-p1-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let files = base.join("files");
-    std::fs::create_dir_all(files.join("sub")).expect("files dir");
-    std::fs::write(files.join("hello.txt"), b"hello from a file").expect("file");
-    std::fs::write(files.join("sub/b.txt"), b"b").expect("file");
-    std::fs::write(base.join("secret"), b"secret").expect("secret");
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::symlink("hello.txt", files.join("inside")).expect("symlink");
-        std::os::unix::fs::symlink("../secret", files.join("outside")).expect("symlink");
-    }
-    let path = base.join("guest.wasm");
-    std::fs::write(&path, wat::parse_str(guest()).expect("guest WAT")).expect("write guest");
-
-    let engine = flint_host::engine(true).expect("engine");
-    let compiled = engine.compile("p1", &path, 1 << 20).expect("compile");
-    let limits = InstanceLimits {
-        memory_bytes: 1 << 20,
-        stdout_bytes: stdout_limit,
-        table_elements: 1000,
+    common::fixture(common::Spec {
+        label: &format!("wasi-p1-{name}"),
+        guest: &guest(),
         // Each call takes a fresh 10M slice of this.
         fuel: 1 << 50,
-        max_execution: Duration::from_secs(5),
-        memory_budget: None,
-    };
-    let mut host = HostState::new(Arc::new(Capabilities::none("p1")), 1 << 20, 1 << 20);
-    let (sink, stdout) = Sink::buffer(stdout_limit);
-    let state = &mut host.wasi_state;
-    state.stdout = sink;
-    state.env = vec![("GREETING".into(), "hi".into()), ("A".into(), "b=c".into())];
-    state.args = vec!["p1".into(), "x".into()];
-    state.set_stdin(b"standard input".to_vec());
-    state.deadline = Some(Instant::now() + Duration::from_secs(5));
-    let dir = Dir::open_ambient_dir(&files, ambient_authority()).expect("open files");
-    state.preopens = vec![Preopen {
-        dir: Arc::new(dir),
-        guest_path: "/".into(),
-    }];
-    let mut store = engine.new_store(host, &limits);
-    let instance = engine
-        .instantiate(&mut store, &compiled.module)
-        .expect("instantiate");
-    Fixture {
-        base,
-        store,
-        instance,
-        stdout,
-    }
+        stdout_limit,
+        populate: &|base| {
+            let files = base.join("files");
+            std::fs::create_dir_all(files.join("sub")).expect("files dir");
+            std::fs::write(files.join("hello.txt"), b"hello from a file").expect("file");
+            std::fs::write(files.join("sub/b.txt"), b"b").expect("file");
+            std::fs::write(base.join("secret"), b"secret").expect("secret");
+            std::os::unix::fs::symlink("hello.txt", files.join("inside")).expect("symlink");
+            std::os::unix::fs::symlink("../secret", files.join("outside")).expect("symlink");
+        },
+        setup: &|state| {
+            state.env = vec![("GREETING".into(), "hi".into()), ("A".into(), "b=c".into())];
+            state.args = vec!["p1".into(), "x".into()];
+            state.set_stdin(b"standard input".to_vec());
+        },
+    })
 }
 
 /// An i32 argument.

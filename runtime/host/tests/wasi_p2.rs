@@ -3,16 +3,12 @@
 //! `flint_host::engine()`: the import signatures in the guest are the
 //! canonical ABI's, so a wrong WIT type in a table fails to link.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
-use flint_engine::InstanceLimits;
-use flint_host::capabilities::Capabilities;
-use flint_host::wasi::{Preopen, Sink};
-use flint_host::{GuestState, HostState};
-use wasmi::{Store, Val};
+use common::Fixture;
+use wasmi::Val;
 
 /// `run` returns 0, or the number of the step that went wrong. It writes
 /// the environment's one value, the file read whole, and the file read
@@ -167,62 +163,22 @@ const GUEST: &str = r#"
 )
 "#;
 
-struct Fixture {
-    base: std::path::PathBuf,
-    store: Store<GuestState>,
-    instance: wasmi::Instance,
-    stdout: Arc<std::sync::RwLock<flint_host::wasi::CappedBuffer>>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
-    }
-}
-
 fn fixture(name: &str) -> Fixture {
-    let base = std::env::temp_dir().join(format!("flint-wasi-p2-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let files = base.join("files");
-    std::fs::create_dir_all(&files).expect("files dir");
-    std::fs::write(files.join("hello.txt"), b"hello from a file").expect("file");
-    std::fs::write(base.join("secret"), b"secret").expect("secret");
-    let path = base.join("guest.wasm");
-    std::fs::write(&path, wat::parse_str(GUEST).expect("guest WAT")).expect("write guest");
-
-    let engine = flint_host::engine(true).expect("engine");
-    let compiled = engine.compile("p2", &path, 1 << 20).expect("compile");
-    let limits = InstanceLimits {
-        memory_bytes: 1 << 20,
-        stdout_bytes: 1 << 20,
-        table_elements: 1000,
+    common::fixture(common::Spec {
+        label: &format!("wasi-p2-{name}"),
+        guest: GUEST,
         fuel: 100_000_000,
-        max_execution: Duration::from_secs(5),
-        memory_budget: None,
-    };
-    let mut host = HostState::new(Arc::new(Capabilities::none("p2")), 1 << 20, 1 << 20);
-    let (sink, stdout) = Sink::buffer(1 << 20);
-    let state = &mut host.wasi_state;
-    state.stdout = sink;
-    state.env = vec![("GREETING".into(), "hi".into())];
-    state.args = vec!["p2".into(), "x".into()];
-    state.set_stdin(b"|stdin".to_vec());
-    state.deadline = Some(Instant::now() + Duration::from_secs(5));
-    let dir = Dir::open_ambient_dir(&files, ambient_authority()).expect("open files");
-    state.preopens = vec![Preopen {
-        dir: Arc::new(dir),
-        guest_path: "/".into(),
-    }];
-    let mut store = engine.new_store(host, &limits);
-    let instance = engine
-        .instantiate(&mut store, &compiled.module)
-        .expect("instantiate");
-    Fixture {
-        base,
-        store,
-        instance,
-        stdout,
-    }
+        stdout_limit: 1 << 20,
+        populate: &|base| {
+            std::fs::write(base.join("files/hello.txt"), b"hello from a file").expect("file");
+            std::fs::write(base.join("secret"), b"secret").expect("secret");
+        },
+        setup: &|state| {
+            state.env = vec![("GREETING".into(), "hi".into())];
+            state.args = vec!["p2".into(), "x".into()];
+            state.set_stdin(b"|stdin".to_vec());
+        },
+    })
 }
 
 impl Fixture {
