@@ -60,18 +60,11 @@ pub(crate) struct Export {
     /// The interface it is in (`""` for a function the world exports directly).
     pub interface: &'static str,
     pub function: &'static str,
+    /// Its name as a core module exports it (`interface#function`), spelled
+    /// out so that no call builds it.
+    pub core_name: &'static str,
     pub params: &'static [Ty],
     pub result: Option<Ty>,
-}
-
-impl Export {
-    /// Its name as a core module exports it.
-    fn core_name(&self) -> String {
-        match self.interface {
-            "" => self.function.to_owned(),
-            interface => format!("{interface}#{}", self.function),
-        }
-    }
 }
 
 /// Instantiates `component`'s code (a reactor module's constructors
@@ -114,7 +107,7 @@ impl Live {
             Live::Module(instance) => canon::call_export(
                 store,
                 instance,
-                &export.core_name(),
+                export.core_name,
                 export.params,
                 args,
                 export.result,

@@ -14,7 +14,7 @@ use crate::instance::{
     CappedBuffer, Export, Live, call_entry, finished, instantiate, new_store, spin_store, start,
 };
 use crate::load::{CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE};
-use crate::{Code, Component, GuestFailure, GuestKind, SPIN_MQTT_EXPORT};
+use crate::{Code, Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 
 /// What changes from one WAGI invocation to the next.
 pub struct Invocation {
@@ -108,6 +108,8 @@ fn wagi(
 const CLI_RUN: Export = Export {
     interface: CLI_RUN_INTERFACE,
     function: "run",
+    // Core modules run as WAGI guests through `_start`, never this.
+    core_name: "wasi:cli/run@0.2.0#run",
     params: &[],
     result: Some(result_ty!(_, _)),
 };
@@ -151,6 +153,7 @@ pub fn run_spin_http(
 const HTTP_HANDLE: Export = Export {
     interface: HTTP_HANDLER_INTERFACE,
     function: "handle",
+    core_name: SPIN_HTTP_EXPORT,
     params: &[Ty::Handle, Ty::Handle],
     result: None,
 };
@@ -226,6 +229,7 @@ fn mqtt(
     const HANDLE_MESSAGE: Export = Export {
         interface: "",
         function: SPIN_MQTT_EXPORT,
+        core_name: SPIN_MQTT_EXPORT,
         params: &[Ty::List(&Ty::U8), Ty::Tuple(&[Ty::String])],
         result: Some(result_ty!(_, Ty::Variant(&[Some(Ty::String)]))),
     };
