@@ -4,15 +4,13 @@
 //! invocation that asked for it.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use rustls::pki_types::ServerName;
 
 use crate::blocked_networks::BlockedNetworks;
 use crate::chunked::ChunkedDecoder;
 use crate::interfaces::http_types::ErrorCode;
+use crate::outbound_tcp::{self, Conn, ConnectError};
 use crate::tls::TlsFailure;
 
 pub struct Request<'a> {
@@ -59,37 +57,19 @@ const OWN_HEADERS: [&str; 5] = [
 
 pub fn send(request: &Request<'_>, bounds: Bounds) -> Result<Response, ErrorCode> {
     let started = Instant::now();
-    let mut addrs: Vec<_> = (request.host, request.port)
-        .to_socket_addrs()
-        .map_err(|e| ErrorCode::DnsError(e.to_string()))?
-        .collect();
-    let resolved = addrs.len();
-    addrs.retain(|addr| !request.blocked.is_blocked(addr.ip()));
-    if resolved > 0 && addrs.is_empty() {
-        return Err(ErrorCode::DestinationIpProhibited);
-    }
-    let mut last = ErrorCode::DnsError(format!("{} has no address", request.host));
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, bounds.connect_timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                last = ErrorCode::ConnectionTimeout
-            }
-            Err(_) => last = ErrorCode::ConnectionRefused,
-        }
-    }
-    let tcp = stream.ok_or(last)?;
-    let io = |_| ErrorCode::ConnectionTerminated;
-    tcp.set_read_timeout(Some(bounds.io_timeout)).map_err(io)?;
-    tcp.set_write_timeout(Some(bounds.io_timeout)).map_err(io)?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = outbound_tcp::connect(
+        request.host,
+        request.port,
+        request.blocked,
+        bounds.connect_timeout,
+        bounds.io_timeout,
+    )
+    .map_err(error_code)?;
     let mut stream = match &request.tls {
         None => Conn::Plain(tcp),
-        Some(config) => Conn::Tls(Box::new(handshake(config.clone(), request.host, tcp)?)),
+        Some(config) => Conn::Tls(Box::new(
+            outbound_tcp::tls_handshake(config.clone(), request.host, tcp).map_err(error_code)?,
+        )),
     };
 
     let mut head = format!(
@@ -157,55 +137,18 @@ fn is_field(name: &str, value: &[u8]) -> bool {
             .any(|b| (b.is_ascii_control() && *b != b'\t') || *b == 0x7f)
 }
 
-/// Connects TLS over `tcp` and finishes the handshake before anything is
-/// sent, so certificate problems are reported as such.
-fn handshake(
-    config: Arc<rustls::ClientConfig>,
-    host: &str,
-    mut tcp: TcpStream,
-) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, ErrorCode> {
-    let name = ServerName::try_from(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-    )
-    .map_err(|_| ErrorCode::RequestUriInvalid)?;
-    let mut conn = rustls::ClientConnection::new(config, name)
-        .map_err(|e| ErrorCode::Internal(format!("TLS: {e}")))?;
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)
-            .map_err(|e| timeout_or(e, ErrorCode::ConnectionTerminated))?;
-    }
-    Ok(rustls::StreamOwned::new(conn, tcp))
-}
-
-/// The connection a request goes over.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-        }
+/// A failed connection as the guest's error code.
+fn error_code(e: ConnectError) -> ErrorCode {
+    match e {
+        ConnectError::Dns { reason, .. } => ErrorCode::DnsError(reason),
+        ConnectError::Prohibited(_) => ErrorCode::DestinationIpProhibited,
+        ConnectError::Timeout(_) => ErrorCode::ConnectionTimeout,
+        ConnectError::Refused { .. } => ErrorCode::ConnectionRefused,
+        ConnectError::Tls {
+            failure: Some(failure),
+            ..
+        } => ErrorCode::Tls(failure),
+        ConnectError::Tls { reason, .. } => ErrorCode::Internal(format!("TLS: {reason}")),
     }
 }
 
