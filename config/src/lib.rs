@@ -13,6 +13,7 @@ mod ids;
 pub mod limits;
 pub mod manifest;
 pub mod mqtt;
+pub mod redis;
 pub mod route;
 pub mod runtime_config;
 mod source;
@@ -32,6 +33,7 @@ pub use mqtt::{
     AddressError, DeadLetter, MqttAddress, MqttBroker, MqttTrigger, TopicError, check_filter,
     check_topic_name, filter_matches,
 };
+pub use redis::{RedisAddress, RedisAddressError, RedisServer, RedisTrigger};
 pub use route::{Route, RouteError, RouteMatch, RoutePattern, Specificity};
 pub use runtime_config::{
     BlockNetworks, ClientTlsConfig, DeployConfig, KvStoreConfig, RuntimeConfig,

@@ -8,6 +8,7 @@
 
 mod component;
 mod mqtt;
+mod redis;
 mod schema;
 mod setting;
 mod trigger;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{ConfigError, Diagnostic, Location};
 use crate::mqtt::{MqttBroker, MqttTrigger};
+use crate::redis::{RedisServer, RedisTrigger};
 use crate::route::Route;
 use crate::source::{self, Source};
 
@@ -36,6 +38,7 @@ pub struct Manifest {
     pub variables: BTreeMap<String, Variable>,
     pub http_triggers: Vec<HttpTrigger>,
     pub mqtt_triggers: Vec<MqttTrigger>,
+    pub redis_triggers: Vec<RedisTrigger>,
     pub components: BTreeMap<String, Component>,
 }
 
@@ -60,6 +63,9 @@ pub struct Application {
     /// `[application.trigger.mqtt]`, if it gives an `address`; required
     /// when there are MQTT triggers.
     pub mqtt: Option<MqttBroker>,
+    /// `[application.trigger.redis]`: the server of Redis triggers that do
+    /// not name their own.
+    pub redis: Option<RedisServer>,
 }
 
 /// An application variable (`[variables]`).

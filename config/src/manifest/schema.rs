@@ -59,6 +59,7 @@ pub(super) struct RawApplication {
 pub(super) struct RawAppTriggers {
     pub http: Option<RawAppHttp>,
     pub mqtt: Option<Spanned<RawAppMqtt>>,
+    pub redis: Option<RawAppRedis>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +87,14 @@ pub(super) struct RawAppMqtt {
     pub outbox_max_messages: Option<Spanned<Whole>>,
 }
 
+/// Spin's Redis trigger metadata: the server every `[[trigger.redis]]`
+/// without its own `address` subscribes on.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAppRedis {
+    pub address: Spanned<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVariable {
@@ -104,6 +113,7 @@ pub(super) struct RawVariable {
 pub(super) struct RawTriggers {
     pub http: Vec<Spanned<RawHttpTrigger>>,
     pub mqtt: Vec<Spanned<RawMqttTrigger>>,
+    pub redis: Vec<Spanned<RawRedisTrigger>>,
     pub unsupported: Vec<Spanned<String>>,
 }
 
@@ -124,6 +134,7 @@ impl<'de> Deserialize<'de> for RawTriggers {
                     match kind.get_ref().as_str() {
                         "http" => triggers.http = map.next_value()?,
                         "mqtt" => triggers.mqtt = map.next_value()?,
+                        "redis" => triggers.redis = map.next_value()?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                             triggers.unsupported.push(kind);
@@ -163,6 +174,16 @@ pub(super) struct RawMqttTrigger {
     pub retry_backoff_ms: Option<Spanned<Whole>>,
     pub dead_letter_store: Option<Spanned<String>>,
     pub dead_letter_topic: Option<Spanned<String>>,
+}
+
+/// Spin's Redis `TriggerConfig` plus the generic trigger `id`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedisTrigger {
+    pub id: Option<Spanned<String>>,
+    pub component: Spanned<StringOrTable<InlineComponent>>,
+    pub channel: Spanned<String>,
+    pub address: Option<Spanned<String>>,
 }
 
 /// An inline component where Flint does not take one: read only to be

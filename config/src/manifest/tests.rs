@@ -314,9 +314,9 @@ fn unknown_keys_are_reported_at_the_key() {
         "{e:?}"
     );
 
-    let e = errors(&with("[application.trigger.redis]\naddress = \"x\"\n"));
+    let e = errors(&with("[application.trigger.cron]\naddress = \"x\"\n"));
     assert!(
-        e[0].starts_with("spin.toml:9:22: unknown field `redis`"),
+        e[0].starts_with("spin.toml:9:22: unknown field `cron`"),
         "{e:?}"
     );
 }
@@ -563,11 +563,11 @@ Upper = "x"
 #[test]
 fn other_trigger_types_are_rejected_where_they_are() {
     let e = errors(&with(
-        "[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n",
+        "[[trigger.cron]]\ncron_expression = \"* * * * *\"\ncomponent = \"a\"\n",
     ));
     assert_eq!(
         e,
-        ["spin.toml:9:11: Flint does not support trigger type `redis`"]
+        ["spin.toml:9:11: Flint does not support trigger type `cron`"]
     );
 }
 

@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::schema::{RawApplication, RawManifest, RawVariable, VersionProbe};
 use super::trigger_ids::TriggerIds;
-use super::{Application, Manifest, Variable, component, mqtt, trigger};
+use super::{Application, Manifest, Variable, component, mqtt, redis, trigger};
 use crate::diagnostic::{ConfigError, Diagnostics};
 use crate::ids;
 use crate::source::{Problems, Source};
@@ -47,7 +47,12 @@ pub(super) fn validate(source: &Source<'_>) -> Result<Manifest, ConfigError> {
         .mqtt
         .iter()
         .filter_map(|t| t.get_ref().id.as_ref());
-    let mut trigger_ids = TriggerIds::new(http_ids.chain(mqtt_ids), &mut problems);
+    let redis_ids = raw
+        .trigger
+        .redis
+        .iter()
+        .filter_map(|t| t.get_ref().id.as_ref());
+    let mut trigger_ids = TriggerIds::new(http_ids.chain(mqtt_ids).chain(redis_ids), &mut problems);
     let http_triggers = trigger::http_triggers(
         raw.trigger.http,
         &mut trigger_ids,
@@ -64,6 +69,14 @@ pub(super) fn validate(source: &Source<'_>) -> Result<Manifest, ConfigError> {
         &context,
         &mut problems,
     );
+    let redis_triggers = redis::triggers(
+        raw.trigger.redis,
+        application.redis.as_ref(),
+        &mut trigger_ids,
+        &components,
+        &context,
+        &mut problems,
+    );
 
     problems.finish(Manifest {
         path: source.path.to_path_buf(),
@@ -72,6 +85,7 @@ pub(super) fn validate(source: &Source<'_>) -> Result<Manifest, ConfigError> {
         variables,
         http_triggers,
         mqtt_triggers,
+        redis_triggers,
         components,
     })
 }
@@ -216,5 +230,9 @@ fn application(
             .trigger
             .mqtt
             .and_then(|broker| mqtt::broker(broker, context, problems)),
+        redis: raw
+            .trigger
+            .redis
+            .map(|server| redis::server(server, context, problems)),
     }
 }
