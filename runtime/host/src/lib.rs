@@ -1,6 +1,6 @@
 //! Everything a guest can import and the backends behind it: WASI preview 1
 //! with read-only `files`, `wasi:http` types and the outgoing handler,
-//! `wasi:io`, `fermyon:spin/{key-value,variables,mqtt}`, the component's
+//! `wasi:io`, `fermyon:spin/{key-value,variables,mqtt,redis}`, the component's
 //! capabilities, the key-value stores, the outbound HTTP client and the
 //! durable MQTT outbox. Built on `flint-engine`; knows nothing of triggers.
 
@@ -16,6 +16,7 @@ pub mod kv_store;
 pub mod mqtt_tls;
 pub mod outbound_hosts;
 pub mod outbound_http;
+pub mod outbound_redis;
 pub mod outbound_tcp;
 pub mod outbox;
 pub mod tls;
@@ -67,6 +68,7 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::redis::RedisConnection;
 use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
 use interfaces::wasi_keyvalue::{Bucket, Cas};
 use interfaces::wasi_sockets::{
@@ -93,6 +95,7 @@ resources! {
     IoError => "error",
     Store => "store",
     Connection => "connection",
+    RedisConnection => "connection",
     Bucket => "bucket",
     Cas => "cas",
     TerminalInput => "terminal-input",
@@ -198,6 +201,8 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         interfaces::variables::FUNCTIONS_V3,
     )?;
     engine.register("spin:mqtt/mqtt@3.0.0", interfaces::mqtt::FUNCTIONS_V3)?;
+    engine.register("fermyon:spin/redis@2.0.0", interfaces::redis::FUNCTIONS)?;
+    engine.register("spin:redis/redis@3.0.0", interfaces::redis::FUNCTIONS_V3)?;
     engine.register(
         "wasi:keyvalue/store@0.2.0-draft2",
         interfaces::wasi_keyvalue::STORE,

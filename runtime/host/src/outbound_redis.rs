@@ -1,0 +1,578 @@
+//! A small blocking Redis client speaking RESP2: guests' outbound
+//! connections (`fermyon:spin/redis`, `spin:redis/redis`) and the Redis
+//! trigger's subscription. It connects through [`outbound_tcp`] (plain for
+//! `redis://`, TLS for `rediss://`), authenticates and selects the database
+//! as Spin's client (the `redis` crate) does, and reads every reply within
+//! a byte budget the caller gives, so that a hostile or broken server can
+//! neither exhaust memory nor the stack.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flint_config::RedisAddress;
+
+use crate::blocked_networks::BlockedNetworks;
+use crate::outbound_tcp::{self, Conn, ConnectError};
+
+/// A reply, as the `redis` crate's `Value` for RESP2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Nil,
+    Status(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Array(Vec<Reply>),
+    /// `-CODE detail`, as the server sent it.
+    Error(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{address}: {reason}")]
+    Io { address: String, reason: String },
+    #[error("{address}: not a RESP2 reply: {what}")]
+    Protocol { address: String, what: String },
+    #[error("{address}: query result exceeds limit of {limit} bytes")]
+    TooLarge { address: String, limit: usize },
+    /// The server answered with an error, worded as the `redis` crate words it.
+    #[error("{0}")]
+    Server(String),
+    #[error("{address}: the connection broke earlier ({reason}); open a new one")]
+    Broken { address: String, reason: String },
+}
+
+impl RedisError {
+    /// Whether the connection can still be used after this.
+    fn keeps_connection(&self) -> bool {
+        matches!(self, RedisError::Server(_))
+    }
+}
+
+/// Longest status, error or number line read, whatever the budget.
+const MAX_LINE: usize = 64 * 1024;
+/// Deepest nesting of arrays read (replies of `EXEC` or `COMMAND` nest two
+/// or three levels); deeper is refused rather than recursed into.
+const MAX_DEPTH: usize = 8;
+/// What one element of a reply costs in the budget beyond its bytes, so
+/// that a million empty strings cannot pass as small.
+pub const ELEMENT_COST: usize = std::mem::size_of::<Reply>();
+
+/// How to reach the server.
+pub struct Connect<'a> {
+    pub address: &'a RedisAddress,
+    pub blocked: &'a BlockedNetworks,
+    pub connect_timeout: Duration,
+    /// Bounds each read and write.
+    pub io_timeout: Duration,
+    /// `rediss://`: the TLS configuration; the server name is the host.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// One connection, used by one caller at a time.
+pub struct Client {
+    stream: BufReader<Conn>,
+    /// The address without credentials, for errors.
+    address: String,
+    /// Why the connection is unusable, once a read or write failed midway.
+    broken: Option<String>,
+}
+
+/// Budget for the replies of AUTH and SELECT.
+const HANDSHAKE_BUDGET: usize = 4096;
+
+impl Client {
+    /// Connects, then `AUTH [user] password` and `SELECT db` when the
+    /// address asks for them, as the `redis` crate does.
+    pub fn connect(how: &Connect<'_>) -> Result<Self, RedisError> {
+        let address = how.address;
+        let tcp = outbound_tcp::connect(
+            &address.host,
+            address.port,
+            how.blocked,
+            how.connect_timeout,
+            how.io_timeout,
+        )?;
+        let conn = match &how.tls {
+            Some(config) => Conn::Tls(Box::new(outbound_tcp::tls_handshake(
+                config.clone(),
+                &address.host,
+                tcp,
+            )?)),
+            None => Conn::Plain(tcp),
+        };
+        let mut client = Client {
+            stream: BufReader::new(conn),
+            address: address.display(),
+            broken: None,
+        };
+        if let Some(password) = &address.password {
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &address.username {
+                auth.push(user.as_bytes());
+            }
+            auth.push(password.as_bytes());
+            client.command(&auth, HANDSHAKE_BUDGET)?;
+        }
+        if address.db != 0 {
+            let db = address.db.to_string();
+            client.command(&[b"SELECT", db.as_bytes()], HANDSHAKE_BUDGET)?;
+        }
+        Ok(client)
+    }
+
+    /// The address without credentials.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Sends one command and reads its reply within `budget` bytes. A server
+    /// error, anywhere in the reply, is `RedisError::Server`.
+    pub fn command(&mut self, args: &[&[u8]], budget: usize) -> Result<Reply, RedisError> {
+        self.send(args)?;
+        let reply = self.read(budget)?;
+        match first_error(&reply) {
+            Some(error) => Err(RedisError::Server(server_error(error))),
+            None => Ok(reply),
+        }
+    }
+
+    fn send(&mut self, args: &[&[u8]]) -> Result<(), RedisError> {
+        let mut frame = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            frame.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            frame.extend_from_slice(arg);
+            frame.extend_from_slice(b"\r\n");
+        }
+        self.usable()?;
+        let written = self.stream.get_mut().write_all(&frame);
+        let flushed = written.and_then(|()| self.stream.get_mut().flush());
+        flushed.map_err(|e| {
+            self.fail(RedisError::Io {
+                address: self.address.clone(),
+                reason: format!("sending: {e}"),
+            })
+        })
+    }
+
+    /// Reads one reply; any failure but a server error leaves the connection
+    /// unusable (the rest of the reply is still on the wire).
+    fn read(&mut self, budget: usize) -> Result<Reply, RedisError> {
+        self.usable()?;
+        let mut reader = ReplyReader {
+            stream: &mut self.stream,
+            address: &self.address,
+            budget,
+            limit: budget,
+        };
+        let reply = reader.reply(0);
+        reply.map_err(|e| self.fail(e))
+    }
+
+    fn usable(&self) -> Result<(), RedisError> {
+        match &self.broken {
+            Some(reason) => Err(RedisError::Broken {
+                address: self.address.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, error: RedisError) -> RedisError {
+        if !error.keeps_connection() {
+            self.broken = Some(error.to_string());
+        }
+        error
+    }
+
+    /// `SUBSCRIBE` to `channels` (literal names, as Spin's trigger does), and
+    /// waits for every confirmation.
+    pub fn subscribe(mut self, channels: &[String]) -> Result<Subscriber, RedisError> {
+        let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+        args.extend(channels.iter().map(|c| c.as_bytes()));
+        self.send(&args)?;
+        for _ in channels {
+            let reply =
+                self.read(HANDSHAKE_BUDGET + channels.iter().map(String::len).max().unwrap_or(0))?;
+            match &reply {
+                Reply::Array(items)
+                    if items.first() == Some(&Reply::Bulk(b"subscribe".to_vec())) => {}
+                Reply::Error(error) => return Err(RedisError::Server(server_error(error))),
+                other => {
+                    return Err(RedisError::Protocol {
+                        address: self.address.clone(),
+                        what: format!("expected a subscribe confirmation, got {other:?}"),
+                    });
+                }
+            }
+        }
+        Ok(Subscriber {
+            client: self,
+            ping_sent: false,
+        })
+    }
+}
+
+/// The first `-ERR` in a reply, at any depth.
+fn first_error(reply: &Reply) -> Option<&str> {
+    match reply {
+        Reply::Error(error) => Some(error),
+        Reply::Array(items) => items.iter().find_map(first_error),
+        _ => None,
+    }
+}
+
+/// A server error as the `redis` crate's `Display` words it (what Spin
+/// hands guests in `error::other`): the known codes as
+/// `An error was signalled by the server - <Kind>: <detail>`, any other as
+/// `<CODE>: <detail>`.
+pub fn server_error(line: &str) -> String {
+    let (code, detail) = line.split_once(' ').unwrap_or((line, ""));
+    let kind = match code {
+        "ERR" => "ResponseError",
+        "EXECABORT" => "ExecAbortError",
+        "LOADING" => "BusyLoadingError",
+        "NOSCRIPT" => "NoScriptError",
+        "READONLY" => "ReadOnly",
+        "MASTERDOWN" => "MasterDown",
+        "TRYAGAIN" => "TryAgain",
+        "CLUSTERDOWN" => "ClusterDown",
+        "CROSSSLOT" => "CrossSlot",
+        _ => return format!("{code}: {detail}"),
+    };
+    format!("An error was signalled by the server - {kind}: {detail}")
+}
+
+/// Reads RESP2 off a stream, charging every element to a budget.
+struct ReplyReader<'a> {
+    stream: &'a mut BufReader<Conn>,
+    address: &'a str,
+    budget: usize,
+    limit: usize,
+}
+
+impl ReplyReader<'_> {
+    fn charge(&mut self, bytes: usize) -> Result<(), RedisError> {
+        match self.budget.checked_sub(bytes.saturating_add(ELEMENT_COST)) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => Err(RedisError::TooLarge {
+                address: self.address.to_owned(),
+                limit: self.limit,
+            }),
+        }
+    }
+
+    fn protocol(&self, what: impl Into<String>) -> RedisError {
+        RedisError::Protocol {
+            address: self.address.to_owned(),
+            what: what.into(),
+        }
+    }
+
+    fn io(&self, e: std::io::Error) -> RedisError {
+        let reason = match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                "timed out waiting for the reply".to_owned()
+            }
+            std::io::ErrorKind::UnexpectedEof => "the server closed the connection".to_owned(),
+            _ => format!("reading: {e}"),
+        };
+        RedisError::Io {
+            address: self.address.to_owned(),
+            reason,
+        }
+    }
+
+    /// One line without its CRLF, at most [`MAX_LINE`] bytes.
+    fn line(&mut self) -> Result<Vec<u8>, RedisError> {
+        let mut line = Vec::new();
+        let read = (&mut *self.stream)
+            .take(MAX_LINE as u64 + 2)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| self.io(e))?;
+        if read == 0 {
+            return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        match line.strip_suffix(b"\r\n") {
+            Some(body) => Ok(body.to_vec()),
+            None if line.len() > MAX_LINE => Err(self.protocol("a line longer than 64 KiB")),
+            None => Err(self.io(std::io::ErrorKind::UnexpectedEof.into())),
+        }
+    }
+
+    fn text(&self, bytes: Vec<u8>) -> Result<String, RedisError> {
+        String::from_utf8(bytes).map_err(|_| self.protocol("a status line that is not UTF-8"))
+    }
+
+    fn number(&self, bytes: &[u8]) -> Result<i64, RedisError> {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                self.protocol(format!(
+                    "`{}` is not a number",
+                    String::from_utf8_lossy(bytes)
+                ))
+            })
+    }
+
+    fn reply(&mut self, depth: usize) -> Result<Reply, RedisError> {
+        let line = self.line()?;
+        let Some((&kind, rest)) = line.split_first() else {
+            return Err(self.protocol("an empty line"));
+        };
+        match kind {
+            b'+' => {
+                self.charge(rest.len())?;
+                Ok(Reply::Status(self.text(rest.to_vec())?))
+            }
+            b'-' => {
+                self.charge(rest.len())?;
+                Ok(Reply::Error(String::from_utf8_lossy(rest).into_owned()))
+            }
+            b':' => {
+                self.charge(0)?;
+                Ok(Reply::Int(self.number(rest)?))
+            }
+            b'$' => {
+                let Ok(len) = usize::try_from(self.number(rest)?) else {
+                    self.charge(0)?;
+                    return Ok(Reply::Nil);
+                };
+                self.charge(len)?;
+                Ok(Reply::Bulk(self.bulk(len)?))
+            }
+            b'*' => {
+                let Ok(count) = usize::try_from(self.number(rest)?) else {
+                    self.charge(0)?;
+                    return Ok(Reply::Nil);
+                };
+                if depth >= MAX_DEPTH {
+                    return Err(self.protocol(format!("arrays nested deeper than {MAX_DEPTH}")));
+                }
+                // Every element costs at least ELEMENT_COST, so the count is
+                // checked against the budget before anything is reserved.
+                self.charge(count.saturating_mul(ELEMENT_COST))?;
+                let mut items = Vec::with_capacity(count);
+                for _ in 0..count {
+                    items.push(self.reply(depth + 1)?);
+                }
+                Ok(Reply::Array(items))
+            }
+            other => Err(self.protocol(format!("unknown reply type `{}`", other.escape_ascii()))),
+        }
+    }
+
+    /// A bulk string's `len` bytes and its CRLF.
+    fn bulk(&mut self, len: usize) -> Result<Vec<u8>, RedisError> {
+        let mut data = Vec::new();
+        // `take` + `read_to_end` grows the buffer as bytes arrive rather than
+        // trusting the announced length with one allocation.
+        (&mut *self.stream)
+            .take(len as u64)
+            .read_to_end(&mut data)
+            .map_err(|e| self.io(e))?;
+        let mut crlf = [0u8; 2];
+        if data.len() < len {
+            return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.stream.read_exact(&mut crlf).map_err(|e| self.io(e))?;
+        if &crlf != b"\r\n" {
+            return Err(self.protocol("a bulk string longer than announced"));
+        }
+        Ok(data)
+    }
+}
+
+/// A connection in subscribed mode: the trigger's.
+pub struct Subscriber {
+    client: Client,
+    /// A `PING` is out because the connection was idle for a read timeout;
+    /// another timeout before anything arrives means it is dead.
+    ping_sent: bool,
+}
+
+/// A message published on a subscribed channel.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Message {
+    pub channel: String,
+    pub payload: Vec<u8>,
+}
+
+impl Subscriber {
+    /// The next message; `Ok(None)` when the connection is idle (it has
+    /// checked the server is there with a `PING`). A message whose reply
+    /// exceeds `budget` ends the connection with `TooLarge`.
+    pub fn next(&mut self, budget: usize) -> Result<Option<Message>, RedisError> {
+        // Waiting for the first byte is the only place where a timeout means
+        // idleness, not a broken reply: nothing has been consumed yet.
+        let client = &mut self.client;
+        client.usable()?;
+        match client.stream.fill_buf() {
+            Ok([]) => {
+                return Err(client.fail(RedisError::Io {
+                    address: client.address.clone(),
+                    reason: "the server closed the connection".into(),
+                }));
+            }
+            Ok(_) => self.ping_sent = false,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if std::mem::replace(&mut self.ping_sent, true) {
+                    return Err(client.fail(RedisError::Io {
+                        address: client.address.clone(),
+                        reason: "no answer to PING".into(),
+                    }));
+                }
+                client.send(&[b"PING"])?;
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(client.fail(RedisError::Io {
+                    address: client.address.clone(),
+                    reason: format!("reading: {e}"),
+                }));
+            }
+        }
+        let reply = client.read(budget)?;
+        let Reply::Array(items) = reply else {
+            return Err(client.fail(RedisError::Protocol {
+                address: client.address.clone(),
+                what: format!("expected a push message, got {reply:?}"),
+            }));
+        };
+        let mut items = items.into_iter();
+        match (items.next(), items.next(), items.next(), items.next()) {
+            (
+                Some(Reply::Bulk(kind)),
+                Some(Reply::Bulk(channel)),
+                Some(Reply::Bulk(payload)),
+                None,
+            ) if kind == b"message" => Ok(Some(Message {
+                channel: String::from_utf8_lossy(&channel).into_owned(),
+                payload,
+            })),
+            // The answer to our PING, and anything else a subscribed
+            // connection may push (`subscribe` confirmations).
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A client connected to a fake server that sends `script` after
+    /// reading the first command.
+    fn against(script: &'static [u8]) -> Client {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf);
+            let _ = socket.write_all(script);
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let address = RedisAddress::parse(&format!("redis://127.0.0.1:{port}")).expect("address");
+        Client::connect(&Connect {
+            address: &address,
+            blocked: &BlockedNetworks::default(),
+            connect_timeout: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(2),
+            tls: None,
+        })
+        .expect("connect")
+    }
+
+    #[test]
+    fn replies_of_every_type() {
+        let mut c = against(b"*5\r\n+OK\r\n:-7\r\n$3\r\na\r\n\r\n$-1\r\n*2\r\n*0\r\n$0\r\n\r\n");
+        assert_eq!(
+            c.command(&[b"X"], 1 << 20).expect("reply"),
+            Reply::Array(vec![
+                Reply::Status("OK".into()),
+                Reply::Int(-7),
+                Reply::Bulk(b"a\r\n".to_vec()),
+                Reply::Nil,
+                Reply::Array(vec![Reply::Array(vec![]), Reply::Bulk(vec![])]),
+            ])
+        );
+    }
+
+    #[test]
+    fn server_errors_keep_the_connection_and_read_as_the_redis_crate_words_them() {
+        let mut c = against(b"-ERR value is not an integer or out of range\r\n");
+        let e = c.command(&[b"INCR", b"k"], 1024).expect_err("error");
+        assert_eq!(
+            e.to_string(),
+            "An error was signalled by the server - ResponseError: value is not an integer or out of range"
+        );
+        assert!(c.broken.is_none());
+        assert_eq!(
+            server_error("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            "WRONGTYPE: Operation against a key holding the wrong kind of value"
+        );
+    }
+
+    #[test]
+    fn hostile_replies_are_bounded_and_break_the_connection() {
+        // A bulk string announcing more than the budget is refused before it is read.
+        let mut c = against(b"$999999999999\r\n");
+        assert!(matches!(
+            c.command(&[b"GET", b"k"], 1024),
+            Err(RedisError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            c.command(&[b"GET", b"k"], 1024),
+            Err(RedisError::Broken { .. })
+        ));
+        // So is an array of many elements, however small each.
+        let mut c = against(b"*100000000\r\n");
+        assert!(matches!(
+            c.command(&[b"X"], 1 << 20),
+            Err(RedisError::TooLarge { .. })
+        ));
+        // Nesting is bounded, not recursed into.
+        let mut c = against(b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n");
+        assert!(matches!(
+            c.command(&[b"X"], 1 << 20),
+            Err(RedisError::Protocol { .. })
+        ));
+        for script in [&b"?\r\n"[..], b"$3\r\nabcd\r\n", b":12x\r\n", b"$5\r\nab"] {
+            let leaked: &'static [u8] = Box::leak(script.to_vec().into_boxed_slice());
+            let mut c = against(leaked);
+            assert!(c.command(&[b"X"], 1 << 20).is_err(), "{script:?}");
+        }
+    }
+
+    #[test]
+    fn subscribed_connections_read_messages_and_ignore_other_pushes() {
+        let c = against(
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n",
+        );
+        let mut s = c.subscribe(&["c".to_owned()]).expect("subscribe");
+        assert_eq!(
+            s.next(1024).expect("message"),
+            Some(Message {
+                channel: "c".into(),
+                payload: b"hi".to_vec()
+            })
+        );
+        assert_eq!(s.next(1024).expect("pong"), None);
+        // The server then goes away.
+        assert!(s.next(1024).is_err());
+    }
+}
