@@ -1,9 +1,10 @@
 //! The executors: how an event becomes an invocation of a component. WAGI
 //! (the CGI contract: environment, argv, stdin, stdout), the Spin SDK's
-//! `wasi:http/incoming-handler`, and the Spin MQTT trigger's guest world.
+//! `wasi:http/incoming-handler`, the Spin MQTT trigger's guest world and
+//! Spin's Redis trigger world (`fermyon:spin/inbound-redis`).
 //! Each invocation gets a fresh, isolated instance with only the
 //! component's read-only `files`, its environment and its capabilities.
-//! Shared by the HTTP and MQTT triggers.
+//! Shared by the HTTP, MQTT and Redis triggers.
 
 #[cfg(feature = "embedded-svc")]
 pub mod embedded;
@@ -25,10 +26,13 @@ use flint_host::wasi::Preopen;
 use wasmi::Module;
 
 pub use load::{
-    GuestKind, LoadError, MQTT_TRIGGER, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT, SPIN_ROUTE, WAGI_ROUTE,
-    load_module,
+    GuestKind, LoadError, MQTT_TRIGGER, REDIS_TRIGGER, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT,
+    SPIN_ROUTE, WAGI_ROUTE, load_module,
 };
-pub use run::{Invocation, MqttMessage, SpinResponse, probe, run_mqtt, run_spin_http, run_wagi};
+pub use run::{
+    Invocation, MqttMessage, RedisMessage, SpinResponse, probe, run_mqtt, run_redis, run_spin_http,
+    run_wagi,
+};
 
 /// A component's code: a core module (`wasm32-wasip1`) or a component.
 #[derive(Clone)]

@@ -19,6 +19,19 @@ pub const SPIN_HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2.0#handle";
 /// The export a Spin MQTT trigger guest (`spin:mqtt-trigger` world) is called through.
 pub const SPIN_MQTT_EXPORT: &str = "handle-message";
 
+/// The interface a Spin Redis trigger guest exports `handle-message` in:
+/// unversioned, as both Spin SDKs build it and Spin calls it; the
+/// `@2.0.0` spelling is taken as the same interface.
+pub const SPIN_REDIS_INTERFACES: [&str; 2] = [
+    "fermyon:spin/inbound-redis",
+    "fermyon:spin/inbound-redis@2.0.0",
+];
+/// The same exports as a core module (spin-sdk 3's `#[redis_component]`) names them.
+pub const SPIN_REDIS_EXPORTS: [&str; 2] = [
+    "fermyon:spin/inbound-redis#handle-message",
+    "fermyon:spin/inbound-redis@2.0.0#handle-message",
+];
+
 /// The interface a component's Spin HTTP handler is exported in (any 0.2.x).
 pub const HTTP_HANDLER_INTERFACE: &str = "wasi:http/incoming-handler@0.2.0";
 
@@ -34,6 +47,8 @@ pub enum GuestKind {
     SpinHttp,
     /// Spin MQTT trigger plugin world: `handle-message`.
     SpinMqtt,
+    /// Spin's Redis trigger: `fermyon:spin/inbound-redis#handle-message`.
+    SpinRedis,
 }
 
 /// What an HTTP route with the WAGI executor runs.
@@ -42,6 +57,8 @@ pub const WAGI_ROUTE: &[GuestKind] = &[GuestKind::Wagi];
 pub const SPIN_ROUTE: &[GuestKind] = &[GuestKind::SpinHttp];
 /// What an MQTT trigger runs.
 pub const MQTT_TRIGGER: &[GuestKind] = &[GuestKind::SpinMqtt, GuestKind::Wagi];
+/// What a Redis trigger runs.
+pub const REDIS_TRIGGER: &[GuestKind] = &[GuestKind::SpinRedis, GuestKind::Wagi];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -105,6 +122,8 @@ fn module_kind(module: &Module) -> Option<GuestKind> {
         Some(GuestKind::SpinHttp)
     } else if exports(SPIN_MQTT_EXPORT) {
         Some(GuestKind::SpinMqtt)
+    } else if SPIN_REDIS_EXPORTS.into_iter().any(exports) {
+        Some(GuestKind::SpinRedis)
     } else if exports("_start") {
         Some(GuestKind::Wagi)
     } else {
@@ -113,12 +132,17 @@ fn module_kind(module: &Module) -> Option<GuestKind> {
 }
 
 /// The same for a component: `wasi:http/incoming-handler@0.2.x#handle`,
-/// `handle-message`, or `wasi:cli/run@0.2.x#run` (a WAGI guest).
+/// `handle-message`, `fermyon:spin/inbound-redis#handle-message`, or `wasi:cli/run@0.2.x#run` (a WAGI guest).
 fn component_kind(image: &ComponentImage<HostState>) -> Option<GuestKind> {
     if image.exports(HTTP_HANDLER_INTERFACE, "handle") {
         Some(GuestKind::SpinHttp)
     } else if image.exports("", SPIN_MQTT_EXPORT) {
         Some(GuestKind::SpinMqtt)
+    } else if SPIN_REDIS_INTERFACES
+        .iter()
+        .any(|i| image.exports(i, "handle-message"))
+    {
+        Some(GuestKind::SpinRedis)
     } else if image.exports(CLI_RUN_INTERFACE, "run") {
         Some(GuestKind::Wagi)
     } else {
@@ -131,12 +155,15 @@ fn entry_point(kind: GuestKind) -> &'static str {
         GuestKind::Wagi => "_start",
         GuestKind::SpinHttp => SPIN_HTTP_EXPORT,
         GuestKind::SpinMqtt => SPIN_MQTT_EXPORT,
+        GuestKind::SpinRedis => SPIN_REDIS_EXPORTS[0],
     }
 }
 
 fn caller_name(accepted: &[GuestKind]) -> &'static str {
     if accepted == MQTT_TRIGGER {
         "an MQTT trigger"
+    } else if accepted == REDIS_TRIGGER {
+        "a Redis trigger"
     } else if accepted == WAGI_ROUTE {
         "the WAGI executor"
     } else {
@@ -155,7 +182,10 @@ fn kind_hint(accepted: &[GuestKind], found: Option<GuestKind>) -> &'static str {
         (_, Some(GuestKind::SpinMqtt)) => {
             "; it is an MQTT trigger component (it exports `handle-message`): use it from a [[trigger.mqtt]]"
         }
-        (MQTT_TRIGGER, Some(GuestKind::SpinHttp)) => {
+        (_, Some(GuestKind::SpinRedis)) => {
+            "; it is a Redis trigger component (it exports `fermyon:spin/inbound-redis#handle-message`): use it from a [[trigger.redis]]"
+        }
+        (MQTT_TRIGGER | REDIS_TRIGGER, Some(GuestKind::SpinHttp)) => {
             "; it is a Spin HTTP component: use it from a [[trigger.http]]"
         }
         _ => "",

@@ -13,7 +13,9 @@ use wasmi::Store;
 use crate::instance::{
     CappedBuffer, Export, Live, call_entry, finished, instantiate, new_store, spin_store, start,
 };
-use crate::load::{CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE};
+use crate::load::{
+    CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS, SPIN_REDIS_INTERFACES,
+};
 use crate::{Code, Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 
 /// What changes from one WAGI invocation to the next.
@@ -30,6 +32,12 @@ pub struct MqttMessage {
     pub qos: u8,
     pub retain: bool,
     pub message_id: u16,
+}
+
+/// A message published on a channel a Redis trigger subscribes to.
+pub struct RedisMessage {
+    pub channel: Arc<str>,
+    pub payload: Vec<u8>,
 }
 
 /// A Spin guest's answer.
@@ -256,6 +264,83 @@ fn mqtt(
             };
             Err(GuestFailure::Handler(message))
         }
+        Ok(other) => Err(GuestFailure::Handler(format!(
+            "unexpected result {other:?}"
+        ))),
+        Err(e) => finished(&mut store, Err(e)),
+    }
+}
+
+/// Runs a Redis handler: `fermyon:spin/inbound-redis#handle-message` of a
+/// Spin guest, or a WAGI module with the payload on stdin and the channel
+/// in `REDIS_CHANNEL` (exit 0 is success).
+pub fn run_redis(
+    engine: &Engine,
+    component: &Component,
+    message: &RedisMessage,
+    limits: &InstanceLimits,
+) -> Result<(), GuestFailure> {
+    observed(component, |fuel| {
+        redis(engine, component, message, limits, fuel)
+    })
+}
+
+/// `handle-message: func(message: payload) -> result<_, error>`, where
+/// `error` is `redis-types`' enum `{ success, error }`: one export per name
+/// a guest may give it.
+const REDIS_HANDLE_MESSAGE: [Export; 2] = {
+    const fn export(interface: &'static str, core_name: &'static str) -> Export {
+        Export {
+            interface,
+            function: "handle-message",
+            core_name,
+            params: &[Ty::List(&Ty::U8)],
+            result: Some(result_ty!(_, Ty::Variant(&[None, None]))),
+        }
+    }
+    [
+        export(SPIN_REDIS_INTERFACES[0], SPIN_REDIS_EXPORTS[0]),
+        export(SPIN_REDIS_INTERFACES[1], SPIN_REDIS_EXPORTS[1]),
+    ]
+};
+
+fn redis(
+    engine: &Engine,
+    component: &Component,
+    message: &RedisMessage,
+    limits: &InstanceLimits,
+    fuel: &mut Option<u64>,
+) -> Result<(), GuestFailure> {
+    if component.kind == GuestKind::Wagi {
+        let invocation = Invocation {
+            stdin: message.payload.clone(),
+            env: vec![("REDIS_CHANNEL".to_owned(), message.channel.to_string())],
+            argv: vec![component.id.to_string()],
+        };
+        return wagi(engine, component, invocation, limits, fuel).map(drop);
+    }
+    // Loading found one of the names; the first is what both SDKs export.
+    let export = REDIS_HANDLE_MESSAGE
+        .iter()
+        .find(|e| match &component.code {
+            Code::Module(module) => module.get_export(e.core_name).is_some(),
+            Code::Component(image) => image.exports(e.interface, e.function),
+        })
+        .unwrap_or(&REDIS_HANDLE_MESSAGE[0]);
+    let mut store = spin_store(engine, component, limits)?;
+    let mut live = start(engine, &mut store, component)?;
+    let args = [Value::Bytes(message.payload.clone())];
+    let outcome = live.call(&mut store, export, &args);
+    *fuel = flint_engine::fuel_used(&store);
+    if let Some(hit) = store.data_mut().take_limit_hit() {
+        return Err(GuestFailure::Limit(hit));
+    }
+    match outcome {
+        Ok(Some(Value::Variant(0, _))) => Ok(()),
+        // Spin's words; the enum carries nothing more.
+        Ok(Some(Value::Variant(..))) => Err(GuestFailure::Handler(
+            "Redis handler returned an error".into(),
+        )),
         Ok(other) => Err(GuestFailure::Handler(format!(
             "unexpected result {other:?}"
         ))),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use flint_config::{Executor, Limits, Manifest, Route, load_manifest, load_runtime_config};
 
-use flint_executor::{Component, GuestKind, MQTT_TRIGGER, SPIN_ROUTE, WAGI_ROUTE};
+use flint_executor::{Component, GuestKind, MQTT_TRIGGER, REDIS_TRIGGER, SPIN_ROUTE, WAGI_ROUTE};
 use flint_host::Engine;
 use flint_host::blocked_networks::BlockedNetworks;
 use flint_host::capabilities::{Capabilities, OutboundMetrics, Services};
@@ -45,6 +45,8 @@ pub struct LoadedApp {
     pub board: String,
     /// The MQTT trigger, when the manifest has `[[trigger.mqtt]]` and Flint serves.
     pub mqtt: Option<MqttPlan>,
+    /// The Redis trigger's servers, when the manifest has `[[trigger.redis]]` and Flint serves.
+    pub redis: Vec<flint_trigger_redis::Server>,
     pub outbox: Option<Arc<Outbox>>,
     /// The runtime config's `[deploy]`: the health check a new version passes.
     pub deploy: flint_config::DeployConfig,
@@ -265,6 +267,24 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         }
         _ => None,
     };
+    let mut redis_triggers = Vec::new();
+    for trigger in &manifest.redis_triggers {
+        let Some(component) = manifest.components.get(&trigger.component) else {
+            continue; // Reported by manifest validation.
+        };
+        match loader.component(component, REDIS_TRIGGER) {
+            Ok(compiled) => redis_triggers.push((trigger, compiled)),
+            Err(e) => errors.push(format!("Redis trigger `{}`: {e:#}", trigger.id)),
+        }
+    }
+    let redis = match (&serve, app_variables.as_ref()) {
+        (Some(_), Some(values)) => redis_servers(&manifest, redis_triggers, values, &services)
+            .unwrap_or_else(|e| {
+                errors.push(format!("{e:#}"));
+                Vec::new()
+            }),
+        _ => Vec::new(),
+    };
     if !errors.is_empty() {
         bail!(
             "{} problem(s) in {}:\n{}",
@@ -285,6 +305,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
         limits,
         board: board.name,
         mqtt,
+        redis,
         outbox,
         deploy: runtime_config.deploy.clone(),
     })
@@ -470,6 +491,65 @@ fn mqtt_plan(
         subscriptions,
         max_payload_bytes,
     })
+}
+
+/// The Redis trigger's servers, each with the triggers subscribing on it:
+/// addresses and channels with `{{ var }}` templates expanded, triggers
+/// grouped by the address they expand to (as Spin does).
+fn redis_servers(
+    manifest: &Manifest,
+    triggers: Vec<(&flint_config::RedisTrigger, Arc<Component>)>,
+    values: &BTreeMap<String, String>,
+    services: &Services,
+) -> anyhow::Result<Vec<flint_trigger_redis::Server>> {
+    let at = |location: &flint_config::Location| {
+        format!(
+            "{}:{}:{}",
+            manifest.path.display(),
+            location.line,
+            location.column
+        )
+    };
+    let mut servers: Vec<(String, flint_trigger_redis::Server)> = Vec::new();
+    for (trigger, component) in triggers {
+        let (template, location) = match (&trigger.address, &trigger.address_location) {
+            (Some(address), Some(location)) => (address, location),
+            _ => match &manifest.application.redis {
+                Some(server) => (&server.address, &server.address_location),
+                None => continue, // Reported by manifest validation.
+            },
+        };
+        let address = variables::expand(template, values)
+            .with_context(|| format!("{}: Redis address", at(location)))?;
+        let channel = variables::expand(&trigger.channel, values)
+            .with_context(|| format!("{}: channel", at(&trigger.channel_location)))?;
+        let redis_trigger = flint_trigger_redis::Trigger {
+            id: trigger.id.clone(),
+            channel,
+            component,
+        };
+        if let Some((_, server)) = servers.iter_mut().find(|(a, _)| *a == address) {
+            server.triggers.push(redis_trigger);
+            continue;
+        }
+        let parsed = flint_config::RedisAddress::parse(&address).with_context(|| {
+            format!(
+                "{}: Redis address of trigger `{}`",
+                at(location),
+                trigger.id
+            )
+        })?;
+        let server = flint_trigger_redis::Server {
+            tls: parsed.tls.then(|| services.tls.for_broker(&parsed.host)),
+            address: parsed,
+            blocked: services.blocked.clone(),
+            connect_timeout: services.outbound.connect_timeout,
+            io_timeout: services.outbound.io_timeout,
+            triggers: vec![redis_trigger],
+        };
+        servers.push((address, server));
+    }
+    Ok(servers.into_iter().map(|(_, server)| server).collect())
 }
 
 /// `--state-dir`, or `.flint` beside the manifest; created so that a

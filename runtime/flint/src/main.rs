@@ -14,6 +14,7 @@ use flint_engine::InstanceLimits;
 use flint_engine::pool::WorkerPool;
 use flint_trigger_http as http;
 use flint_trigger_mqtt as mqtt;
+use flint_trigger_redis as redis;
 
 /// See `dlmalloc` in Cargo.toml: musl's allocator is the bottleneck of a
 /// fresh instance per request.
@@ -156,7 +157,30 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let observed = Arc::new(status::Observed::new(
+    let redis_channels: Vec<String> = loaded
+        .redis
+        .iter()
+        .flat_map(|server| {
+            server.triggers.iter().map(|t| {
+                format!(
+                    "{}: {}/{}",
+                    t.component.id,
+                    server.address.display(),
+                    t.channel
+                )
+            })
+        })
+        .collect();
+    let redis_status = match loaded.redis.is_empty() {
+        true => None,
+        false => Some(redis::start(
+            loaded.redis,
+            loaded.engine.clone(),
+            instance_limits.clone(),
+            usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
+        )?),
+    };
+    let mut observed = status::Observed::new(
         loaded.name.clone(),
         loaded.version.clone(),
         loaded.board.clone(),
@@ -165,7 +189,9 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
         loaded.services.clone(),
         mqtt_status.as_ref().map(|(status, _)| status.clone()),
         loaded.outbox.clone(),
-    ));
+    );
+    observed.redis = redis_status;
+    let observed = Arc::new(observed);
     let app = Arc::new(http::service::HttpApp {
         router: http::router::RouterSlot::new(router),
         engine: loaded.engine,
@@ -213,6 +239,12 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
         println!("MQTT Subscriptions:");
         for topic in topics {
             println!("  {topic}");
+        }
+    }
+    if !redis_channels.is_empty() {
+        println!("Redis Channels:");
+        for channel in &redis_channels {
+            println!("  {channel}");
         }
     }
     println!("Metrics: http://{operator_addr}/.well-known/flint/metrics");

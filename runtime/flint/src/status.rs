@@ -2,7 +2,8 @@
 //! JSON, or a human summary for `flint status`) and every metric family
 //! beyond the HTTP trigger's own, composed here because only the binary sees
 //! every layer: the engine's memory budget, the components' invocations, the
-//! host's stores, outbound calls and outbox, the MQTT trigger, the process.
+//! host's stores, outbound calls and outbox, the MQTT and Redis triggers,
+//! the process.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -17,6 +18,7 @@ use flint_host::outbox::Outbox;
 use flint_trigger_http::metrics::requests_total;
 use flint_trigger_http::service::{HttpApp, Operator, StatusFormat};
 use flint_trigger_mqtt::status::MqttStatus;
+use flint_trigger_redis::status::RedisStatus;
 
 /// The build target, set by build.rs.
 const TARGET: &str = env!("FLINT_TARGET");
@@ -34,6 +36,8 @@ pub struct Observed {
     pub components: Vec<Arc<Component>>,
     pub services: Arc<Services>,
     pub mqtt: Option<Arc<MqttStatus>>,
+    /// The Redis trigger, when the app has one (set after [`Observed::new`]).
+    pub redis: Option<Arc<RedisStatus>>,
     pub outbox: Option<Arc<Outbox>>,
     /// (when, requests so far), newest last.
     samples: Mutex<VecDeque<(Instant, u64)>>,
@@ -61,6 +65,7 @@ impl Observed {
             components,
             services,
             mqtt,
+            redis: None,
             outbox,
             samples: Mutex::new(VecDeque::from([(started, 0)])),
         }
@@ -149,6 +154,9 @@ impl Observed {
         if let Some(mqtt) = &self.mqtt {
             members.push(format!("\"mqtt\":{{{}}}", mqtt.json_members(quote)));
         }
+        if let Some(redis) = &self.redis {
+            members.push(format!("\"redis\":{{{}}}", redis.json_members(quote)));
+        }
         if let Some(outbox) = &self.outbox {
             let (depth, bytes) = outbox.depth();
             let budget = outbox.budget();
@@ -232,6 +240,31 @@ impl Observed {
                 );
             }
         }
+        if let Some(redis) = &self.redis {
+            use std::sync::atomic::Ordering::Relaxed;
+            for server in &redis.servers {
+                let state = match server.connected.load(Relaxed) {
+                    true => "connected",
+                    false => "disconnected",
+                };
+                let _ = writeln!(
+                    out,
+                    "redis: {} {state}, {} reconnects",
+                    server.address,
+                    server.reconnects.get()
+                );
+            }
+            for t in &redis.triggers {
+                let _ = writeln!(
+                    out,
+                    "  {:<32} {:<24} {} handled, {} failed",
+                    t.channel,
+                    t.component,
+                    t.handled.get(),
+                    t.failed.get()
+                );
+            }
+        }
         if let Some(outbox) = &self.outbox {
             let (depth, bytes) = outbox.depth();
             let age = outbox.oldest_age().map_or("-".to_owned(), human_duration);
@@ -291,6 +324,9 @@ impl Observed {
         self.services.kv.write_metrics(w);
         if let Some(mqtt) = &self.mqtt {
             mqtt.write_metrics(w);
+        }
+        if let Some(redis) = &self.redis {
+            redis.write_metrics(w);
         }
         if let Some(outbox) = &self.outbox {
             outbox.write_metrics(w);

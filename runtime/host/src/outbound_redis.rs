@@ -160,15 +160,29 @@ impl Client {
     /// Reads one reply; any failure but a server error leaves the connection
     /// unusable (the rest of the reply is still on the wire).
     fn read(&mut self, budget: usize) -> Result<Reply, RedisError> {
+        self.read_with(budget, None).map(|(reply, _)| reply)
+    }
+
+    /// [`Self::read`]; a bulk string longer than `skip_over` is read past
+    /// and left empty, its length returned, rather than counted against the
+    /// budget (the trigger's messages, which nobody can ask for again).
+    fn read_with(
+        &mut self,
+        budget: usize,
+        skip_over: Option<usize>,
+    ) -> Result<(Reply, Option<usize>), RedisError> {
         self.usable()?;
         let mut reader = ReplyReader {
             stream: &mut self.stream,
             address: &self.address,
             budget,
             limit: budget,
+            skip_over,
+            skipped: None,
         };
         let reply = reader.reply(0);
-        reply.map_err(|e| self.fail(e))
+        let skipped = reader.skipped;
+        reply.map(|r| (r, skipped)).map_err(|e| self.fail(e))
     }
 
     fn usable(&self) -> Result<(), RedisError> {
@@ -252,6 +266,9 @@ struct ReplyReader<'a> {
     address: &'a str,
     budget: usize,
     limit: usize,
+    skip_over: Option<usize>,
+    /// The length of a bulk string read past because of `skip_over`.
+    skipped: Option<usize>,
 }
 
 impl ReplyReader<'_> {
@@ -345,6 +362,12 @@ impl ReplyReader<'_> {
                     self.charge(0)?;
                     return Ok(Reply::Nil);
                 };
+                if self.skip_over.is_some_and(|limit| len > limit) {
+                    self.charge(0)?;
+                    self.skip(len)?;
+                    self.skipped = Some(len);
+                    return Ok(Reply::Bulk(Vec::new()));
+                }
                 self.charge(len)?;
                 Ok(Reply::Bulk(self.bulk(len)?))
             }
@@ -367,6 +390,17 @@ impl ReplyReader<'_> {
             }
             other => Err(self.protocol(format!("unknown reply type `{}`", other.escape_ascii()))),
         }
+    }
+
+    /// Reads past a bulk string's `len` bytes and its CRLF, keeping none.
+    fn skip(&mut self, len: usize) -> Result<(), RedisError> {
+        let wanted = len as u64 + 2;
+        let skipped = std::io::copy(&mut (&mut *self.stream).take(wanted), &mut std::io::sink())
+            .map_err(|e| self.io(e))?;
+        if skipped < wanted {
+            return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(())
     }
 
     /// A bulk string's `len` bytes and its CRLF.
@@ -398,18 +432,22 @@ pub struct Subscriber {
     ping_sent: bool,
 }
 
-/// A message published on a subscribed channel.
+/// What a subscribed connection delivered.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Message {
-    pub channel: String,
-    pub payload: Vec<u8>,
+pub enum Event {
+    /// A message published on a subscribed channel.
+    Message { channel: String, payload: Vec<u8> },
+    /// A message whose payload of `bytes` exceeded the budget: read past
+    /// and dropped, the connection kept.
+    Oversize { channel: String, bytes: usize },
+    /// Nothing arrived for a read timeout (a `PING` has gone out to check
+    /// the server is there), or something other than a message did.
+    Idle,
 }
 
 impl Subscriber {
-    /// The next message; `Ok(None)` when the connection is idle (it has
-    /// checked the server is there with a `PING`). A message whose reply
-    /// exceeds `budget` ends the connection with `TooLarge`.
-    pub fn next(&mut self, budget: usize) -> Result<Option<Message>, RedisError> {
+    /// What arrives next; a payload over `budget` bytes is skipped.
+    pub fn next(&mut self, budget: usize) -> Result<Event, RedisError> {
         // Waiting for the first byte is the only place where a timeout means
         // idleness, not a broken reply: nothing has been consumed yet.
         let client = &mut self.client;
@@ -435,7 +473,7 @@ impl Subscriber {
                     }));
                 }
                 client.send(&[b"PING"])?;
-                return Ok(None);
+                return Ok(Event::Idle);
             }
             Err(e) => {
                 return Err(client.fail(RedisError::Io {
@@ -444,7 +482,9 @@ impl Subscriber {
                 }));
             }
         }
-        let reply = client.read(budget)?;
+        // The channel name and the message's framing are not the payload's.
+        let (reply, skipped) =
+            client.read_with(budget.saturating_add(HANDSHAKE_BUDGET), Some(budget))?;
         let Reply::Array(items) = reply else {
             return Err(client.fail(RedisError::Protocol {
                 address: client.address.clone(),
@@ -458,13 +498,16 @@ impl Subscriber {
                 Some(Reply::Bulk(channel)),
                 Some(Reply::Bulk(payload)),
                 None,
-            ) if kind == b"message" => Ok(Some(Message {
-                channel: String::from_utf8_lossy(&channel).into_owned(),
-                payload,
-            })),
+            ) if kind == b"message" => {
+                let channel = String::from_utf8_lossy(&channel).into_owned();
+                Ok(match skipped {
+                    Some(bytes) => Event::Oversize { channel, bytes },
+                    None => Event::Message { channel, payload },
+                })
+            }
             // The answer to our PING, and anything else a subscribed
             // connection may push (`subscribe` confirmations).
-            _ => Ok(None),
+            _ => Ok(Event::Idle),
         }
     }
 }
@@ -561,17 +604,24 @@ mod tests {
     #[test]
     fn subscribed_connections_read_messages_and_ignore_other_pushes() {
         let c = against(
-            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n",
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$13\r\nlarge-payload\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n",
         );
         let mut s = c.subscribe(&["c".to_owned()]).expect("subscribe");
         assert_eq!(
             s.next(1024).expect("message"),
-            Some(Message {
+            Event::Message {
                 channel: "c".into(),
                 payload: b"hi".to_vec()
-            })
+            }
         );
-        assert_eq!(s.next(1024).expect("pong"), None);
+        assert_eq!(
+            s.next(8).expect("oversize"),
+            Event::Oversize {
+                channel: "c".into(),
+                bytes: 13
+            }
+        );
+        assert_eq!(s.next(1024).expect("pong"), Event::Idle);
         // The server then goes away.
         assert!(s.next(1024).is_err());
     }

@@ -474,6 +474,9 @@ fn app_metadata(manifest: &Manifest, raw: &toml::Table) -> Map<String, Value> {
     if !manifest.mqtt_triggers.is_empty() {
         types.push("mqtt");
     }
+    if !manifest.redis_triggers.is_empty() {
+        types.push("redis");
+    }
     if let [only] = types.as_slice() {
         let mut single = settings
             .get(*only)
@@ -532,6 +535,15 @@ fn triggers(manifest: &Manifest, raw: &toml::Table) -> Vec<LockedTrigger> {
             &trigger.id,
             Some(&trigger.component),
             mqtt.next(),
+        ));
+    }
+    let mut redis = raw_of("redis").into_iter();
+    for trigger in &manifest.redis_triggers {
+        out.push(locked(
+            "redis",
+            &trigger.id,
+            Some(&trigger.component),
+            redis.next(),
         ));
     }
     out
