@@ -5,7 +5,8 @@
 //!   `PUT /wagi-kv/<key>`: stores the request body.
 //! - `GET /wagi-var/<name>`: the component variable.
 //! - As an MQTT handler (`MQTT_TOPIC` set): stores the payload (stdin) under
-//!   `wagi/<topic>`; topics under `fail/` exit with status 1.
+//!   `wagi/<topic>`; topics under `fail/` exit with status 1. As a Redis
+//!   handler (`REDIS_CHANNEL` set), the same with the channel.
 
 use std::alloc::{Layout, alloc};
 use std::io::{Read, Write};
@@ -93,7 +94,8 @@ fn set(store: i32, key: &str, value: &[u8]) -> bool {
     ret.0[0] == 0
 }
 
-fn mqtt(topic: &str) {
+/// An MQTT topic's or a Redis channel's message.
+fn message(topic: &str) {
     if topic.starts_with("fail/") {
         eprintln!("wagi-spin: failing {topic} on purpose");
         std::process::exit(1);
@@ -107,8 +109,8 @@ fn mqtt(topic: &str) {
 }
 
 fn main() {
-    if let Ok(topic) = std::env::var("MQTT_TOPIC") {
-        return mqtt(&topic);
+    if let Ok(topic) = std::env::var("MQTT_TOPIC").or_else(|_| std::env::var("REDIS_CHANNEL")) {
+        return message(&topic);
     }
     let path = std::env::var("X_MATCHED_ROUTE").unwrap_or_default();
     let name = std::env::var("PATH_INFO").unwrap_or_default();
