@@ -25,7 +25,9 @@ fn handle(req: Request) -> anyhow::Result<Response> {
     let answer = if let Some(prefix) = path.strip_prefix("/ops/") {
         ops(&conn, prefix)
     } else if let Some(channel) = path.strip_prefix("/publish/") {
-        conn.publish(channel, &req.body().to_vec())
+        // An owned payload: spin-sdk 3 takes `&Vec<u8>`, 5 takes `&[u8]`.
+        let payload: Vec<u8> = req.body().into();
+        conn.publish(channel, &payload)
             .map(|()| "published\n".to_owned())
             .map_err(|e| format!("publish: {e:?}"))
     } else if let Some(key) = path.strip_prefix("/get/") {
@@ -57,10 +59,8 @@ fn ops(conn: &Connection, prefix: &str) -> Result<String, String> {
     let key = |k: &str| format!("{prefix}:{k}");
     let mut out = String::new();
     let mut line = |name: &str, value: String| out.push_str(&format!("{name}: {value}\n"));
-    line(
-        "set",
-        format!("{:?}", conn.set(&key("s"), &b"value".to_vec())),
-    );
+    let value: Vec<u8> = b"value".into();
+    line("set", format!("{:?}", conn.set(&key("s"), &value)));
     line(
         "get",
         format!(
