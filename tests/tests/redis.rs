@@ -190,7 +190,8 @@ fn component_guests() -> Guests {
 
 /// An app whose `web` component (routes `/...`) and trigger handler (channel
 /// `events`, counting under `events:`) reach `address`, plus a WAGI handler
-/// on channel `wagi` (its default store read back at `/wagi-kv/<key>`).
+/// on channel `wagi` (its default store read back at `/wagi-kv/<key>`), which
+/// also calls `spin:redis/redis@3.0.0` by hand at `/wagi-redis3/<key>`.
 fn manifest(dir: &TempDir, guests: &Guests, address: &str, allowed: &str) -> PathBuf {
     dir.write(
         "spin.toml",
@@ -205,6 +206,11 @@ address = "{{{{ redis_address }}}}"
 
 [[trigger.http]]
 route = "/wagi-kv/..."
+component = "wagi"
+executor = {{ type = "wagi" }}
+
+[[trigger.http]]
+route = "/wagi-redis3/..."
 component = "wagi"
 executor = {{ type = "wagi" }}
 
@@ -236,6 +242,9 @@ prefix = "events"
 [component.wagi]
 source = "{wagi}"
 key_value_stores = ["default"]
+allowed_outbound_hosts = [{allowed}]
+[component.wagi.variables]
+redis_address = "{{{{ redis_address }}}}"
 "#,
             web = guests.web.display(),
             handler = guests.handler.display(),
@@ -307,6 +316,19 @@ fn every_outbound_operation_answers_as_in_spin() {
         redis.cli(&["SET", &format!("{prefix}:bin"), "a\r\nb"]);
         assert_eq!(flint.get(&format!("/get/{prefix}:bin")).text(), "a\r\nb\n");
     }
+}
+
+#[test]
+fn spin_redis_3_0_0_is_served_like_2_0_0() {
+    let redis = Redis::start();
+    let dir = TempDir::new("redis-v3");
+    let flint = app(&dir, &core_guests(), &redis).start();
+    let response = flint.request("PUT", "/wagi-redis3/v3key", &[], "three");
+    assert_eq!(
+        (response.status, response.text()),
+        (200, "three".to_owned())
+    );
+    assert_eq!(redis.cli(&["GET", "v3key"]), "three");
 }
 
 #[test]

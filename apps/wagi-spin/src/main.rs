@@ -4,6 +4,10 @@
 //! - `GET /wagi-kv/<key>`: the value in the default store (404 if absent);
 //!   `PUT /wagi-kv/<key>`: stores the request body.
 //! - `GET /wagi-var/<name>`: the component variable.
+//! - `PUT /wagi-redis3/<key>`: through `spin:redis/redis@3.0.0` (whose
+//!   functions are `async` in WIT, called here with the synchronous ABI),
+//!   sets the key to the body on the server named by the `redis_address`
+//!   variable, reads it back and answers it.
 //! - As an MQTT handler (`MQTT_TOPIC` set): stores the payload (stdin) under
 //!   `wagi/<topic>`; topics under `fail/` exit with status 1. As a Redis
 //!   handler (`REDIS_CHANNEL` set), the same with the channel.
@@ -32,6 +36,23 @@ unsafe extern "C" {
 unsafe extern "C" {
     #[link_name = "get"]
     fn variable_get(name: *const u8, len: usize, ret: *mut u8);
+}
+
+#[link(wasm_import_module = "spin:redis/redis@3.0.0")]
+unsafe extern "C" {
+    #[link_name = "[static]connection.open"]
+    fn redis_open(address: *const u8, len: usize, ret: *mut u8);
+    #[link_name = "[method]connection.set"]
+    fn redis_set(
+        conn: i32,
+        key: *const u8,
+        len: usize,
+        value: *const u8,
+        vlen: usize,
+        ret: *mut u8,
+    );
+    #[link_name = "[method]connection.get"]
+    fn redis_get(conn: i32, key: *const u8, len: usize, ret: *mut u8);
 }
 
 /// The host allocates returned strings and lists with this; they are leaked,
@@ -127,6 +148,9 @@ fn main() {
         }
         return;
     }
+    if path.starts_with("/wagi-redis3") {
+        return redis3(name);
+    }
     let label = "default";
     unsafe { store_open(label.as_ptr(), label.len(), ret.0.as_mut_ptr()) };
     if ret.0[0] != 0 {
@@ -160,5 +184,43 @@ fn main() {
         (0, 1) => respond(200, &ret.bytes_at(8)),
         (0, _) => respond(404, b"no such key\n"),
         _ => respond(500, b"get failed\n"),
+    }
+}
+
+/// `PUT /wagi-redis3/<key>`; a failed call answers 500 with the WIT `error`
+/// case number.
+fn redis3(key: &str) {
+    let mut ret = RetArea([0; 32]);
+    let name = "redis_address";
+    unsafe { variable_get(name.as_ptr(), name.len(), ret.0.as_mut_ptr()) };
+    if ret.0[0] != 0 {
+        return respond(500, b"no redis_address variable\n");
+    }
+    let address = ret.bytes_at(4);
+    unsafe { redis_open(address.as_ptr(), address.len(), ret.0.as_mut_ptr()) };
+    if ret.0[0] != 0 {
+        return respond(500, format!("open: error case {}\n", ret.0[4]).as_bytes());
+    }
+    let conn = ret.u32_at(4) as i32;
+    let mut value = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut value);
+    unsafe {
+        redis_set(
+            conn,
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            ret.0.as_mut_ptr(),
+        )
+    };
+    if ret.0[0] != 0 {
+        return respond(500, format!("set: error case {}\n", ret.0[4]).as_bytes());
+    }
+    unsafe { redis_get(conn, key.as_ptr(), key.len(), ret.0.as_mut_ptr()) };
+    match (ret.0[0], ret.0[4]) {
+        (0, 1) => respond(200, &ret.bytes_at(8)),
+        (0, _) => respond(404, b"no such key\n"),
+        _ => respond(500, format!("get: error case {}\n", ret.0[4]).as_bytes()),
     }
 }
