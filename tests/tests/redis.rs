@@ -5,6 +5,7 @@
 //! by one (core module, component and WAGI handlers), its reconnection
 //! after the server restarts, and `rediss://` over Flint's TLS.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flint_e2e::services::{TestCa, free_port};
-use flint_e2e::{Flint, FlintBuilder, TempDir, poll_until, wasm_path, workspace_root};
+use flint_e2e::{Flint, FlintBuilder, TempDir, poll_until, run_flint, wasm_path, workspace_root};
 
 /// How long the trigger may take to handle a burst (generous: a 2-core
 /// machine runs redis, flint and the clients at once, maybe a debug build).
@@ -524,6 +525,36 @@ fn rediss_goes_over_flint_tls_with_the_client_tls_roots() {
         response.text().contains("TLS with localhost"),
         "{}",
         response.text()
+    );
+}
+
+#[test]
+fn a_handler_of_the_wrong_kind_or_a_bad_address_stops_startup() {
+    let dir = TempDir::new("redis-check");
+    let guests = Guests {
+        web: core_guests().handler,
+        handler: core_guests().web,
+    };
+    let manifest = manifest(&dir, &guests, "redis://127.0.0.1:6379", "");
+    let out = run_flint([OsStr::new("check"), OsStr::new("-f"), manifest.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains(
+            "Redis trigger `handler-redis-trigger`: component `handler`: "
+        ) && out.stderr.contains("does not export `fermyon:spin/inbound-redis#handle-message` or `_start`, which a Redis trigger calls; it is a Spin HTTP component"),
+        "{}",
+        out.stderr
+    );
+    let bad = std::fs::read_to_string(&manifest)
+        .expect("manifest")
+        .replace("{{ redis_address }}\"\n\n", "redis://h/x\"\n\n");
+    let manifest = dir.write("bad.toml", bad);
+    let out = run_flint([OsStr::new("check"), OsStr::new("-f"), manifest.as_os_str()]);
+    assert!(
+        out.stderr
+            .contains("invalid Redis address `redis://h/x`: `x` is not a database number"),
+        "{}",
+        out.stderr
     );
 }
 
