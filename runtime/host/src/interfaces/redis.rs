@@ -361,3 +361,60 @@ pub const FUNCTIONS: &[HostFn<GuestState>] = &[
 /// are their synchronous lowering, whose core signatures are those of
 /// 2.0.0's.
 pub const FUNCTIONS_V3: &[HostFn<GuestState>] = FUNCTIONS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound_hosts::AllowedHosts;
+
+    #[test]
+    fn permission_comes_before_any_connection() {
+        let mut caps = Capabilities::none("c");
+        caps.allowed_hosts = AllowedHosts::parse(["redis://127.0.0.1:1"]).expect("hosts");
+        // Not allowed (another port, or rediss:// for a redis:// entry): no
+        // connection is tried, and the answer is `invalid-address`.
+        for address in [
+            "redis://127.0.0.1:2",
+            "rediss://127.0.0.1:1",
+            "not an address",
+        ] {
+            assert!(
+                matches!(connect(&caps, address), Err(Failure::InvalidAddress)),
+                "{address}"
+            );
+        }
+        // Allowed, nothing listening: `other`, naming the server.
+        match connect(&caps, "redis://127.0.0.1:1") {
+            Err(Failure::Other(message)) => assert!(message.contains("127.0.0.1:1"), "{message}"),
+            _ => panic!("expected `other`"),
+        }
+        assert_eq!(OPEN.load(Ordering::Acquire), 0, "the slot was given back");
+    }
+
+    #[test]
+    fn execute_results_are_flattened_in_order() {
+        let mut out = Vec::new();
+        flatten(
+            Reply::Array(vec![
+                Reply::Status("OK".into()),
+                Reply::Array(vec![Reply::Int(1), Reply::Nil]),
+                Reply::Bulk(b"b".to_vec()),
+            ]),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                Value::case(1, Some(Value::string("OK"))),
+                Value::case(2, Some(Value::S64(1))),
+                Value::case(0, None),
+                Value::case(3, Some(Value::Bytes(b"b".to_vec()))),
+            ]
+        );
+        assert!(matches!(
+            count(Reply::Int(-1), false),
+            Err(Failure::Other(_))
+        ));
+        assert!(matches!(count(Reply::Nil, true), Err(Failure::TypeError)));
+    }
+}
