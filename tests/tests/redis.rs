@@ -27,24 +27,32 @@ struct Redis {
     child: Option<Child>,
     port: u16,
     tls: Option<(u16, PathBuf)>,
+    /// `--requirepass`, which `redis-cli` is then given too.
+    password: Option<String>,
     dir: TempDir,
 }
 
 impl Redis {
     fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, None)
     }
 
     /// Also listening for TLS, with `ca`'s server certificate.
     fn start_tls(ca: &TestCa) -> Self {
-        Self::launch(Some((free_port(), ca.dir.path().to_owned())))
+        Self::launch(Some((free_port(), ca.dir.path().to_owned())), None)
     }
 
-    fn launch(tls: Option<(u16, PathBuf)>) -> Self {
+    /// Refusing clients that do not `AUTH` with `password`.
+    fn start_with_password(password: &str) -> Self {
+        Self::launch(None, Some(password.to_owned()))
+    }
+
+    fn launch(tls: Option<(u16, PathBuf)>, password: Option<String>) -> Self {
         let mut redis = Self {
             child: None,
             port: free_port(),
             tls,
+            password,
             dir: TempDir::new("redis"),
         };
         redis.restart();
@@ -71,6 +79,9 @@ impl Redis {
                 .arg(ca.join("ca.pem"))
                 .args(["--tls-auth-clients", "no"]);
         }
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -93,10 +104,20 @@ impl Redis {
         }
     }
 
+    /// `redis-cli` for this server (authenticated if it needs it).
+    fn redis_cli(&self) -> Command {
+        let mut command = Command::new("redis-cli");
+        command.args(["-p", &self.port.to_string()]);
+        if let Some(password) = &self.password {
+            command.args(["--no-auth-warning", "-a", password]);
+        }
+        command
+    }
+
     /// `redis-cli` with `args`, its output trimmed.
     fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+        let output = self
+            .redis_cli()
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -121,8 +142,8 @@ impl Redis {
     /// reading commands on stdin; the number of subscribers that received
     /// each.
     fn publish_all(&self, channel: &str, payloads: &[String]) -> Vec<String> {
-        let mut child = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+        let mut child = self
+            .redis_cli()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -330,6 +351,40 @@ fn spin_redis_3_0_0_is_served_like_2_0_0() {
         (200, "three".to_owned())
     );
     assert_eq!(redis.cli(&["GET", "v3key"]), "three");
+}
+
+#[test]
+fn the_address_gives_the_password_and_the_database() {
+    let redis = Redis::start_with_password("s3cret");
+    let dir = TempDir::new("redis-auth");
+    let allowed = format!("\"redis://127.0.0.1:{}\"", redis.port);
+    let address = format!("redis://:s3cret@127.0.0.1:{}/3", redis.port);
+    let flint = Flint::builder(manifest(&dir, &core_guests(), &address, &allowed)).start();
+    let response = flint.get("/ops/auth");
+    assert_eq!((response.status, response.text()), (200, expected_ops()));
+    assert_eq!(redis.cli(&["-n", "3", "SCARD", "auth:set"]), "2");
+    assert_eq!(redis.cli(&["SCARD", "auth:set"]), "0");
+    // The trigger authenticates too; its handler counts in database 3.
+    redis.wait_for_subscriber("events");
+    let payloads: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+    assert!(
+        redis
+            .publish_all("events", &payloads)
+            .iter()
+            .all(|r| r == "1")
+    );
+    assert!(
+        poll_until(DRAIN, || redis.cli(&["-n", "3", "GET", "events:handled"])
+            == "10"),
+        "{}",
+        flint.stderr()
+    );
+    // A wrong password is the server's error, as `other`.
+    let wrong = format!("redis://:nope@127.0.0.1:{}", redis.port);
+    let response = flint.get(&format!("/open?address={wrong}"));
+    assert_eq!(response.status, 502);
+    assert!(response.text().contains("WRONGPASS"), "{}", response.text());
+    assert!(!flint.stderr().contains("s3cret"));
 }
 
 #[test]
