@@ -515,6 +515,24 @@ fn the_trigger_handles_every_message_of_a_burst_once() {
 }
 
 #[test]
+fn a_payload_over_the_limit_is_dropped_and_logged_and_the_next_one_handled() {
+    let redis = Redis::start();
+    let dir = TempDir::new("redis-oversize");
+    let flint = app(&dir, &core_guests(), &redis)
+        .runtime_config("[limits]\nmax_request_body_bytes = 1024\n")
+        .start();
+    redis.wait_for_subscriber("events");
+    redis.cli(&["PUBLISH", "events", &"x".repeat(4096)]);
+    flint.wait_for_log_line(&["dropped a message of 4096 bytes: over the limit of 1024"]);
+    burst(&redis, &flint, "small", 3);
+    let status = flint.get("/.well-known/flint/status").text();
+    assert!(
+        status.contains("\"oversize\":1,\"reconnects\":0"),
+        "{status}"
+    );
+}
+
+#[test]
 fn component_and_wagi_handlers_get_their_channel_messages() {
     let redis = Redis::start();
     let dir = TempDir::new("redis-handlers");
