@@ -261,8 +261,8 @@ pub fn server_error(line: &str) -> String {
 }
 
 /// Reads RESP2 off a stream, charging every element to a budget.
-struct ReplyReader<'a> {
-    stream: &'a mut BufReader<Conn>,
+struct ReplyReader<'a, R> {
+    stream: &'a mut R,
     address: &'a str,
     budget: usize,
     limit: usize,
@@ -271,7 +271,7 @@ struct ReplyReader<'a> {
     skipped: Option<usize>,
 }
 
-impl ReplyReader<'_> {
+impl<R: BufRead> ReplyReader<'_, R> {
     fn charge(&mut self, bytes: usize) -> Result<(), RedisError> {
         match self.budget.checked_sub(bytes.saturating_add(ELEMENT_COST)) {
             Some(left) => {
@@ -599,6 +599,40 @@ mod tests {
             let mut c = against(leaked);
             assert!(c.command(&[b"X"], 1 << 20).is_err(), "{script:?}");
         }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Whatever a server sends, reading it ends in a reply or an
+        /// error, within the budget: never a panic.
+        #[test]
+        fn any_bytes_are_a_reply_or_an_error(bytes in proptest::collection::vec(
+            proptest::sample::select(b"*$+-:\r\n0123456789-x".to_vec()), 0..200)
+        ) {
+            let mut stream = &bytes[..];
+            let mut reader = ReplyReader {
+                stream: &mut stream,
+                address: "fake",
+                budget: 4096,
+                limit: 4096,
+                skip_over: Some(64),
+                skipped: None,
+            };
+            if let Ok(reply) = reader.reply(0) {
+                proptest::prop_assert!(size(&reply) <= 4096);
+            }
+        }
+    }
+
+    fn size(reply: &Reply) -> usize {
+        ELEMENT_COST
+            + match reply {
+                Reply::Status(s) | Reply::Error(s) => s.len(),
+                Reply::Bulk(b) => b.len(),
+                Reply::Array(items) => items.iter().map(size).sum(),
+                Reply::Nil | Reply::Int(_) => 0,
+            }
     }
 
     #[test]
