@@ -158,6 +158,9 @@ struct RawRuntimeConfig {
     llm_compute: Option<Spanned<IgnoredAny>>,
     outbound_http: Option<Spanned<IgnoredAny>>,
     outbound_mqtt: Option<Spanned<IgnoredAny>>,
+    /// Spin's `max_connections` for guests' Redis connections; Flint's
+    /// bound is its own.
+    outbound_redis: Option<Spanned<IgnoredAny>>,
     outbound_networking: Option<RawOutboundNetworking>,
     #[serde(default)]
     client_tls: Vec<Spanned<RawClientTls>>,
@@ -173,6 +176,7 @@ impl RawRuntimeConfig {
             ("llm_compute", &self.llm_compute),
             ("outbound_http", &self.outbound_http),
             ("outbound_mqtt", &self.outbound_mqtt),
+            ("outbound_redis", &self.outbound_redis),
         ]
         .into_iter()
         .filter_map(|(name, section)| Some((name, section.as_ref()?)))
@@ -575,6 +579,14 @@ workers = 0
                 "/etc/flint/runtime-config.toml:12:1: `config_provider` is not supported by Flint",
                 "/etc/flint/runtime-config.toml:16:11: `workers` must be at least 1, not 0",
             ]
+        );
+    }
+
+    #[test]
+    fn spin_outbound_redis_settings_are_reported_not_ignored() {
+        assert_eq!(
+            errors("[outbound_redis]\nmax_connections = 10\n"),
+            ["/etc/flint/runtime-config.toml:1:1: `outbound_redis` is not supported by Flint"]
         );
     }
 
