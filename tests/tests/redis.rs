@@ -407,6 +407,7 @@ fn a_server_outside_allowed_outbound_hosts_is_an_invalid_address_and_logged() {
     }
     flint.wait_for_log_line(&[
         "outbound Redis denied: not in allowed_outbound_hosts",
+        &format!("add allowed_outbound_hosts = [\"redis://127.0.0.1:{other}\"]"),
         "component=web",
     ]);
     // The credentials of an address never reach the log.

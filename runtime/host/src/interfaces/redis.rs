@@ -107,7 +107,9 @@ fn connect(caps: &Capabilities, address: &str) -> Result<RedisConnection, Failur
         .allowed_hosts
         .matching(scheme, &parsed.host, parsed.port)
     else {
-        tracing::warn!(target: "flint::outbound", %component, %server, "outbound Redis denied: not in allowed_outbound_hosts");
+        // Spin's hint, with the entry that would allow it.
+        let entry = server.split('/').take(3).collect::<Vec<_>>().join("/");
+        tracing::warn!(target: "flint::outbound", %component, %server, "outbound Redis denied: not in allowed_outbound_hosts (to allow it, add allowed_outbound_hosts = [\"{entry}\"] to the component)");
         caps.outbound_metrics.denied();
         return Err(Failure::InvalidAddress);
     };
