@@ -436,6 +436,29 @@ fn a_server_outside_allowed_outbound_hosts_is_an_invalid_address_and_logged() {
 }
 
 #[test]
+fn block_networks_bounds_guests_not_the_trigger() {
+    let redis = Redis::start();
+    let dir = TempDir::new("redis-blocked");
+    let flint = app(&dir, &core_guests(), &redis)
+        .runtime_config("[outbound_networking]\nblock_networks = [\"127.0.0.0/8\"]\n")
+        .start();
+    let response = flint.get("/open");
+    assert_eq!(
+        (response.status, response.text()),
+        (
+            502,
+            "open: Error::Other(\"127.0.0.1 resolves only to addresses in block_networks\")\n"
+                .to_owned()
+        )
+    );
+    flint.wait_for_log_line(&[
+        "outbound Redis denied: the server resolves to a network in block_networks",
+    ]);
+    // The trigger's server is the operator's: it still subscribes.
+    redis.wait_for_subscriber("events");
+}
+
+#[test]
 fn publish_reaches_a_redis_cli_subscriber() {
     let redis = Redis::start();
     let dir = TempDir::new("redis-publish");

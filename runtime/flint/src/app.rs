@@ -542,7 +542,6 @@ fn redis_servers(
         let server = flint_trigger_redis::Server {
             tls: parsed.tls.then(|| services.tls.for_broker(&parsed.host)),
             address: parsed,
-            blocked: services.blocked.clone(),
             connect_timeout: services.outbound.connect_timeout,
             io_timeout: services.outbound.io_timeout,
             triggers: vec![redis_trigger],

@@ -21,7 +21,6 @@ use flint_config::RedisAddress;
 use flint_engine::InstanceLimits;
 use flint_executor::Component;
 use flint_host::Engine;
-use flint_host::blocked_networks::BlockedNetworks;
 
 use handler::Handler;
 use status::{RedisStatus, ServerStatus, TriggerStatus};
@@ -31,7 +30,6 @@ pub struct Server {
     pub address: RedisAddress,
     /// `rediss://`: the TLS configuration; the server name is the host.
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    pub blocked: BlockedNetworks,
     pub connect_timeout: Duration,
     /// Bounds each write and each read of a reply; an idle subscription is
     /// checked with a `PING` after this long.
@@ -94,7 +92,6 @@ pub fn start(
         let config = session::SessionConfig {
             address: server.address,
             tls: server.tls,
-            blocked: server.blocked,
             connect_timeout: server.connect_timeout,
             io_timeout: server.io_timeout,
             max_payload_bytes,
