@@ -557,6 +557,32 @@ fn a_payload_over_the_limit_is_dropped_and_logged_and_the_next_one_handled() {
 }
 
 #[test]
+fn an_idle_subscription_is_kept_with_pings() {
+    let redis = Redis::start();
+    let dir = TempDir::new("redis-idle");
+    // Reads time out after 200 ms: every idle one sends a PING, which the
+    // server answers; only an unanswered one would end the connection.
+    let flint = app(&dir, &core_guests(), &redis)
+        .runtime_config("[limits]\noutbound_timeout_ms = 200\n")
+        .start();
+    redis.wait_for_subscriber("events");
+    let pings = || {
+        let stats = redis.cli(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = pings();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(pings() >= before + 3, "Flint sent no PINGs while idle");
+    burst(&redis, &flint, "idle", 3);
+    let status = flint.get("/.well-known/flint/status").text();
+    assert!(status.contains("\"reconnects\":0"), "{status}");
+}
+
+#[test]
 fn component_and_wagi_handlers_get_their_channel_messages() {
     let redis = Redis::start();
     let dir = TempDir::new("redis-handlers");
