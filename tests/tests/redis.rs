@@ -583,6 +583,21 @@ fn an_idle_subscription_is_kept_with_pings() {
 }
 
 #[test]
+fn an_unanswered_ping_ends_the_connection_and_flint_subscribes_again() {
+    let redis = Redis::start();
+    let dir = TempDir::new("redis-paused");
+    let flint = app(&dir, &core_guests(), &redis)
+        .runtime_config("[limits]\noutbound_timeout_ms = 200\n")
+        .start();
+    redis.wait_for_subscriber("events");
+    // The server stops answering for a while, as one behind a dead link would.
+    redis.cli(&["CLIENT", "PAUSE", "1500", "ALL"]);
+    flint.wait_for_log_line(&["flint::redis", "disconnected", "no answer to PING"]);
+    redis.wait_for_subscriber("events");
+    burst(&redis, &flint, "resumed", 3);
+}
+
+#[test]
 fn component_and_wagi_handlers_get_their_channel_messages() {
     let redis = Redis::start();
     let dir = TempDir::new("redis-handlers");
