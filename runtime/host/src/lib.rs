@@ -18,6 +18,7 @@ pub mod outbound_hosts;
 pub mod outbound_http;
 pub mod outbound_tcp;
 pub mod outbox;
+pub mod sqlite_db;
 pub mod tls;
 pub mod variables;
 pub mod wasi;
@@ -67,6 +68,7 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::sqlite::SqliteConnection;
 use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
 use interfaces::wasi_keyvalue::{Bucket, Cas};
 use interfaces::wasi_sockets::{
@@ -93,6 +95,7 @@ resources! {
     IoError => "error",
     Store => "store",
     Connection => "connection",
+    SqliteConnection => "connection",
     Bucket => "bucket",
     Cas => "cas",
     TerminalInput => "terminal-input",
@@ -198,6 +201,8 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         interfaces::variables::FUNCTIONS_V3,
     )?;
     engine.register("spin:mqtt/mqtt@3.0.0", interfaces::mqtt::FUNCTIONS_V3)?;
+    engine.register("fermyon:spin/sqlite@2.0.0", interfaces::sqlite::FUNCTIONS)?;
+    engine.register("spin:sqlite/sqlite@3.1.0", interfaces::sqlite::FUNCTIONS_V3)?;
     engine.register(
         "wasi:keyvalue/store@0.2.0-draft2",
         interfaces::wasi_keyvalue::STORE,
