@@ -335,7 +335,6 @@ fn run(
     let mut statement = conn.prepare(sql)?;
     let columns: Vec<String> = statement
         .column_names()
-        .into_iter()
         .map(str::to_owned)
         .collect();
     let mut bytes: usize = columns.iter().map(|c| c.len() + 8).sum();
