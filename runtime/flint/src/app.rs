@@ -197,9 +197,11 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             args,
             &limits,
             state_dir.as_deref(),
-            &used_labels,
-            &kv_paths,
-            &sqlite_used,
+            &UsedStores {
+                kv: &used_labels,
+                kv_paths: &kv_paths,
+                sqlite: &sqlite_used,
+            },
         )?,
     };
     let env = serve.as_ref().map_or(&[][..], |s| s.env);
@@ -322,16 +324,23 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
 
 /// The key-value stores, the outbox and the outbound settings an app's
 /// components share, opened for the app's first version.
+/// The stores the app's components (and triggers) use.
+struct UsedStores<'a> {
+    /// Key-value labels, and where each defined label's store lives.
+    kv: &'a BTreeSet<String>,
+    kv_paths: &'a BTreeMap<String, Option<PathBuf>>,
+    sqlite: &'a BTreeSet<&'a str>,
+}
+
 fn open_services(
     manifest: &Manifest,
     runtime_config: &flint_config::RuntimeConfig,
     args: &AppArgs,
     limits: &Limits,
     state_dir: Option<&Path>,
-    used_labels: &BTreeSet<String>,
-    kv_paths: &BTreeMap<String, Option<PathBuf>>,
-    sqlite_used: &BTreeSet<&str>,
+    used: &UsedStores<'_>,
 ) -> anyhow::Result<(Arc<Services>, Option<Arc<Outbox>>)> {
+    let (used_labels, kv_paths) = (used.kv, used.kv_paths);
     let kv = match state_dir {
         Some(dir) => {
             let paths = used_labels
@@ -353,7 +362,7 @@ fn open_services(
     };
     let sqlite = SqliteDatabases::open(
         &runtime_config.sqlite_databases,
-        &sqlite_used.iter().copied().collect::<Vec<_>>(),
+        &used.sqlite.iter().copied().collect::<Vec<_>>(),
         state_dir,
         limits.max_sqlite_bytes,
     )?;

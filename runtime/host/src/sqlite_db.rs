@@ -333,10 +333,7 @@ fn run(
     max_bytes: usize,
 ) -> Result<Rows, Failure> {
     let mut statement = conn.prepare(sql)?;
-    let columns: Vec<String> = statement
-        .column_names()
-        .map(str::to_owned)
-        .collect();
+    let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut bytes: usize = columns.iter().map(|c| c.len() + 8).sum();
     let mut out = Vec::new();
     let mut rows = statement.query(rusqlite::params_from_iter(params))?;
