@@ -10,6 +10,7 @@
 //!   reads them back, one `type:value` per column.
 //! - `POST /insert?v=<text>`: inserts `v` into `log` (create it with
 //!   `flint up --sqlite`), answers the new row id.
+//! - `GET /get?id=<n>`: the `v` of row `n` of `log` (empty when absent).
 //! - `GET /count`: the rows in `log`.
 
 use crate::sql::{Connection, Error, Value};
@@ -33,6 +34,11 @@ pub fn serve(method: &str, path: &str, query: &str, body: &[u8]) -> (u16, String
             let v = param("v").unwrap_or("").to_owned();
             db.execute("INSERT INTO log (v) VALUES (?)", &[Value::Text(v)])
                 .and_then(|_| db.execute("SELECT last_insert_rowid()", &[]))
+                .map(|r| format!("{}\n", show_rows(&r.rows)))
+        }
+        ("GET", "/get") => {
+            let id = param("id").and_then(|id| id.parse().ok()).unwrap_or(0);
+            db.execute("SELECT v FROM log WHERE id = ?", &[Value::Integer(id)])
                 .map(|r| format!("{}\n", show_rows(&r.rows)))
         }
         ("GET", "/count") => db
