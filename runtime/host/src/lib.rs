@@ -5,6 +5,7 @@
 //! durable MQTT outbox. Built on `flint-engine`; knows nothing of triggers.
 
 pub mod backoff;
+pub mod base64;
 pub mod blocked_networks;
 pub mod capabilities;
 pub mod chunked;
@@ -16,6 +17,7 @@ pub mod kv_store;
 pub mod mqtt_tls;
 pub mod outbound_hosts;
 pub mod outbound_http;
+pub mod outbound_pg;
 pub mod outbound_tcp;
 pub mod outbox;
 pub mod tls;
@@ -67,6 +69,7 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::postgres::{PgConnection, PgConnectionBuilder};
 use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
 use interfaces::wasi_keyvalue::{Bucket, Cas};
 use interfaces::wasi_sockets::{
@@ -93,6 +96,8 @@ resources! {
     IoError => "error",
     Store => "store",
     Connection => "connection",
+    PgConnection => "connection",
+    PgConnectionBuilder => "connection-builder",
     Bucket => "bucket",
     Cas => "cas",
     TerminalInput => "terminal-input",
@@ -198,6 +203,18 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         interfaces::variables::FUNCTIONS_V3,
     )?;
     engine.register("spin:mqtt/mqtt@3.0.0", interfaces::mqtt::FUNCTIONS_V3)?;
+    engine.register(
+        "fermyon:spin/postgres@2.0.0",
+        interfaces::postgres::FUNCTIONS_V2,
+    )?;
+    engine.register(
+        "spin:postgres/postgres@3.0.0",
+        interfaces::postgres::FUNCTIONS_V3,
+    )?;
+    engine.register(
+        "spin:postgres/postgres@4.2.0",
+        interfaces::postgres::FUNCTIONS_V4,
+    )?;
     engine.register(
         "wasi:keyvalue/store@0.2.0-draft2",
         interfaces::wasi_keyvalue::STORE,
