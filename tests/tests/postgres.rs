@@ -473,3 +473,57 @@ fn tls_is_used_when_the_server_offers_it() {
     );
     assert!(text.contains("certificate"), "{text}");
 }
+
+/// 4.1's `connection-builder`: `set-ca-root` trusts the guest's CA for the
+/// connection it builds; `build` checks `allowed_outbound_hosts` as `open`
+/// does (Spin's synchronous `build` does not).
+#[test]
+fn a_connection_builder_trusts_its_own_root_and_is_checked() {
+    let ca = TestCa::new();
+    let pg = Postgres::start_with(Some(&ca));
+    let dir = TempDir::new("pg-builder");
+    let manifest = app(
+        &dir,
+        &component_wasm(),
+        &format!("postgres://localhost:{}", pg.port),
+        &pg.address("localhost", PASSWORD, "?sslmode=require"),
+    );
+    let flint = Flint::start(&manifest);
+    let pem = std::fs::read_to_string(ca.file("ca.pem")).unwrap();
+    let resp = flint.request("POST", "/v4/builder", &[], &pem);
+    resp.assert_status(200);
+    assert_eq!(resp.text(), "ssl true\n");
+
+    let resp = flint.request("POST", "/v4/builder", &[], "");
+    resp.assert_status(500);
+    let text = resp.text();
+    assert!(
+        text.starts_with("Error::ConnectionFailed(\"TLS with localhost"),
+        "{text}"
+    );
+
+    let resp = flint.request("POST", "/v4/builder", &[], "not a certificate");
+    resp.assert_status(500);
+    assert_eq!(
+        resp.text(),
+        "Error::Other(\"invalid root certificate: no PEM certificate found\")\n"
+    );
+
+    let denied = TempDir::new("pg-builder-denied");
+    let manifest = app(
+        &denied,
+        &component_wasm(),
+        "postgres://localhost:1",
+        &pg.address("localhost", PASSWORD, ""),
+    );
+    let flint = Flint::start(&manifest);
+    let resp = flint.request("POST", "/v4/builder", &[], &pem);
+    resp.assert_status(500);
+    assert_eq!(
+        resp.text(),
+        format!(
+            "Error::ConnectionFailed(\"address postgres://localhost:{} is not permitted\")\n",
+            pg.port
+        )
+    );
+}

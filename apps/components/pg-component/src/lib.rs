@@ -8,6 +8,9 @@
 //!   one per line, rows separated by `--` (`jsonb` as its text).
 //! - `POST /v4/query`, `POST /v4/execute`: runs the body as a statement
 //!   without parameters and prints the rows or the count.
+//! - `POST /v4/builder`: connects through 4.1's `connection-builder`, with
+//!   the body (if any) as `set-ca-root`'s PEM, and prints whether the
+//!   session is encrypted (`ssl true`).
 //!
 //! Any error answers 500 with the error in Rust's `Debug` form (the WIT case
 //! and its fields).
@@ -29,6 +32,7 @@ fn handle(req: Request) -> Response {
             .and_then(|c| c.query(&sql, &[]))
             .map(|rows| show(&rows))
             .map_err(|e| format!("{e:?}")),
+        "/v4/builder" => builder(&address, &sql),
         "/v4/execute" => Connection::open(&address)
             .and_then(|c| c.execute(&sql, &[]))
             .map(|n| format!("{n}\n"))
@@ -38,6 +42,34 @@ fn handle(req: Request) -> Response {
     match answer {
         Ok(text) => Response::new(200, text),
         Err(e) => Response::new(500, format!("{e}\n")),
+    }
+}
+
+/// Bindings for `spin:postgres/postgres@4.1.0` (wit/).
+mod pg41 {
+    wit_bindgen::generate!({
+        world: "builder",
+        path: "wit",
+        generate_all,
+    });
+}
+
+fn builder(address: &str, pem: &str) -> Result<String, String> {
+    use pg41::spin::postgres::postgres::{ConnectionBuilder, DbValue};
+    let builder = ConnectionBuilder::new(address);
+    if !pem.is_empty() {
+        builder.set_ca_root(pem).map_err(|e| format!("{e:?}"))?;
+    }
+    let db = builder.build().map_err(|e| format!("{e:?}"))?;
+    let rows = db
+        .query(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .map_err(|e| format!("{e:?}"))?;
+    match rows.rows.first().and_then(|row| row.first()) {
+        Some(DbValue::Boolean(ssl)) => Ok(format!("ssl {ssl}\n")),
+        other => Err(format!("unexpected {other:?}")),
     }
 }
 
