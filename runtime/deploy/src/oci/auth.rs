@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use super::http::{Access, Client, error_text};
 use super::reference::check_registry;
 use super::{Connect, Error, Result};
+// The one base64 implementation, in flint-host; locked.rs reaches it through here.
+pub(crate) use flint_host::base64::{decode as base64_decode, encode as base64_encode};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -299,8 +301,6 @@ fn store(path: &Path, registry: &str, credentials: &Credentials) -> Result<()> {
     }
     Ok(())
 }
-
-pub(crate) use flint_host::base64::{decode as base64_decode, encode as base64_encode};
 
 #[cfg(test)]
 mod tests {
