@@ -527,3 +527,33 @@ fn a_connection_builder_trusts_its_own_root_and_is_checked() {
         )
     );
 }
+
+/// libpq's `key=value` form with two hosts: the first refuses, the second
+/// serves (tokio-postgres tries each in turn); every host must be allowed.
+#[test]
+fn a_key_value_address_tries_each_host_in_turn() {
+    let pg = Postgres::start();
+    let closed = free_port();
+    let dir = TempDir::new("pg-hosts");
+    let address = format!(
+        "host=127.0.0.1,127.0.0.1 port={closed},{} user=flint password='{PASSWORD}' dbname=postgres",
+        pg.port
+    );
+    let manifest = dir.one_component_manifest(
+        "spin.toml",
+        &wasm_path("spin_pg"),
+        "",
+        &format!(
+            "allowed_outbound_hosts = [\"postgres://127.0.0.1:{closed}\", \"postgres://127.0.0.1:{}\"]\n\
+             [component.c.variables]\npg_address = \"{address}\"",
+            pg.port
+        ),
+    );
+    let flint = Flint::start(manifest);
+    let resp = flint.request("POST", "/v2/query", &[], "SELECT 41 + 1 AS answer");
+    resp.assert_status(200);
+    assert_eq!(
+        resp.text(),
+        "answer: DbDataType::Int32 = DbValue::Int32(42)\n"
+    );
+}
