@@ -5,6 +5,7 @@
 //! durable MQTT outbox. Built on `flint-engine`; knows nothing of triggers.
 
 pub mod backoff;
+pub mod base64;
 pub mod blocked_networks;
 pub mod capabilities;
 pub mod chunked;
@@ -16,6 +17,7 @@ pub mod kv_store;
 pub mod mqtt_tls;
 pub mod outbound_hosts;
 pub mod outbound_http;
+pub mod outbound_pg;
 pub mod outbound_tcp;
 pub mod outbox;
 pub mod sqlite_db;
@@ -68,6 +70,7 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::postgres::{PgConnection, PgConnectionBuilder};
 use interfaces::sqlite::SqliteConnection;
 use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
 use interfaces::wasi_keyvalue::{Bucket, Cas};
@@ -96,6 +99,8 @@ resources! {
     Store => "store",
     Connection => "connection",
     SqliteConnection => "connection",
+    PgConnection => "connection",
+    PgConnectionBuilder => "connection-builder",
     Bucket => "bucket",
     Cas => "cas",
     TerminalInput => "terminal-input",
@@ -203,6 +208,18 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
     engine.register("spin:mqtt/mqtt@3.0.0", interfaces::mqtt::FUNCTIONS_V3)?;
     engine.register("fermyon:spin/sqlite@2.0.0", interfaces::sqlite::FUNCTIONS)?;
     engine.register("spin:sqlite/sqlite@3.1.0", interfaces::sqlite::FUNCTIONS_V3)?;
+    engine.register(
+        "fermyon:spin/postgres@2.0.0",
+        interfaces::postgres::FUNCTIONS_V2,
+    )?;
+    engine.register(
+        "spin:postgres/postgres@3.0.0",
+        interfaces::postgres::FUNCTIONS_V3,
+    )?;
+    engine.register(
+        "spin:postgres/postgres@4.2.0",
+        interfaces::postgres::FUNCTIONS_V4,
+    )?;
     engine.register(
         "wasi:keyvalue/store@0.2.0-draft2",
         interfaces::wasi_keyvalue::STORE,
