@@ -16,6 +16,7 @@ pub mod kv_store;
 pub mod mqtt_tls;
 pub mod outbound_hosts;
 pub mod outbound_http;
+pub mod outbound_mysql;
 pub mod outbound_tcp;
 pub mod outbox;
 pub mod tls;

@@ -105,8 +105,8 @@ pub fn tls_handshake(
             .to_owned(),
     )
     .map_err(|e| tls_error(format!("invalid server name: {e}"), None))?;
-    let mut conn = rustls::ClientConnection::new(config, name)
-        .map_err(|e| tls_error(e.to_string(), None))?;
+    let mut conn =
+        rustls::ClientConnection::new(config, name).map_err(|e| tls_error(e.to_string(), None))?;
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp)
             .map_err(|e| tls_error(e.to_string(), TlsFailure::of(&e)))?;
