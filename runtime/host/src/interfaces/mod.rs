@@ -8,6 +8,7 @@ pub(crate) mod io;
 pub(crate) mod key_value;
 pub(crate) mod mqtt;
 pub(crate) mod outgoing_handler;
+pub(crate) mod rdbms;
 pub(crate) mod variables;
 pub(crate) mod wasi_cli;
 pub(crate) mod wasi_clocks;
