@@ -68,6 +68,7 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::mysql::MysqlConnection;
 use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
 use interfaces::wasi_keyvalue::{Bucket, Cas};
 use interfaces::wasi_sockets::{
@@ -94,6 +95,7 @@ resources! {
     IoError => "error",
     Store => "store",
     Connection => "connection",
+    MysqlConnection => "connection",
     Bucket => "bucket",
     Cas => "cas",
     TerminalInput => "terminal-input",
@@ -199,6 +201,8 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         interfaces::variables::FUNCTIONS_V3,
     )?;
     engine.register("spin:mqtt/mqtt@3.0.0", interfaces::mqtt::FUNCTIONS_V3)?;
+    engine.register("fermyon:spin/mysql@2.0.0", interfaces::mysql::FUNCTIONS)?;
+    engine.register("spin:mysql/mysql@3.0.0", interfaces::mysql::FUNCTIONS_V3)?;
     engine.register(
         "wasi:keyvalue/store@0.2.0-draft2",
         interfaces::wasi_keyvalue::STORE,

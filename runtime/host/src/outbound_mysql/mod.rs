@@ -106,18 +106,17 @@ impl Opts {
     /// than the TLS ones are accepted and ignored (they tune mysql_async's
     /// pool, which Flint does not have).
     pub fn parse(address: &str) -> Result<Self, AddressError> {
-        let (scheme, rest) = address.split_once("://").ok_or(AddressError::Invalid)?;
-        if !scheme.eq_ignore_ascii_case("mysql") {
-            return Err(AddressError::Scheme(scheme.to_owned()));
+        let parts = Parts::split(address).ok_or(AddressError::Invalid)?;
+        if parts.scheme != "mysql" {
+            return Err(AddressError::Scheme(parts.scheme.to_owned()));
         }
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
-        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-        let (host, port) = split_host_port(hostport).ok_or(AddressError::Invalid)?;
-        let database = path.split('/').next().unwrap_or("");
+        let (user, password) = parts
+            .userinfo
+            .split_once(':')
+            .unwrap_or((parts.userinfo, ""));
+        let database = parts.path.split('/').next().unwrap_or("");
         let mut tls = false;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
+        for pair in parts.query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let (key, value) = (percent_decode(key), percent_decode(value));
             // Spin's own parameter (the MySQL connectors' spelling), then
@@ -135,8 +134,8 @@ impl Opts {
             }
         }
         Ok(Self {
-            host: host.to_owned(),
-            port,
+            host: parts.host.to_owned(),
+            port: parts.port.unwrap_or(3306),
             user: percent_decode(user),
             password: percent_decode(password),
             database: Some(percent_decode(database)).filter(|d| !d.is_empty()),
@@ -145,8 +144,44 @@ impl Opts {
     }
 }
 
-/// `host[:port]`, `[v6][:port]`; the port defaults to 3306.
-fn split_host_port(hostport: &str) -> Option<(&str, u16)> {
+/// The scheme (lowercase), host and port (if given) of any
+/// `scheme://…host…` address, for the permission check, which Spin makes
+/// before the address is read as MySQL's.
+pub fn authority(address: &str) -> Option<(String, &str, Option<u16>)> {
+    let parts = Parts::split(address)?;
+    Some((parts.scheme, parts.host, parts.port))
+}
+
+/// An address cut at its delimiters.
+struct Parts<'a> {
+    scheme: String,
+    userinfo: &'a str,
+    host: &'a str,
+    port: Option<u16>,
+    path: &'a str,
+    query: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    fn split(address: &'a str) -> Option<Self> {
+        let (scheme, rest) = address.split_once("://")?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let (host, port) = split_host_port(hostport)?;
+        Some(Self {
+            scheme: scheme.to_ascii_lowercase(),
+            userinfo,
+            host,
+            port,
+            path,
+            query,
+        })
+    }
+}
+
+/// `host[:port]` or `[v6][:port]`.
+fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if hostport.starts_with('[') {
         let end = hostport.find(']')?;
         let (host, after) = hostport.split_at(end + 1);
@@ -161,8 +196,8 @@ fn split_host_port(hostport: &str) -> Option<(&str, u16)> {
         }
     };
     let port = match port {
-        None | Some("") => 3306,
-        Some(p) => p.parse().ok()?,
+        None | Some("") => None,
+        Some(p) => Some(p.parse().ok()?),
     };
     (!host.is_empty() && !host.contains(['@', '/', ' '])).then_some((host, port))
 }
@@ -737,7 +772,16 @@ mod tests {
             "h/db",
         ] {
             assert!(Opts::parse(bad).is_err(), "{bad}");
+            assert!(authority(bad).is_none(), "{bad}");
         }
+        assert_eq!(
+            authority("MySQL://u:p@Db.example:3307/x"),
+            Some(("mysql".into(), "Db.example", Some(3307)))
+        );
+        assert_eq!(
+            authority("postgres://h"),
+            Some(("postgres".into(), "h", None))
+        );
         assert!(matches!(
             Opts::parse("mysql://h/db?require_ssl=yes"),
             Err(AddressError::Param { .. })
