@@ -36,12 +36,19 @@ fn open(state: &mut GuestState, mut args: Args) -> Result<Canon, Error> {
 fn connect(caps: &Capabilities, address: &str) -> Result<MysqlConnection, rdbms::Error> {
     // Spin reads the address as a URL of any scheme for the check (an
     // address that is not one is not permitted), and only then as MySQL's.
-    let allowed = client::authority(address).and_then(|(scheme, host, port)| {
-        let port = port.or_else(|| crate::outbound_hosts::default_port(&scheme))?;
-        caps.allowed_hosts.matching(&scheme, host, port)
+    let authority = client::authority(address);
+    let allowed = authority.as_ref().and_then(|(scheme, host, port)| {
+        let port = port.or_else(|| crate::outbound_hosts::default_port(scheme))?;
+        caps.allowed_hosts.matching(scheme, host, port)
     });
+    // The address holds the password: the log names only the server.
+    let server = match &authority {
+        Some((scheme, host, Some(port))) => format!("{scheme}://{host}:{port}"),
+        Some((scheme, host, None)) => format!("{scheme}://{host}"),
+        None => "(not a URL)".to_owned(),
+    };
     let Some(pattern) = allowed else {
-        tracing::warn!(target: "flint::outbound", component = %caps.component, %address, "outbound MySQL denied: not in allowed_outbound_hosts");
+        tracing::warn!(target: "flint::outbound", component = %caps.component, %server, "outbound MySQL denied: not in allowed_outbound_hosts");
         caps.outbound_metrics.denied();
         return Err(rdbms::Error::ConnectionFailed(format!(
             "address {address} is not permitted"
@@ -61,7 +68,7 @@ fn connect(caps: &Capabilities, address: &str) -> Result<MysqlConnection, rdbms:
     match connected {
         Ok(client) => Ok(MysqlConnection { client, pattern }),
         Err(MysqlError::Connect(e @ crate::outbound_tcp::ConnectError::Prohibited(_))) => {
-            tracing::warn!(target: "flint::outbound", component = %caps.component, %address, "outbound MySQL denied: the server resolves to a network in block_networks");
+            tracing::warn!(target: "flint::outbound", component = %caps.component, %server, "outbound MySQL denied: the server resolves to a network in block_networks");
             caps.outbound_metrics.denied();
             Err(rdbms::Error::ConnectionFailed(e.to_string()))
         }
