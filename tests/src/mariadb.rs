@@ -1,6 +1,7 @@
 //! A real MariaDB server for the MySQL tests: a fresh data directory in a
 //! temp dir, `mariadbd` on a free loopback port (and a Unix socket for the
-//! `mariadb` client that sets it up), killed on drop.
+//! `mariadb` client that sets it up), killed on drop. With TLS when it is
+//! given a certificate.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -44,6 +45,11 @@ impl Mariadb {
     /// Installs the system tables, starts the server and creates
     /// [`DATABASE`] and [`USER`] (from any host, with [`PASSWORD`]).
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// With more `mariadbd` options (`--ssl-cert=...`).
+    pub fn start_with(extra: &[String]) -> Self {
         let dir = TempDir::new("mariadb");
         let data = dir.path().join("data");
         let install = Command::new("mariadb-install-db")
@@ -75,6 +81,7 @@ impl Mariadb {
             .arg("--skip-name-resolve")
             .args(user_args())
             .args(SMALL)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

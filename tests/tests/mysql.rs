@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use flint_e2e::mariadb::{Mariadb, PASSWORD};
+use flint_e2e::services::TestCa;
 use flint_e2e::{Flint, apps_dir, workspace_root};
 
 /// The component, built by `scripts/build-components` (which `scripts/test`
@@ -170,4 +171,68 @@ fn result_sets_are_bounded_by_the_instance_memory() {
     );
     // The next connection works (the abandoned one was closed).
     query("SELECT 1").assert_status(200);
+}
+
+/// The server offers TLS with a certificate for `localhost` from a test CA,
+/// and user `tls` may log in only over it. `ssl-mode` in the address asks
+/// for TLS (Spin's rule); the certificate is checked against the
+/// component's `[[client_tls]]` roots.
+#[test]
+fn tls_when_the_address_asks_for_it() {
+    let ca = TestCa::new();
+    let file = |name: &str| ca.file(name).display().to_string();
+    let db = Mariadb::start_with(&[
+        format!("--ssl-cert={}", file("server.pem")),
+        format!("--ssl-key={}", file("server.key")),
+        format!("--ssl-ca={}", file("ca.pem")),
+    ]);
+    db.sql("CREATE USER 'tls'@'%' IDENTIFIED BY 'tls-pass' REQUIRE SSL; GRANT ALL ON spin.* TO 'tls'@'%';");
+    let client_tls = format!(
+        "[[client_tls]]\ncomponent_ids = [\"spin-mysql\"]\nhosts = [\"localhost\"]\nca_roots_file = \"{}\"\n",
+        file("ca.pem")
+    );
+    let flint = Flint::builder(core_manifest())
+        .variable("mysql_address", &db.address())
+        .variable("mysql_host", &format!("mysql://localhost:{}", db.port()))
+        .runtime_config(&client_tls)
+        .start();
+    let address = |query: &str| {
+        format!("mysql://tls:tls-pass@localhost:{}/spin{query}", db.port()).replace('?', "%3F")
+    };
+    let version = "SELECT VARIABLE_VALUE AS v FROM information_schema.SESSION_STATUS \
+                   WHERE VARIABLE_NAME = 'SSL_VERSION'";
+    let over_tls = flint.request(
+        "POST",
+        &format!("/query?address={}", address("?ssl-mode=REQUIRED")),
+        &[],
+        version,
+    );
+    assert_eq!(over_tls.status, 200, "{}", over_tls.text());
+    assert!(
+        over_tls.text().starts_with("v: str\nstr(\"TLSv1."),
+        "{}",
+        over_tls.text()
+    );
+    // Without ssl-mode the connection is plain, which this user may not use.
+    let plain = flint.get(&format!("/open?address={}", address("")));
+    assert!(
+        plain.text().contains("Access denied for user 'tls'"),
+        "{}",
+        plain.text()
+    );
+    drop(flint);
+
+    // Without the test CA the server's certificate is not trusted.
+    let flint = start(core_manifest(), &db, "");
+    let untrusted = flint.get(&format!(
+        "/open?address={}",
+        address("?ssl-mode=REQUIRED").replace("localhost", "127.0.0.1")
+    ));
+    assert!(
+        untrusted
+            .text()
+            .starts_with("connection-failed: TLS with 127.0.0.1"),
+        "{}",
+        untrusted.text()
+    );
 }

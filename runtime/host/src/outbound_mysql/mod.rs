@@ -825,6 +825,148 @@ mod tests {
         assert!(Greeting::parse(&[9, 0]).is_err());
     }
 
+    /// A scripted server on a loopback port: `script` gets the accepted
+    /// connection after the greeting (with `plugin` as the default) is sent.
+    fn fake_server(
+        plugin: &'static str,
+        script: impl FnOnce(&mut Packets) + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            let mut packets = Packets::new(Conn::Plain(tcp));
+            let mut greeting = mariadb_greeting();
+            let name = greeting.len() - "mysql_native_password\0".len();
+            greeting.truncate(name);
+            greeting.extend_from_slice(plugin.as_bytes());
+            greeting.push(0);
+            packets.write(&greeting).unwrap();
+            script(&mut packets);
+        });
+        (port, server)
+    }
+
+    fn connect_to(port: u16, address: &str) -> Result<Client, MysqlError> {
+        let blocked = BlockedNetworks::default();
+        let no_tls = || -> Arc<rustls::ClientConfig> { unreachable!("no TLS in these tests") };
+        let opts = Opts::parse(&format!("mysql://{address}@127.0.0.1:{port}/db")).unwrap();
+        Client::connect(
+            &opts,
+            Dial {
+                blocked: &blocked,
+                connect_timeout: Duration::from_secs(5),
+                io_timeout: Duration::from_secs(5),
+                tls: &no_tls,
+            },
+        )
+    }
+
+    const OK: &[u8] = &[0, 0, 0, 2, 0, 0, 0];
+
+    #[test]
+    fn caching_sha2_fast_authentication() {
+        let (port, server) = fake_server("caching_sha2_password", |p| {
+            let response = p.read(1 << 16).unwrap();
+            let expected = Plugin::CachingSha2Password.scramble(b"pw", b"abcdefghijklmnopqrst");
+            assert!(response.windows(32).any(|w| w == expected));
+            p.write(&[0x01, 0x03]).unwrap();
+            p.write(OK).unwrap();
+        });
+        assert!(connect_to(port, "u:pw").is_ok());
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn caching_sha2_full_authentication_needs_tls() {
+        let (port, server) = fake_server("caching_sha2_password", |p| {
+            p.read(1 << 16).unwrap();
+            p.write(&[0x01, 0x04]).unwrap();
+        });
+        let error = connect_to(port, "u:pw").err().unwrap();
+        assert!(
+            matches!(error, MysqlError::FullAuthNeedsTls { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("ssl-mode=REQUIRED"), "{error}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn auth_switches() {
+        // To mysql_native_password with a new nonce: answered with it.
+        let (port, server) = fake_server("client_ed25519", |p| {
+            p.read(1 << 16).unwrap();
+            let mut switch = vec![0xfe];
+            switch.extend_from_slice(b"mysql_native_password\0ABCDEFGHIJKLMNOPQRST\0");
+            p.write(&switch).unwrap();
+            let answer = p.read(1 << 16).unwrap();
+            assert_eq!(
+                answer,
+                Plugin::NativePassword.scramble(b"pw", b"ABCDEFGHIJKLMNOPQRST")
+            );
+            p.write(OK).unwrap();
+        });
+        assert!(connect_to(port, "u:pw").is_ok());
+        server.join().unwrap();
+        // To a plugin Flint does not have: named in the error.
+        let (port, server) = fake_server("mysql_native_password", |p| {
+            p.read(1 << 16).unwrap();
+            p.write(b"\xfeclient_ed25519\0nonce").unwrap();
+        });
+        let error = connect_to(port, "u:pw").err().unwrap();
+        assert!(error.to_string().contains("`client_ed25519`"), "{error}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn hostile_servers_are_errors() {
+        // A packet out of sequence.
+        let (port, server) = fake_server("mysql_native_password", |p| {
+            p.read(1 << 16).unwrap();
+            p.begin_command();
+            p.write(OK).unwrap();
+        });
+        let error = connect_to(port, "u:pw").err().unwrap();
+        assert!(
+            error.to_string().contains("packet 0 where 2 was due"),
+            "{error}"
+        );
+        server.join().unwrap();
+        // A packet longer than anything the handshake needs.
+        let (port, server) = fake_server("mysql_native_password", |p| {
+            p.read(1 << 16).unwrap();
+            p.write(&vec![0; 100_000]).unwrap();
+        });
+        let error = connect_to(port, "u:pw").err().unwrap();
+        assert!(
+            error.to_string().contains("more than 65536 bytes"),
+            "{error}"
+        );
+        server.join().unwrap();
+        // A result set whose header claims more columns than a statement has.
+        let (port, server) = fake_server("mysql_native_password", |p| {
+            p.read(1 << 16).unwrap();
+            p.write(OK).unwrap();
+            // Each command starts a sequence.
+            p.begin_command();
+            p.read(1 << 16).unwrap(); // prepare: statement 1, no columns, no parameters
+            p.write(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+            p.begin_command();
+            p.read(1 << 16).unwrap(); // execute
+            p.write(&[0xfd, 0xff, 0xff, 0xff]).unwrap();
+        });
+        let mut client = connect_to(port, "u:pw").unwrap();
+        let error = client.query("SELECT 1", &[], 1 << 20).err().unwrap();
+        assert!(error.to_string().contains("result set header"), "{error}");
+        // The connection is given up.
+        assert!(matches!(
+            client.query("SELECT 1", &[], 1 << 20),
+            Err(MysqlError::Closed)
+        ));
+        server.join().unwrap();
+    }
+
     #[test]
     fn the_ssl_request_is_the_login_prefix() {
         let prefix = login_prefix(CLIENT_CAPABILITIES | capability::SSL);
