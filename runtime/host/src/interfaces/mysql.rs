@@ -194,8 +194,8 @@ fn query(state: &mut GuestState, mut args: Args) -> Result<Canon, Error> {
 fn execute(state: &mut GuestState, mut args: Args) -> Result<Canon, Error> {
     let (handle, statement, values) = statement_args(state, &mut args)?;
     let params = values.iter().map(param).collect::<Result<Vec<_>, _>>()?;
-    let result = run(state, handle, |client, _| {
-        client.execute(&statement, &params)
+    let result = run(state, handle, |client, budget| {
+        client.execute(&statement, &params, budget)
     })?;
     Ok(match result {
         Ok(()) => Canon::ok_unit(),

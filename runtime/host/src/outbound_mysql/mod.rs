@@ -459,12 +459,18 @@ impl Client {
         params: &[Param<'_>],
         budget: usize,
     ) -> Result<ResultSet, MysqlError> {
-        self.run(statement, params, Some(budget))
+        self.run(statement, params, Rows::Keep(budget))
     }
 
-    /// Runs `statement`, discarding any result set.
-    pub fn execute(&mut self, statement: &str, params: &[Param<'_>]) -> Result<(), MysqlError> {
-        self.run(statement, params, None).map(drop)
+    /// Runs `statement`, discarding any result set (read a row at a time,
+    /// none larger than `budget`).
+    pub fn execute(
+        &mut self,
+        statement: &str,
+        params: &[Param<'_>],
+        budget: usize,
+    ) -> Result<(), MysqlError> {
+        self.run(statement, params, Rows::Drop(budget)).map(drop)
     }
 
     /// Prepare, execute, close. The statement is closed whatever the
@@ -473,7 +479,7 @@ impl Client {
         &mut self,
         statement: &str,
         params: &[Param<'_>],
-        budget: Option<usize>,
+        rows: Rows,
     ) -> Result<ResultSet, MysqlError> {
         let prepared = self.prepare(statement)?;
         let result = if usize::from(prepared.params) != params.len() {
@@ -482,7 +488,7 @@ impl Client {
                 supplied: params.len(),
             })
         } else {
-            self.execute_prepared(prepared.id, params, budget)
+            self.execute_prepared(prepared.id, params, rows)
         };
         if self.packets.is_some() {
             let mut close = vec![COM_STMT_CLOSE];
@@ -545,7 +551,7 @@ impl Client {
         &mut self,
         id: u32,
         params: &[Param<'_>],
-        budget: Option<usize>,
+        rows: Rows,
     ) -> Result<ResultSet, MysqlError> {
         let mut command = vec![COM_STMT_EXECUTE];
         command.extend_from_slice(&id.to_le_bytes());
@@ -557,7 +563,11 @@ impl Client {
         let mut first = None;
         loop {
             // Only the first result is kept, as in Spin.
-            let (set, status) = self.read_result(budget.filter(|_| first.is_none()))?;
+            let rows = match rows {
+                Rows::Keep(_) if first.is_none() => rows,
+                Rows::Keep(budget) | Rows::Drop(budget) => Rows::Drop(budget),
+            };
+            let (set, status) = self.read_result(rows)?;
             first.get_or_insert(set);
             if status & wire::MORE_RESULTS_EXIST == 0 {
                 return Ok(first.unwrap_or_default());
@@ -566,9 +576,7 @@ impl Client {
     }
 
     /// One result (an OK or a result set) and the server status after it.
-    /// Rows are kept while they fit in `budget`; without one they are read
-    /// and dropped.
-    fn read_result(&mut self, budget: Option<usize>) -> Result<(ResultSet, u16), MysqlError> {
+    fn read_result(&mut self, rows: Rows) -> Result<(ResultSet, u16), MysqlError> {
         let head = self.read(MAX_META_PACKET)?;
         match head.first() {
             Some(0x00) => {
@@ -600,26 +608,22 @@ impl Client {
             columns.push(column);
         }
         self.end_of_metadata()?;
+        let (keep, budget) = match rows {
+            Rows::Keep(budget) => (true, budget),
+            Rows::Drop(budget) => (false, budget),
+        };
         let mut rows = Vec::new();
         let mut used = 0usize;
         let row_cost = 16 * columns.len();
         loop {
             // A row never needs more than the budget left (with room for the
-            // OK packet that ends the rows), or, when rows are dropped, more
-            // than the largest packet Flint announced.
-            let limit = match budget {
-                None => MAX_PACKET as usize,
-                Some(budget) => budget.saturating_sub(used).max(1024),
-            };
+            // OK packet that ends the rows).
+            let limit = budget.saturating_sub(used).max(1024);
             let packet = match self.read(limit) {
                 Err(MysqlError::Wire {
                     error: WireError::TooLarge { .. },
                     ..
-                }) if budget.is_some() => {
-                    return Err(MysqlError::ResultTooLarge {
-                        limit: budget.unwrap_or(0),
-                    });
-                }
+                }) => return Err(MysqlError::ResultTooLarge { limit: budget }),
                 other => other?,
             };
             if wire::is_eof(&packet) {
@@ -637,9 +641,9 @@ impl Client {
                 let error = ServerError::parse(&packet).map_err(|e| self.wire(e))?;
                 return Err(MysqlError::Server(error));
             }
-            let Some(budget) = budget else {
+            if !keep {
                 continue;
-            };
+            }
             used = used.saturating_add(packet.len() + row_cost);
             if used > budget {
                 // The rest of the rows are not read: the connection is given up.
@@ -660,6 +664,14 @@ impl Drop for Client {
             let _ = packets.write(&[COM_QUIT]);
         }
     }
+}
+
+/// What to do with a result's rows: keep them, within a budget of bytes,
+/// or read and drop them, none larger than the budget.
+#[derive(Clone, Copy)]
+enum Rows {
+    Keep(usize),
+    Drop(usize),
 }
 
 struct Prepared {
@@ -848,6 +860,14 @@ mod tests {
     }
 
     fn connect_to(port: u16, address: &str) -> Result<Client, MysqlError> {
+        connect_within(port, address, Duration::from_secs(5))
+    }
+
+    fn connect_within(
+        port: u16,
+        address: &str,
+        io_timeout: Duration,
+    ) -> Result<Client, MysqlError> {
         let blocked = BlockedNetworks::default();
         let no_tls = || -> Arc<rustls::ClientConfig> { unreachable!("no TLS in these tests") };
         let opts = Opts::parse(&format!("mysql://{address}@127.0.0.1:{port}/db")).unwrap();
@@ -856,7 +876,7 @@ mod tests {
             Dial {
                 blocked: &blocked,
                 connect_timeout: Duration::from_secs(5),
-                io_timeout: Duration::from_secs(5),
+                io_timeout,
                 tls: &no_tls,
             },
         )
@@ -917,6 +937,20 @@ mod tests {
         let error = connect_to(port, "u:pw").err().unwrap();
         assert!(error.to_string().contains("`client_ed25519`"), "{error}");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let error = connect_within(port, "u:pw", Duration::from_millis(50))
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            format!("MySQL server 127.0.0.1:{port}: no answer within the outbound timeout")
+        );
+        drop(listener);
     }
 
     #[test]

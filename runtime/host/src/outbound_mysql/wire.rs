@@ -16,13 +16,25 @@ pub(super) const MAX_PAYLOAD: usize = 0xFF_FFFF;
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    #[error("no answer within the outbound timeout")]
+    Timeout,
     #[error("the server sent packet {got} where {expected} was due")]
     OutOfOrder { expected: u8, got: u8 },
     #[error("the server sent a packet of more than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("malformed {0}")]
     Malformed(&'static str),
+}
+
+impl From<std::io::Error> for WireError {
+    fn from(e: std::io::Error) -> Self {
+        // A socket timeout reads as "would block" on Unix.
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Self::Timeout,
+            _ => Self::Io(e),
+        }
+    }
 }
 
 /// A connection's packets in both directions, with the sequence number of
