@@ -17,6 +17,7 @@ pub mod kv_store;
 pub mod mqtt_tls;
 pub mod outbound_hosts;
 pub mod outbound_http;
+pub mod outbound_mysql;
 pub mod outbound_pg;
 pub mod outbound_tcp;
 pub mod outbox;
@@ -70,6 +71,7 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::mysql::MysqlConnection;
 use interfaces::postgres::{PgConnection, PgConnectionBuilder};
 use interfaces::sqlite::SqliteConnection;
 use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
@@ -101,6 +103,7 @@ resources! {
     SqliteConnection => "connection",
     PgConnection => "connection",
     PgConnectionBuilder => "connection-builder",
+    MysqlConnection => "connection",
     Bucket => "bucket",
     Cas => "cas",
     TerminalInput => "terminal-input",
@@ -220,6 +223,8 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         "spin:postgres/postgres@4.2.0",
         interfaces::postgres::FUNCTIONS_V4,
     )?;
+    engine.register("fermyon:spin/mysql@2.0.0", interfaces::mysql::FUNCTIONS)?;
+    engine.register("spin:mysql/mysql@3.0.0", interfaces::mysql::FUNCTIONS_V3)?;
     engine.register(
         "wasi:keyvalue/store@0.2.0-draft2",
         interfaces::wasi_keyvalue::STORE,

@@ -7,6 +7,7 @@ pub(crate) mod http_types;
 pub(crate) mod io;
 pub(crate) mod key_value;
 pub(crate) mod mqtt;
+pub(crate) mod mysql;
 pub(crate) mod outgoing_handler;
 pub(crate) mod postgres;
 pub(crate) mod rdbms;
