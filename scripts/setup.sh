@@ -21,6 +21,33 @@ need_command() {
     fi
 }
 
+# need_musl_headers <arch>: musl's C headers for a Debian architecture
+# (amd64, arm64, armhf), in /usr/include/<triple>-linux-musl, from Debian's
+# multiarch musl-dev; the architecture is added to dpkg first if need be.
+need_musl_headers() {
+    local arch=$1 triple
+    case "$arch" in
+        amd64) triple=x86_64-linux-musl ;;
+        arm64) triple=aarch64-linux-musl ;;
+        armhf) triple=arm-linux-musleabihf ;;
+        *) echo "no musl headers for $arch" >&2; return 1 ;;
+    esac
+    [ -f "/usr/include/$triple/stdio.h" ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        if [ "$arch" != "$(dpkg --print-architecture)" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+            echo "==> dpkg --add-architecture $arch"
+            dpkg --add-architecture "$arch"
+            unset FLINT_APT_UPDATED
+        fi
+        echo "==> apt-get install musl-dev:$arch (C headers for $triple)"
+        apt_update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "musl-dev:$arch" >/dev/null
+    else
+        echo "missing musl headers for $arch: run  sudo dpkg --add-architecture $arch && sudo apt-get update && sudo apt-get install musl-dev:$arch" >&2
+        return 1
+    fi
+}
+
 # need_python_venv <dir> <package>...: a Python venv at <dir> holding the
 # packages (from PyPI), created on first use.
 need_python_venv() {

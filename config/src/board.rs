@@ -78,6 +78,7 @@ keep_alive_timeout_ms = 5000
 outbound_timeout_ms = 10000
 max_outbound_response_bytes = 4194304
 kv_cache_bytes = 1048576
+max_sqlite_bytes = 67108864
 fuel_per_invocation = 1000000000
 max_execution_ms = 5000
 guest_memory_budget_bytes = 268435456
@@ -120,6 +121,7 @@ max_request_headers = 100
                 outbound_timeout_ms: 10000,
                 max_outbound_response_bytes: 4194304,
                 kv_cache_bytes: 1048576,
+                max_sqlite_bytes: 67108864,
                 fuel_per_invocation: 1_000_000_000,
                 max_execution_ms: 5000,
                 guest_memory_budget_bytes: 268_435_456,

@@ -37,7 +37,7 @@ pub use redis::{RedisAddress, RedisAddressError, RedisServer, RedisTrigger};
 pub use route::{Route, RouteError, RouteMatch, RoutePattern, Specificity};
 pub use runtime_config::{
     BlockNetworks, ClientTlsConfig, DeployConfig, KvStoreConfig, RuntimeConfig,
-    load_runtime_config, parse_runtime_config,
+    SqliteDatabaseConfig, load_runtime_config, parse_runtime_config,
 };
 pub use template::{TemplateError, expand_template, template_names};
 

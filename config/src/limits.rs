@@ -101,6 +101,9 @@ limits! {
     max_outbound_response_bytes: u64, at_least 1;
     /// Memory sled may use to cache key-value pages, in bytes.
     kv_cache_bytes: u64, at_least 0;
+    /// Size one SQLite database may grow to, in bytes; a write past it
+    /// fails with the interface's `database-full`.
+    max_sqlite_bytes: u64, at_least 65536;
     /// CPU budget of one invocation in wasmi fuel units (about one per
     /// instruction); 0 turns fuel metering, and with it `max_execution_ms`, off.
     fuel_per_invocation: u64, at_least 0;
@@ -150,6 +153,7 @@ mod tests {
             outbound_timeout_ms: 70,
             max_outbound_response_bytes: 80,
             kv_cache_bytes: 90,
+            max_sqlite_bytes: 95,
             fuel_per_invocation: 100,
             max_execution_ms: 110,
             guest_memory_budget_bytes: 120,

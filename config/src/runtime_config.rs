@@ -1,6 +1,6 @@
 //! The runtime-config file (`--runtime-config-file`): Spin's
-//! `[key_value_store.<label>]` tables, restricted to the `spin` (SQLite file)
-//! type, Spin's `[[client_tls]]` entries and `[outbound_networking]
+//! `[key_value_store.<label>]` and `[sqlite_database.<label>]` tables,
+//! restricted to the `spin` (local file) type, Spin's `[[client_tls]]` entries and `[outbound_networking]
 //! block_networks`, plus Flint's own `[limits]` overrides.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,9 @@ use crate::source::{self, Problems, Source};
 pub struct RuntimeConfig {
     /// By label, as components name them in `key_value_stores`.
     pub key_value_stores: BTreeMap<String, KvStoreConfig>,
+    /// `[sqlite_database.<label>]`, by label, as components name them in
+    /// `sqlite_databases`. `default` is always defined, by Flint if not here.
+    pub sqlite_databases: BTreeMap<String, SqliteDatabaseConfig>,
     /// `[[client_tls]]`, in file order (the first entry matching wins).
     pub client_tls: Vec<ClientTlsConfig>,
     /// `[outbound_networking] block_networks`.
@@ -68,6 +71,16 @@ pub struct KvStoreConfig {
     /// directory. `None` when the table gives no `path`: Spin then uses a
     /// file in its state directory, and so should the runtime.
     pub path: Option<PathBuf>,
+}
+
+/// A SQLite database of Spin's `spin` type: a file on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteDatabaseConfig {
+    /// The database file, resolved against the runtime-config file's
+    /// directory; `None` (no `path`) is an in-memory database, as in Spin.
+    pub path: Option<PathBuf>,
+    /// Spin's `allow_attach_file`: guests may `ATTACH` other files.
+    pub allow_attach_file: bool,
 }
 
 /// One `[[client_tls]]` entry: how to reach some hosts over TLS, for some
@@ -146,13 +159,14 @@ struct RawRuntimeConfig {
     #[serde(default)]
     key_value_store: BTreeMap<Spanned<String>, Spanned<RawTable>>,
     #[serde(default)]
+    sqlite_database: BTreeMap<Spanned<String>, Spanned<RawTable>>,
+    #[serde(default)]
     limits: RawLimitsOverride,
     board: Option<String>,
     // Spin sections Flint does not implement. Naming them here, rather than
     // leaving them to `deny_unknown_fields`, lets each one be reported as
     // unsupported (and all of them at once) while a typo in any other key
     // still gets serde's precise "unknown field" error.
-    sqlite_database: Option<Spanned<IgnoredAny>>,
     variables_provider: Option<Spanned<IgnoredAny>>,
     config_provider: Option<Spanned<IgnoredAny>>,
     llm_compute: Option<Spanned<IgnoredAny>>,
@@ -170,7 +184,6 @@ struct RawRuntimeConfig {
 impl RawRuntimeConfig {
     fn unsupported(&self) -> impl Iterator<Item = (&'static str, &Spanned<IgnoredAny>)> {
         [
-            ("sqlite_database", &self.sqlite_database),
             ("variables_provider", &self.variables_provider),
             ("config_provider", &self.config_provider),
             ("llm_compute", &self.llm_compute),
@@ -206,6 +219,14 @@ pub fn parse_runtime_config(text: &str, path: &Path) -> Result<RuntimeConfig, Co
             Some((label.get_ref().clone(), store))
         })
         .collect();
+    let sqlite_databases = raw
+        .sqlite_database
+        .iter()
+        .filter_map(|(label, table)| {
+            let database = sqlite_database(label, table.get_ref(), dir, &mut problems)?;
+            Some((label.get_ref().clone(), database))
+        })
+        .collect();
     let limits = raw.limits.validate(&mut problems);
     let client_tls = raw
         .client_tls
@@ -222,6 +243,7 @@ pub fn parse_runtime_config(text: &str, path: &Path) -> Result<RuntimeConfig, Co
     };
     problems.finish(RuntimeConfig {
         key_value_stores,
+        sqlite_databases,
         client_tls,
         block_networks,
         limits,
@@ -440,61 +462,122 @@ fn block_networks(raw: &RawOutboundNetworking, problems: &mut Problems<'_>) -> B
     networks
 }
 
-fn kv_store(
+/// What a `[key_value_store.<label>]` or `[sqlite_database.<label>]` table
+/// holds, as Flint reads it: Spin's `spin` type, a local file.
+struct LocalTable {
+    /// How errors name the table (`key-value store`, `SQLite database`).
+    what: &'static str,
+    /// Boolean keys the table may set besides `type` and `path`.
+    flags: &'static [&'static str],
+}
+
+const KV_TABLE: LocalTable = LocalTable {
+    what: "key-value store",
+    flags: &[],
+};
+const SQLITE_TABLE: LocalTable = LocalTable {
+    what: "SQLite database",
+    flags: &["allow_attach_file"],
+};
+
+/// The file (resolved against `dir`) and the flags set to `true`, or `None`
+/// after reporting why the table is unusable.
+fn local_table(
+    kind: &LocalTable,
     label: &Spanned<String>,
     table: &RawTable,
     dir: &Path,
     problems: &mut Problems<'_>,
-) -> Option<KvStoreConfig> {
-    let name = label.get_ref();
+) -> Option<(Option<PathBuf>, Vec<&'static str>)> {
+    let (what, name) = (kind.what, label.get_ref());
     if let Err(why) = ids::check_label(name) {
         problems.report(
             &label.span(),
-            format!("invalid key-value store label `{name}`: {why}"),
+            format!("invalid {what} label `{name}`: {why}"),
         );
     }
-    let Some(kind) = table.get("type") else {
+    let Some(type_) = table.get("type") else {
         problems.report(
             &label.span(),
-            format!("key-value store `{name}` needs `type = \"spin\"`"),
+            format!("{what} `{name}` needs `type = \"spin\"`"),
         );
         return None;
     };
-    match kind.get_ref() {
-        toml::Value::String(kind) if kind == "spin" => {}
+    match type_.get_ref() {
+        toml::Value::String(type_) if type_ == "spin" => {}
         toml::Value::String(other) => {
             // The other keys belong to that type (`url`, `account`, ...), so
             // they are not worth reporting on their own.
             problems.report(
-                &kind.span(),
+                &type_.span(),
                 format!(
-                    "key-value store `{name}`: type `{other}` is not supported by Flint; \
+                    "{what} `{name}`: type `{other}` is not supported by Flint; \
                      use type = \"spin\""
                 ),
             );
             return None;
         }
         _ => {
-            problems.report(&kind.span(), "`type` must be a string");
+            problems.report(&type_.span(), "`type` must be a string");
             return None;
         }
     }
 
     let mut path = None;
+    let mut flags = Vec::new();
     for (key, value) in table {
         match (key.get_ref().as_str(), value.get_ref()) {
             ("type", _) => {}
             ("path", toml::Value::String(file)) if !file.is_empty() => path = Some(dir.join(file)),
             ("path", _) => problems.report(&value.span(), "`path` must be a non-empty string"),
-            (other, _) => problems.report(
-                &key.span(),
-                format!(
-                    "unknown field `{other}` in key-value store `{name}`, expected `type` or `path`"
-                ),
-            ),
+            (key_name, raw) => match (kind.flags.iter().find(|f| **f == key_name), raw) {
+                (Some(flag), toml::Value::Boolean(set)) => {
+                    if *set {
+                        flags.push(*flag);
+                    }
+                }
+                (Some(flag), _) => {
+                    problems.report(&value.span(), format!("`{flag}` must be true or false"))
+                }
+                (None, _) => {
+                    let expected = match kind.flags {
+                        [] => "`type` or `path`".to_owned(),
+                        more => format!("`type`, `path` or `{}`", more.join("`, `")),
+                    };
+                    problems.report(
+                        &key.span(),
+                        format!(
+                            "unknown field `{key_name}` in {what} `{name}`, expected {expected}"
+                        ),
+                    )
+                }
+            },
         }
     }
+    Some((path, flags))
+}
+
+fn kv_store(
+    label: &Spanned<String>,
+    table: &RawTable,
+    dir: &Path,
+    problems: &mut Problems<'_>,
+) -> Option<KvStoreConfig> {
+    let (path, _) = local_table(&KV_TABLE, label, table, dir, problems)?;
     Some(KvStoreConfig { path })
+}
+
+fn sqlite_database(
+    label: &Spanned<String>,
+    table: &RawTable,
+    dir: &Path,
+    problems: &mut Problems<'_>,
+) -> Option<SqliteDatabaseConfig> {
+    let (path, flags) = local_table(&SQLITE_TABLE, label, table, dir, problems)?;
+    Some(SqliteDatabaseConfig {
+        path,
+        allow_attach_file: flags.contains(&"allow_attach_file"),
+    })
 }
 
 #[cfg(test)]
@@ -562,7 +645,7 @@ type = "redis"
 url = "redis://localhost"
 
 [sqlite_database.default]
-type = "spin"
+type = "libsql"
 
 [[config_provider]]
 type = "vault"
@@ -575,7 +658,8 @@ workers = 0
             [
                 "/etc/flint/runtime-config.toml:6:8: key-value store `user_data`: type `redis` \
                  is not supported by Flint; use type = \"spin\"",
-                "/etc/flint/runtime-config.toml:9:2: `sqlite_database` is not supported by Flint",
+                "/etc/flint/runtime-config.toml:10:8: SQLite database `default`: type `libsql` \
+                 is not supported by Flint; use type = \"spin\"",
                 "/etc/flint/runtime-config.toml:12:1: `config_provider` is not supported by Flint",
                 "/etc/flint/runtime-config.toml:16:11: `workers` must be at least 1, not 0",
             ]
@@ -587,6 +671,37 @@ workers = 0
         assert_eq!(
             errors("[outbound_redis]\nmax_connections = 10\n"),
             ["/etc/flint/runtime-config.toml:1:1: `outbound_redis` is not supported by Flint"]
+        );
+    }
+
+    #[test]
+    fn sqlite_databases_are_files_beside_the_runtime_config() {
+        let config = parse(
+            "[sqlite_database.readings]\ntype = \"spin\"\npath = \"data/readings.db\"\n\
+             allow_attach_file = true\n[sqlite_database.scratch]\ntype = \"spin\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.sqlite_databases["readings"],
+            SqliteDatabaseConfig {
+                path: Some(PathBuf::from("/etc/flint/data/readings.db")),
+                allow_attach_file: true,
+            }
+        );
+        assert_eq!(
+            config.sqlite_databases["scratch"],
+            SqliteDatabaseConfig {
+                path: None,
+                allow_attach_file: false,
+            }
+        );
+        assert_eq!(
+            errors("[sqlite_database.x]\ntype = \"spin\"\nallow_attach_file = 1\nurl = \"u\"\n"),
+            [
+                "/etc/flint/runtime-config.toml:3:21: `allow_attach_file` must be true or false",
+                "/etc/flint/runtime-config.toml:4:1: unknown field `url` in SQLite database `x`, \
+                 expected `type`, `path` or `allow_attach_file`",
+            ]
         );
     }
 

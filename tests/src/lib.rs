@@ -15,6 +15,7 @@
 //! - [`services::Mosquitto`], [`services::Upstream`]: a real MQTT broker and a
 //!   real HTTP server for outbound calls, on free ports.
 
+pub mod mariadb;
 pub mod services;
 
 use std::collections::VecDeque;

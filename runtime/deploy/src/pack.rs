@@ -719,7 +719,12 @@ fn runtime_config_warnings(config: &Path, bytes: &[u8]) -> Vec<String> {
     };
     for (key, value) in doc.get_ref().iter() {
         match (key.get_ref().as_ref(), value.get_ref()) {
-            ("key_value_store", DeValue::Table(stores)) => {
+            (section @ ("key_value_store" | "sqlite_database"), DeValue::Table(stores)) => {
+                let what = if section == "key_value_store" {
+                    "key-value store"
+                } else {
+                    "SQLite database"
+                };
                 for (label, store) in stores.iter() {
                     let Some(store) = store.get_ref().as_table() else {
                         continue;
@@ -729,7 +734,7 @@ fn runtime_config_warnings(config: &Path, bytes: &[u8]) -> Vec<String> {
                             && let Some(path) = relative(value.get_ref())
                         {
                             warnings.push(format!(
-                                "runtime config `{}`: key-value store `{}` has the relative path `{path}`: \
+                                "runtime config `{}`: {what} `{}` has the relative path `{path}`: \
                                  a deployed version resolves it inside its own directory, so the data \
                                  would not carry over to the next version; give an absolute path",
                                 config.display(),

@@ -20,6 +20,7 @@ use flint_host::http1::is_valid_header;
 use flint_host::kv_store::KvStores;
 use flint_host::outbound_hosts::AllowedHosts;
 use flint_host::outbox::{Budget, Outbox};
+use flint_host::sqlite_db::{self, SqliteDatabases};
 use flint_host::tls::TlsConfigs;
 use flint_host::wasi::files;
 use flint_host::{outbound_http, variables};
@@ -150,8 +151,36 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             }
         }
     }
+    // SQLite databases: `default`, plus the runtime config's labels.
+    let mut sqlite_used = BTreeSet::new();
+    for component in manifest.components.values() {
+        for label in &component.sqlite_databases {
+            if label == sqlite_db::DEFAULT_LABEL
+                || runtime_config.sqlite_databases.contains_key(label)
+            {
+                sqlite_used.insert(label.as_str());
+            } else {
+                errors.push(format!(
+                    "{}:{}:{}: component `{}`: sqlite_databases names `{label}`, which is not defined; \
+                     only `default` is built in: define others as [sqlite_database.{label}] in the \
+                     runtime-config file (--runtime-config-file)",
+                    manifest.path.display(),
+                    component.location.line,
+                    component.location.column,
+                    component.id
+                ));
+            }
+        }
+    }
     let (services, outbox) = match reuse {
         Some(r) => {
+            for label in &sqlite_used {
+                if r.services.sqlite.get(label).is_none() {
+                    errors.push(format!(
+                        "SQLite database `{label}` is new in this version: the running Flint did not open it; restart Flint to serve this version"
+                    ));
+                }
+            }
             for label in &used_labels {
                 if !matches!(
                     r.services.kv.lookup(label),
@@ -170,8 +199,11 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             args,
             &limits,
             state_dir.as_deref(),
-            &used_labels,
-            &kv_paths,
+            &UsedStores {
+                kv: &used_labels,
+                kv_paths: &kv_paths,
+                sqlite: &sqlite_used,
+            },
         )?,
     };
     let env = serve.as_ref().map_or(&[][..], |s| s.env);
@@ -313,15 +345,23 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
 
 /// The key-value stores, the outbox and the outbound settings an app's
 /// components share, opened for the app's first version.
+/// The stores the app's components (and triggers) use.
+struct UsedStores<'a> {
+    /// Key-value labels, and where each defined label's store lives.
+    kv: &'a BTreeSet<String>,
+    kv_paths: &'a BTreeMap<String, Option<PathBuf>>,
+    sqlite: &'a BTreeSet<&'a str>,
+}
+
 fn open_services(
     manifest: &Manifest,
     runtime_config: &flint_config::RuntimeConfig,
     args: &AppArgs,
     limits: &Limits,
     state_dir: Option<&Path>,
-    used_labels: &BTreeSet<String>,
-    kv_paths: &BTreeMap<String, Option<PathBuf>>,
+    used: &UsedStores<'_>,
 ) -> anyhow::Result<(Arc<Services>, Option<Arc<Outbox>>)> {
+    let (used_labels, kv_paths) = (used.kv, used.kv_paths);
     let kv = match state_dir {
         Some(dir) => {
             let paths = used_labels
@@ -341,6 +381,12 @@ fn open_services(
         }
         None => KvStores::empty(),
     };
+    let sqlite = SqliteDatabases::open(
+        &runtime_config.sqlite_databases,
+        &used.sqlite.iter().copied().collect::<Vec<_>>(),
+        state_dir,
+        limits.max_sqlite_bytes,
+    )?;
     let broker = manifest.application.mqtt.as_ref();
     let budget = Budget {
         max_bytes: broker.map_or(64 << 20, |b| b.outbox_max_bytes),
@@ -365,6 +411,7 @@ fn open_services(
     };
     let services = Arc::new(Services {
         kv,
+        sqlite,
         outbox: outbox.clone(),
         outbound: outbound_http::Bounds {
             connect_timeout: Duration::from_millis(limits.outbound_timeout_ms),
@@ -678,10 +725,51 @@ impl ComponentLoader<'_> {
             outbound_metrics: OutboundMetrics::new(allowed_hosts.len()),
             allowed_hosts,
             key_value_stores: component.key_value_stores.clone(),
+            sqlite_databases: component.sqlite_databases.clone(),
             variables,
             services: self.services.clone(),
         })
     }
+}
+
+/// `flint up --sqlite`, as `spin up --sqlite`: `@FILE` runs the file's
+/// statements against `default`, `@FILE:LABEL` against `LABEL`, anything
+/// else is one statement against `default`; in order, before serving.
+pub fn run_sqlite_statements(services: &Services, statements: &[String]) -> anyhow::Result<()> {
+    let database = |label: &str, why: &str| {
+        services.sqlite.get(label).with_context(|| {
+            format!(
+                "--sqlite {why}: no component uses the SQLite database `{label}` (sqlite_databases)"
+            )
+        })
+    };
+    for statement in statements {
+        if let Some(file) = statement.strip_prefix('@') {
+            let (file, label) = match file.split_once(':') {
+                Some((_, label)) if label.trim().is_empty() => {
+                    bail!("--sqlite {statement}: the database label is empty")
+                }
+                Some((file, label)) => (file.trim(), label.trim()),
+                None => (file.trim(), sqlite_db::DEFAULT_LABEL),
+            };
+            if file.is_empty() {
+                bail!("--sqlite {statement}: the file path is empty");
+            }
+            let sql = std::fs::read_to_string(file)
+                .with_context(|| format!("--sqlite {statement}: cannot read {file}"))?;
+            sqlite_db::execute_batch(database(label, statement)?, &sql).map_err(|e| {
+                anyhow::anyhow!("--sqlite {statement}: running {file} against `{label}`: {e}")
+            })?;
+        } else {
+            let default = database(sqlite_db::DEFAULT_LABEL, "")?;
+            sqlite_db::execute_batch(default, statement).map_err(|e| {
+                anyhow::anyhow!(
+                    "--sqlite: failed to execute the statement `{statement}` against the default database: {e}"
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn static_reply(response: &flint_config::StaticResponse) -> anyhow::Result<StaticReply> {

@@ -54,7 +54,7 @@ pub fn describe(boards: &[BoardProfile]) -> String {
         };
         out.push_str(&format!(
             "{}{default}: {}\n  target {}{}\n  workers {}, io_threads {}, max_connections {}, max_queued_requests {}\n  \
-             instance memory {:.0} MiB, guest memory budget {:.0} MiB, key-value cache {:.0} MiB\n  \
+             instance memory {:.0} MiB, guest memory budget {:.0} MiB, key-value cache {:.0} MiB, SQLite database {:.0} MiB\n  \
              request body {:.0} MiB, response {:.0} MiB, fuel {} per invocation, {} ms per invocation\n",
             b.name,
             b.description,
@@ -67,6 +67,7 @@ pub fn describe(boards: &[BoardProfile]) -> String {
             l.instance_memory_bytes as f64 / MIB,
             l.guest_memory_budget_bytes as f64 / MIB,
             l.kv_cache_bytes as f64 / MIB,
+            l.max_sqlite_bytes as f64 / MIB,
             l.max_request_body_bytes as f64 / MIB,
             l.max_response_bytes as f64 / MIB,
             l.fuel_per_invocation,

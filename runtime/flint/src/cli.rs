@@ -346,6 +346,12 @@ pub struct UpArgs {
     #[arg(long)]
     pub build: bool,
 
+    /// SQL to run against the `default` SQLite database before serving, such
+    /// as a migration; `@FILE` runs a file's statements, `@FILE:LABEL` against
+    /// the database LABEL (repeatable, run in order), as with `spin up --sqlite`
+    #[arg(long = "sqlite", value_name = "SQL|@FILE[:LABEL]")]
+    pub sqlite: Vec<String>,
+
     /// Serve the current version of this app directory (see `flint deploy`):
     /// its spin.toml, and its bundled runtime config unless
     /// --runtime-config-file is given; --state-dir defaults to DIR/state

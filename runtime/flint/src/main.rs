@@ -99,6 +99,9 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
                 reuse: None,
             }),
         )?;
+        // Once, before the first health check: a migration the health route
+        // may depend on, not repeated for a version rolled back to.
+        app::run_sqlite_statements(&loaded.services, &std::mem::take(&mut args.sqlite))?;
         let router = std::mem::replace(&mut loaded.router, http::router::Router::new(Vec::new()));
         let (Some(dir), Some(id)) = (args.app_dir.clone(), serving_id.clone()) else {
             break (loaded, Arc::new(router));

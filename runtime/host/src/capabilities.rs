@@ -16,6 +16,8 @@ pub struct Capabilities {
     pub allowed_hosts: AllowedHosts,
     /// Labels from the component's `key_value_stores`.
     pub key_value_stores: Vec<String>,
+    /// Labels from the component's `sqlite_databases`.
+    pub sqlite_databases: Vec<String>,
     /// The component's variables with templates expanded. Values may be secrets.
     pub variables: BTreeMap<String, String>,
     pub services: Arc<Services>,
@@ -99,6 +101,7 @@ pub fn write_outbound_metrics(w: &mut MetricsWriter, components: &[&Capabilities
 /// Shared by every component of the app.
 pub struct Services {
     pub kv: KvStores,
+    pub sqlite: crate::sqlite_db::SqliteDatabases,
     /// Guests' MQTT publishes; `None` when the app cannot publish.
     pub outbox: Option<Arc<crate::outbox::Outbox>>,
     pub outbound: outbound_http::Bounds,
@@ -116,10 +119,12 @@ impl Capabilities {
             component: component.into(),
             allowed_hosts: AllowedHosts::default(),
             key_value_stores: Vec::new(),
+            sqlite_databases: Vec::new(),
             variables: BTreeMap::new(),
             outbound_metrics: OutboundMetrics::new(0),
             services: Arc::new(Services {
                 kv: KvStores::empty(),
+                sqlite: Default::default(),
                 outbox: None,
                 outbound: outbound_http::Bounds {
                     connect_timeout: std::time::Duration::ZERO,

@@ -5,6 +5,7 @@
 //! durable MQTT outbox. Built on `flint-engine`; knows nothing of triggers.
 
 pub mod backoff;
+pub mod base64;
 pub mod blocked_networks;
 pub mod capabilities;
 pub mod chunked;
@@ -16,9 +17,12 @@ pub mod kv_store;
 pub mod mqtt_tls;
 pub mod outbound_hosts;
 pub mod outbound_http;
+pub mod outbound_mysql;
+pub mod outbound_pg;
 pub mod outbound_redis;
 pub mod outbound_tcp;
 pub mod outbox;
+pub mod sqlite_db;
 pub mod tls;
 pub mod variables;
 pub mod wasi;
@@ -68,7 +72,10 @@ use interfaces::http_types::{
 use interfaces::io::{InputStream, IoError, OutputStream, Pollable};
 use interfaces::key_value::Store;
 use interfaces::mqtt::Connection;
+use interfaces::mysql::MysqlConnection;
+use interfaces::postgres::{PgConnection, PgConnectionBuilder};
 use interfaces::redis::RedisConnection;
+use interfaces::sqlite::SqliteConnection;
 use interfaces::wasi_cli::{TerminalInput, TerminalOutput};
 use interfaces::wasi_keyvalue::{Bucket, Cas};
 use interfaces::wasi_sockets::{
@@ -95,6 +102,10 @@ resources! {
     IoError => "error",
     Store => "store",
     Connection => "connection",
+    SqliteConnection => "connection",
+    PgConnection => "connection",
+    PgConnectionBuilder => "connection-builder",
+    MysqlConnection => "connection",
     RedisConnection => "connection",
     Bucket => "bucket",
     Cas => "cas",
@@ -201,6 +212,22 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         interfaces::variables::FUNCTIONS_V3,
     )?;
     engine.register("spin:mqtt/mqtt@3.0.0", interfaces::mqtt::FUNCTIONS_V3)?;
+    engine.register("fermyon:spin/sqlite@2.0.0", interfaces::sqlite::FUNCTIONS)?;
+    engine.register("spin:sqlite/sqlite@3.1.0", interfaces::sqlite::FUNCTIONS_V3)?;
+    engine.register(
+        "fermyon:spin/postgres@2.0.0",
+        interfaces::postgres::FUNCTIONS_V2,
+    )?;
+    engine.register(
+        "spin:postgres/postgres@3.0.0",
+        interfaces::postgres::FUNCTIONS_V3,
+    )?;
+    engine.register(
+        "spin:postgres/postgres@4.2.0",
+        interfaces::postgres::FUNCTIONS_V4,
+    )?;
+    engine.register("fermyon:spin/mysql@2.0.0", interfaces::mysql::FUNCTIONS)?;
+    engine.register("spin:mysql/mysql@3.0.0", interfaces::mysql::FUNCTIONS_V3)?;
     engine.register("fermyon:spin/redis@2.0.0", interfaces::redis::FUNCTIONS)?;
     engine.register("spin:redis/redis@3.0.0", interfaces::redis::FUNCTIONS_V3)?;
     engine.register(

@@ -112,16 +112,43 @@ impl TlsConfigs {
 }
 
 /// The device's CA store, or Mozilla's roots when it has none.
-fn default_config() -> Arc<ClientConfig> {
+fn default_roots() -> RootCertStore {
     let mut roots = platform_roots();
     if roots.is_empty() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
+    roots
+}
+
+fn default_config() -> Arc<ClientConfig> {
     Arc::new(
+        builder()
+            .with_root_certificates(default_roots())
+            .with_no_client_auth(),
+    )
+}
+
+/// The default roots and the certificates of `pem`: a guest's own root
+/// (Spin's PostgreSQL `connection-builder.set-ca-root`, which adds to the
+/// system's roots), or why `pem` holds none rustls can use.
+pub fn with_extra_roots(pem: &str) -> Result<Arc<ClientConfig>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    let mut roots = default_roots();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate rustls cannot use as a root: {e}"))?;
+    }
+    Ok(Arc::new(
         builder()
             .with_root_certificates(roots)
             .with_no_client_auth(),
-    )
+    ))
 }
 
 fn platform_roots() -> RootCertStore {

@@ -109,10 +109,12 @@ fn key_value_interface_runs_on_a_raw_storage() {
         component: "device".into(),
         allowed_hosts: AllowedHosts::default(),
         key_value_stores: vec!["default".to_owned()],
+        sqlite_databases: Vec::new(),
         variables: BTreeMap::new(),
         outbound_metrics: OutboundMetrics::new(0),
         services: Arc::new(Services {
             kv,
+            sqlite: Default::default(),
             outbox: None,
             outbound: Bounds {
                 connect_timeout: Duration::ZERO,

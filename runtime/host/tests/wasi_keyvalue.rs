@@ -189,10 +189,12 @@ fn guest(store: SharedStore) -> Guest {
         allowed_hosts: AllowedHosts::default(),
         // `missing` is listed but no store backs it.
         key_value_stores: vec!["default".to_owned(), "missing".to_owned()],
+        sqlite_databases: Vec::new(),
         variables: BTreeMap::from([("greeting".to_owned(), "hi".to_owned())]),
         outbound_metrics: OutboundMetrics::new(0),
         services: Arc::new(Services {
             kv,
+            sqlite: Default::default(),
             outbox: None,
             outbound: Bounds {
                 connect_timeout: Duration::ZERO,

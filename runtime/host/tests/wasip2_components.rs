@@ -32,6 +32,7 @@ fn wasip2_components_link_against_the_wasi_tables() {
         "wagi-wasip2.wasm",
         "component_hello.wasm",
         "mqtt_component.wasm",
+        "mysql_component.wasm",
         "js-hello.wasm",
     ] {
         let path = built(name);
@@ -45,7 +46,7 @@ fn wasip2_components_link_against_the_wasi_tables() {
             .expect("instantiate");
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 5);
 }
 
 /// `wagi-wasip2` (Rust std on `wasm32-wasip2`) run through `wasi:cli/run`:
