@@ -53,6 +53,34 @@ pub(super) fn check_reference(
     }
 }
 
+/// The component a message trigger (MQTT, Redis) names: only by id, since
+/// Spin's plugins take no inline components; `None` after reporting why.
+pub(super) fn named_by_trigger<T>(
+    kind: &str,
+    component: Spanned<super::schema::StringOrTable<T>>,
+    components: &BTreeMap<String, Component>,
+    problems: &mut Problems<'_>,
+) -> Option<String> {
+    let span = component.span();
+    match component.into_inner() {
+        super::schema::StringOrTable::String(name) => {
+            let reference = Spanned::new(span, name);
+            check_reference(&reference, components, problems);
+            Some(reference.into_inner())
+        }
+        super::schema::StringOrTable::Table(_) => {
+            problems.report(
+                &span,
+                format!(
+                    "{kind} triggers do not take inline components; define it as \
+                     `[component.<id>]` and name that id here"
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// Validates one component.
 pub(super) fn component(
     id: String,

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::Component;
 use super::component;
-use super::schema::{RawAppMqtt, RawMqttTrigger, StringOrTable};
+use super::schema::{RawAppMqtt, RawMqttTrigger};
 use super::setting::{flag, whole};
 use super::trigger_ids::TriggerIds;
 use super::validate::Context;
@@ -178,21 +178,7 @@ fn trigger(
     let raw = raw.into_inner();
 
     let component_span = raw.component.span();
-    let component = match raw.component.into_inner() {
-        StringOrTable::String(name) => {
-            let reference = Spanned::new(component_span.clone(), name);
-            component::check_reference(&reference, components, problems);
-            Some(reference.into_inner())
-        }
-        StringOrTable::Table(_) => {
-            problems.report(
-                &component_span,
-                "MQTT triggers do not take inline components; define it as \
-                 `[component.<id>]` and name that id here",
-            );
-            None
-        }
-    };
+    let component = component::named_by_trigger("MQTT", raw.component, components, problems);
     let id = trigger_ids.assign("mqtt", raw.id.as_ref(), component.as_deref());
 
     context.check_template(&raw.topic, problems);

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::Component;
 use super::component;
-use super::schema::{RawAppRedis, RawRedisTrigger, StringOrTable};
+use super::schema::{RawAppRedis, RawRedisTrigger};
 use super::trigger_ids::TriggerIds;
 use super::validate::Context;
 use crate::redis::{RedisAddress, RedisServer, RedisTrigger, strip_scheme};
@@ -79,21 +79,7 @@ fn trigger(
     let location = problems.source().location(&raw.span());
     let raw = raw.into_inner();
     let component_span = raw.component.span();
-    let component = match raw.component.into_inner() {
-        StringOrTable::String(name) => {
-            let reference = Spanned::new(component_span.clone(), name);
-            component::check_reference(&reference, components, problems);
-            Some(reference.into_inner())
-        }
-        StringOrTable::Table(_) => {
-            problems.report(
-                &component_span,
-                "Redis triggers do not take inline components; define it as \
-                 `[component.<id>]` and name that id here",
-            );
-            None
-        }
-    };
+    let component = component::named_by_trigger("Redis", raw.component, components, problems);
     let id = trigger_ids.assign("redis", raw.id.as_ref(), component.as_deref());
     context.check_template(&raw.channel, problems);
     if let Some(address) = &raw.address {

@@ -139,14 +139,12 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             if kv_paths.contains_key(label) {
                 used_labels.insert(label.clone());
             } else {
-                errors.push(format!(
-                    "{}:{}:{}: component `{}`: key_value_stores names `{label}`, which is not defined; \
-                     only `default` is built in: define others as [key_value_store.{label}] in the \
-                     runtime-config file (--runtime-config-file)",
-                    manifest.path.display(),
-                    component.location.line,
-                    component.location.column,
-                    component.id
+                errors.push(undefined_label(
+                    &manifest,
+                    component,
+                    "key_value_stores",
+                    "key_value_store",
+                    label,
                 ));
             }
         }
@@ -160,14 +158,12 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             {
                 sqlite_used.insert(label.as_str());
             } else {
-                errors.push(format!(
-                    "{}:{}:{}: component `{}`: sqlite_databases names `{label}`, which is not defined; \
-                     only `default` is built in: define others as [sqlite_database.{label}] in the \
-                     runtime-config file (--runtime-config-file)",
-                    manifest.path.display(),
-                    component.location.line,
-                    component.location.column,
-                    component.id
+                errors.push(undefined_label(
+                    &manifest,
+                    component,
+                    "sqlite_databases",
+                    "sqlite_database",
+                    label,
                 ));
             }
         }
@@ -345,6 +341,26 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
 
 /// The key-value stores, the outbox and the outbound settings an app's
 /// components share, opened for the app's first version.
+/// A component's `field` names `label`, which no `[section.<label>]` of the
+/// runtime config defines (only `default` is built in).
+fn undefined_label(
+    manifest: &Manifest,
+    component: &flint_config::Component,
+    field: &str,
+    section: &str,
+    label: &str,
+) -> String {
+    format!(
+        "{}:{}:{}: component `{}`: {field} names `{label}`, which is not defined; \
+         only `default` is built in: define others as [{section}.{label}] in the \
+         runtime-config file (--runtime-config-file)",
+        manifest.path.display(),
+        component.location.line,
+        component.location.column,
+        component.id
+    )
+}
+
 /// The stores the app's components (and triggers) use.
 struct UsedStores<'a> {
     /// Key-value labels, and where each defined label's store lives.
