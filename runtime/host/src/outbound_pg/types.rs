@@ -382,7 +382,12 @@ fn time_micros((h, m, s, ns): (u8, u8, u8, u32)) -> Result<i64, String> {
     Ok(((i64::from(h) * 60 + i64::from(m)) * 60 + i64::from(s)) * 1_000_000 + i64::from(ns / 1000))
 }
 
+/// Hours, minutes, seconds and nanoseconds of a time of day in
+/// microseconds. A server's value outside the day (or negative) wraps, as
+/// chrono's `NaiveTime + Duration` does in tokio-postgres; without the wrap
+/// a negative remainder cast to `u32` overflows the multiplication.
 fn split_time(micros: i64) -> (u8, u8, u8, u32) {
+    let micros = micros.rem_euclid(MICROS_PER_DAY);
     let seconds = micros / 1_000_000;
     (
         (seconds / 3600) as u8,
@@ -780,6 +785,16 @@ mod tests {
         let epoch = convert(&DbValue::Timestamp(946_684_800)).unwrap();
         assert_eq!(epoch.bytes, Some(0i64.to_be_bytes().to_vec()));
         assert!(decode(TIMESTAMP, &i64::MAX.to_be_bytes()).is_err());
+        // A time outside the day wraps instead of overflowing.
+        assert_eq!(
+            decode(TIME, &(-1i64).to_be_bytes()),
+            Ok(DbValue::Time((23, 59, 59, 999_999_000)))
+        );
+        assert_eq!(
+            decode(TIME, &MICROS_PER_DAY.to_be_bytes()),
+            Ok(DbValue::Time((0, 0, 0, 0)))
+        );
+        assert!(decode(TIME, &i64::MIN.to_be_bytes()).is_ok());
     }
 
     #[test]
