@@ -88,8 +88,8 @@ pub enum AddressError {
     Param { param: String, value: String },
 }
 
-/// A parsed `mysql://` address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `mysql://` address. Its `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Opts {
     /// As written (an IPv6 address in brackets).
     pub host: String,
@@ -98,6 +98,19 @@ pub struct Opts {
     pub password: String,
     pub database: Option<String>,
     pub tls: bool,
+}
+
+impl std::fmt::Debug for Opts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opts")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Opts {
@@ -754,6 +767,8 @@ mod tests {
                 tls: true,
             }
         );
+        let secret = Opts::parse("mysql://u:hunter2@h/db").unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
         let plain = Opts::parse("mysql://root@127.0.0.1/db").unwrap();
         assert_eq!(
             (plain.port, plain.tls, plain.password.as_str()),
