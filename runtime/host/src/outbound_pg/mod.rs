@@ -98,6 +98,9 @@ impl<'a> Body<'a> {
     fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
     fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
@@ -170,15 +173,34 @@ fn db_error(body: &[u8]) -> DbError {
     }
 }
 
-fn message(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
+/// A frontend message. Its length (with itself) must fit the `Int32` that
+/// frames it: truncated, it would make the rest of the body (a guest's SQL
+/// or parameters) read as further messages.
+fn message(out: &mut Vec<u8>, tag: u8, body: &[u8]) -> Result<(), String> {
+    let len = framed_len(body.len())?;
     out.push(tag);
-    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(body);
+    Ok(())
 }
 
-fn cstr(out: &mut Vec<u8>, s: &str) {
+/// A body's length with the 4 bytes of the length itself, as framed.
+fn framed_len(body: usize) -> Result<i32, String> {
+    body.checked_add(4)
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| format!("a message of {body} bytes is too large for PostgreSQL"))
+}
+
+/// A NUL-terminated string: one with a NUL of its own would end early and
+/// the rest be read as the message's next fields (tokio-postgres's
+/// refusal, in its words).
+fn cstr(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return Err("error encoding message to server: string contains embedded null".into());
+    }
     out.extend_from_slice(s.as_bytes());
     out.push(0);
+    Ok(())
 }
 
 impl Client {
@@ -339,23 +361,23 @@ impl Client {
     fn startup(&mut self, address: &Address, user: &str) -> Result<(), String> {
         let mut body = PROTOCOL_3_0.to_be_bytes().to_vec();
         let mut param = |k: &str, v: &str| {
-            cstr(&mut body, k);
-            cstr(&mut body, v);
+            cstr(&mut body, k)?;
+            cstr(&mut body, v)
         };
-        param("user", user);
+        param("user", user)?;
         if let Some(db) = &address.dbname {
-            param("database", db);
+            param("database", db)?;
         }
         // Text columns arrive in UTF-8 whatever the database's encoding.
-        param("client_encoding", "UTF8");
+        param("client_encoding", "UTF8")?;
         if let Some(name) = &address.application_name {
-            param("application_name", name);
+            param("application_name", name)?;
         }
         if let Some(options) = &address.options {
-            param("options", options);
+            param("options", options)?;
         }
         body.push(0);
-        let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        let mut out = framed_len(body.len())?.to_be_bytes().to_vec();
         out.extend_from_slice(&body);
         self.send(&out)?;
 
@@ -382,8 +404,8 @@ impl Client {
                         }
                         3 => {
                             let mut pw = Vec::new();
-                            cstr(&mut pw, password()?);
-                            message(&mut out, b'p', &pw);
+                            cstr(&mut pw, password()?)?;
+                            message(&mut out, b'p', &pw)?;
                         }
                         5 => {
                             let salt: [u8; 4] = b
@@ -391,8 +413,8 @@ impl Client {
                                 .and_then(|s| s.try_into().ok())
                                 .ok_or_else(|| malformed("MD5 authentication"))?;
                             let mut pw = Vec::new();
-                            cstr(&mut pw, &auth::md5_password(user, password()?, salt));
-                            message(&mut out, b'p', &pw);
+                            cstr(&mut pw, &auth::md5_password(user, password()?, salt))?;
+                            message(&mut out, b'p', &pw)?;
                         }
                         10 => {
                             let mut mechanisms = Vec::new();
@@ -415,10 +437,12 @@ impl Client {
                             let exchange = auth::Scram::new(password()?, nonce);
                             let first = exchange.client_first();
                             let mut m = Vec::new();
-                            cstr(&mut m, auth::SCRAM_SHA_256);
-                            m.extend_from_slice(&(first.len() as i32).to_be_bytes());
+                            cstr(&mut m, auth::SCRAM_SHA_256)?;
+                            // A few dozen bytes: its length fits.
+                            let first_len = i32::try_from(first.len()).unwrap_or(i32::MAX);
+                            m.extend_from_slice(&first_len.to_be_bytes());
                             m.extend_from_slice(first.as_bytes());
-                            message(&mut out, b'p', &m);
+                            message(&mut out, b'p', &m)?;
                             scram = Some(exchange);
                         }
                         11 => {
@@ -426,7 +450,7 @@ impl Client {
                                 .as_mut()
                                 .ok_or("the server continued a SASL exchange that never began")?;
                             let last = exchange.client_final(b.0)?;
-                            message(&mut out, b'p', last.as_bytes());
+                            message(&mut out, b'p', last.as_bytes())?;
                         }
                         12 => {
                             scram
@@ -529,12 +553,12 @@ impl Client {
         }
         let mut out = Vec::new();
         let mut parse = Vec::new();
-        cstr(&mut parse, "");
-        cstr(&mut parse, statement);
+        cstr(&mut parse, "").map_err(Failure::text)?;
+        cstr(&mut parse, statement).map_err(Failure::text)?;
         parse.extend_from_slice(&0i16.to_be_bytes());
-        message(&mut out, b'P', &parse);
-        message(&mut out, b'D', b"S\0");
-        message(&mut out, b'S', &[]);
+        message(&mut out, b'P', &parse).map_err(Failure::text)?;
+        message(&mut out, b'D', b"S\0").map_err(Failure::text)?;
+        message(&mut out, b'S', &[]).map_err(Failure::text)?;
         self.send(&out).map_err(Failure::text)?;
 
         let mut param_types = Vec::new();
@@ -546,10 +570,11 @@ impl Client {
             match tag {
                 b'1' | b'n' => {}
                 b't' => {
+                    // An Int16 that the server counts up to 65535.
                     let n = b
-                        .i16()
+                        .u16()
                         .ok_or_else(|| Failure::text(malformed("parameter description")))?;
-                    for _ in 0..n.max(0) {
+                    for _ in 0..n {
                         param_types
                             .push(b.u32().ok_or_else(|| {
                                 Failure::text(malformed("parameter description"))
@@ -584,14 +609,17 @@ impl Client {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let mut bind = Vec::new();
-        cstr(&mut bind, "");
-        cstr(&mut bind, "");
-        bind.extend_from_slice(&(encoded.len() as i16).to_be_bytes());
+        // As many as the server's 16-bit count described.
+        let count = u16::try_from(encoded.len())
+            .map_err(|_| Failure::text("more than 65535 parameters"))?
+            .to_be_bytes();
+        // The unnamed portal, of the unnamed statement.
+        let mut bind = b"\0\0".to_vec();
+        bind.extend_from_slice(&count);
         for e in &encoded {
             bind.extend_from_slice(&i16::from(!e.text).to_be_bytes());
         }
-        bind.extend_from_slice(&(encoded.len() as i16).to_be_bytes());
+        bind.extend_from_slice(&count);
         for e in &encoded {
             match &e.bytes {
                 None => bind.extend_from_slice(&(-1i32).to_be_bytes()),
@@ -607,12 +635,10 @@ impl Client {
         bind.extend_from_slice(&1i16.to_be_bytes());
         bind.extend_from_slice(&1i16.to_be_bytes());
         let mut out = Vec::new();
-        message(&mut out, b'B', &bind);
-        let mut execute = Vec::new();
-        cstr(&mut execute, "");
-        execute.extend_from_slice(&0i32.to_be_bytes());
-        message(&mut out, b'E', &execute);
-        message(&mut out, b'S', &[]);
+        message(&mut out, b'B', &bind).map_err(Failure::text)?;
+        // The unnamed portal, all its rows.
+        message(&mut out, b'E', &[0, 0, 0, 0, 0]).map_err(Failure::text)?;
+        message(&mut out, b'S', &[]).map_err(Failure::text)?;
         self.send(&out).map_err(Failure::text)?;
 
         let mut rows = Vec::new();
@@ -668,12 +694,12 @@ impl Client {
                 // COPY FROM STDIN: refuse it so the server ends the statement.
                 Message::Body(b'G', _) => {
                     let mut out = Vec::new();
-                    let mut reason = Vec::new();
-                    cstr(
-                        &mut reason,
-                        "COPY is not supported through Spin's postgres interface",
-                    );
-                    message(&mut out, b'f', &reason);
+                    message(
+                        &mut out,
+                        b'f',
+                        b"COPY is not supported through Spin's postgres interface\0",
+                    )
+                    .map_err(Failure::text)?;
                     self.send(&out).map_err(Failure::text)?;
                 }
                 // COPY TO STDOUT: its data is read past.
@@ -705,9 +731,7 @@ impl Drop for Client {
     /// Says goodbye (`Terminate`), so the server ends the session at once.
     fn drop(&mut self) {
         if !self.broken {
-            let mut out = Vec::new();
-            message(&mut out, b'X', &[]);
-            let _ = self.io.get_mut().write_all(&out);
+            let _ = self.io.get_mut().write_all(&[b'X', 0, 0, 0, 4]);
             let _ = self.io.get_mut().flush();
         }
     }
@@ -745,9 +769,11 @@ fn data_row(body: &[u8], columns: &[(String, u32)]) -> Result<Vec<DbValue>, Stri
         .enumerate()
         .map(|(i, (name, oid))| {
             let len = b.i32().ok_or_else(bad)?;
-            let Ok(len) = usize::try_from(len) else {
+            // -1 is NULL; any other negative length is not a length.
+            if len == -1 {
                 return Ok(DbValue::DbNull);
-            };
+            }
+            let len = usize::try_from(len).map_err(|_| bad())?;
             let raw = b.take(len).ok_or_else(bad)?;
             types::decode(*oid, raw)
                 .map_err(|e| format!("error retrieving column {i} ({name}): {e}"))
@@ -785,7 +811,7 @@ mod tests {
             (b't', "nope"),
         ] {
             body.push(code);
-            cstr(&mut body, value);
+            cstr(&mut body, value).unwrap();
         }
         body.push(0);
         let e = db_error(&body);
@@ -822,5 +848,19 @@ mod tests {
         long.extend_from_slice(&i32::MAX.to_be_bytes());
         assert!(data_row(&long, &columns).is_err());
         assert!(data_row(&row, &columns[..1]).is_err());
+        // Only -1 is NULL.
+        let mut odd = 1i16.to_be_bytes().to_vec();
+        odd.extend_from_slice(&(-2i32).to_be_bytes());
+        assert!(data_row(&odd, &columns[..1]).is_err());
+    }
+
+    #[test]
+    fn frontend_messages_never_misframe() {
+        let mut out = Vec::new();
+        assert!(cstr(&mut out, "SELECT 1;\0Q").is_err());
+        assert!(out.is_empty());
+        assert_eq!(framed_len(0), Ok(4));
+        assert!(framed_len(i32::MAX as usize - 3).is_err());
+        assert!(framed_len(usize::MAX).is_err());
     }
 }
