@@ -52,6 +52,8 @@ pub struct Network<'a> {
 /// An open, authenticated session.
 pub struct Client {
     io: BufReader<Conn>,
+    /// `host:port`, for errors.
+    peer: String,
     /// `pg_type.typname` of types [`types::type_name`] does not know, as
     /// the server named them on this connection.
     type_names: HashMap<u32, String>,
@@ -273,12 +275,18 @@ impl Client {
         };
         let mut client = Client {
             io: BufReader::new(conn),
+            peer: format!("{host}:{port}"),
             type_names: HashMap::new(),
             broken: false,
         };
-        client
-            .startup(address, user)
-            .map_err(|e| connection_failed(format!("{host}:{port}: {e}")))?;
+        client.startup(address, user).map_err(|e| {
+            // I/O and framing errors name the server already.
+            if e.starts_with(&client.peer) {
+                connection_failed(e)
+            } else {
+                connection_failed(format!("{}: {e}", client.peer))
+            }
+        })?;
         Ok(client)
     }
 
@@ -290,7 +298,7 @@ impl Client {
             .and_then(|()| self.io.get_mut().flush());
         result.map_err(|e| {
             self.broken = true;
-            io_text("the server", &e)
+            io_text(&self.peer, &e)
         })
     }
 
@@ -300,7 +308,7 @@ impl Client {
         let result = self.io.read_exact(&mut head);
         result.map_err(|e| {
             self.broken = true;
-            io_text("the server", &e)
+            io_text(&self.peer, &e)
         })?;
         let tag = head[0];
         let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
@@ -309,7 +317,7 @@ impl Client {
             .and_then(|l| l.checked_sub(4))
             .ok_or_else(|| {
                 self.broken = true;
-                format!("the server sent a message with length {len}")
+                format!("{} sent a message with length {len}", self.peer)
             })?;
         if len > max {
             let skipped = std::io::copy(&mut (&mut self.io).take(len as u64), &mut std::io::sink());
@@ -321,7 +329,7 @@ impl Client {
                 }
                 Err(e) => {
                     self.broken = true;
-                    Err(io_text("the server", &e))
+                    Err(io_text(&self.peer, &e))
                 }
             };
         }
@@ -329,7 +337,7 @@ impl Client {
         let result = self.io.read_exact(&mut body);
         result.map_err(|e| {
             self.broken = true;
-            io_text("the server", &e)
+            io_text(&self.peer, &e)
         })?;
         Ok(Message::Body(tag, body))
     }
@@ -351,7 +359,8 @@ impl Client {
             Message::Skipped(tag) => {
                 self.broken = true;
                 Err(format!(
-                    "the server sent a `{}` message over {MAX_CONTROL_MESSAGE} bytes",
+                    "{} sent a `{}` message over {MAX_CONTROL_MESSAGE} bytes",
+                    self.peer,
                     char::from(tag)
                 ))
             }
@@ -721,7 +730,8 @@ impl Client {
     fn unexpected(&mut self, tag: u8) -> Failure {
         self.broken = true;
         Failure::text(format!(
-            "the server sent an unexpected `{}` message",
+            "{} sent an unexpected `{}` message",
+            self.peer,
             char::from(tag)
         ))
     }
