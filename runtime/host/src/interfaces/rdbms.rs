@@ -143,12 +143,17 @@ pub struct RowSet {
 
 /// Spin's `error` variant; its cases are the same in every version, only
 /// `query-failed` is structured in PostgreSQL 4.x.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    #[error("connection failed: {0}")]
     ConnectionFailed(String),
+    #[error("bad parameter: {0}")]
     BadParameter(String),
+    #[error("query failed: {}", .0.text())]
     QueryFailed(QueryError),
+    #[error("value conversion failed: {0}")]
     ValueConversionFailed(String),
+    #[error("error: {0}")]
     Other(String),
 }
 
@@ -178,19 +183,6 @@ impl QueryError {
             QueryError::Text(text) => text,
             QueryError::Db(e) => &e.as_text,
         }
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (what, text) = match self {
-            Error::ConnectionFailed(t) => ("connection failed", t.as_str()),
-            Error::BadParameter(t) => ("bad parameter", t.as_str()),
-            Error::QueryFailed(q) => ("query failed", q.text()),
-            Error::ValueConversionFailed(t) => ("value conversion failed", t.as_str()),
-            Error::Other(t) => ("error", t.as_str()),
-        };
-        write!(f, "{what}: {text}")
     }
 }
 
