@@ -873,4 +873,139 @@ mod tests {
         assert!(framed_len(i32::MAX as usize - 3).is_err());
         assert!(framed_len(usize::MAX).is_err());
     }
+
+    /// Every type the decoder knows, and one it does not.
+    const OIDS: &[u32] = &[
+        types::BOOL,
+        types::BYTEA,
+        types::INT2,
+        types::INT4,
+        types::INT8,
+        types::TEXT,
+        types::FLOAT4,
+        types::FLOAT8,
+        types::DATE,
+        types::TIME,
+        types::TIMESTAMP,
+        types::TIMESTAMPTZ,
+        types::INTERVAL,
+        types::NUMERIC,
+        types::UUID,
+        types::JSONB,
+        types::INT4RANGE,
+        types::INT8RANGE,
+        types::NUMRANGE,
+        types::INT4_ARRAY,
+        types::INT8_ARRAY,
+        types::NUMERIC_ARRAY,
+        types::TEXT_ARRAY,
+        424_242,
+    ];
+
+    /// A data row of `values`.
+    fn row_of(values: &[Vec<u8>]) -> Vec<u8> {
+        let mut row = (values.len() as i16).to_be_bytes().to_vec();
+        for v in values {
+            row.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            row.extend_from_slice(v);
+        }
+        row
+    }
+
+    /// Runs `SELECT 1` over a loopback socket whose server side has sent
+    /// `bytes` and shut down its half (kept open, so that what the client
+    /// sends does not reset the connection before it has read them).
+    fn run_against(bytes: &[u8]) -> Result<(), Failure> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.write_all(bytes).unwrap();
+        server.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut client = Client {
+            io: BufReader::new(Conn::Plain(tcp)),
+            peer: "fuzz:5432".into(),
+            type_names: HashMap::new(),
+            broken: false,
+        };
+        client.run("SELECT 1", &[], Some(1 << 20)).map(drop)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any bytes, or a valid message's bytes cut and flipped, are parsed
+        /// to a value or an error, never a panic.
+        #[test]
+        fn hostile_messages_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..64),
+            values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), OIDS.len()),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let columns: Vec<(String, u32)> =
+                OIDS.iter().map(|oid| (format!("c{oid}"), *oid)).collect();
+            let mut row = row_of(&values);
+            for (at, byte) in &flips {
+                let len = row.len();
+                row[at % len] ^= byte;
+            }
+            row.truncate(cut % (row.len() + 1));
+            let _ = data_row(&row, &columns);
+            let _ = data_row(&noise, &columns);
+            for (oid, value) in OIDS.iter().zip(&values) {
+                let _ = types::decode(*oid, value);
+                let _ = types::decode(*oid, &noise);
+            }
+            let _ = row_description(&noise);
+            let _ = db_error(&noise);
+            let _ = json::compact(&noise);
+            let mut scram = auth::Scram::new("pw", [1; 18]);
+            let _ = scram.client_final(&noise);
+            let _ = scram.verify(&noise);
+            let _ = Address::parse(&String::from_utf8_lossy(&noise));
+        }
+
+        /// A server answering a statement with any bytes, or with valid
+        /// messages cut short, fails the statement without a panic.
+        #[test]
+        fn hostile_servers_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..256),
+            cut in any::<usize>(),
+        ) {
+            let _ = run_against(&noise);
+            // ParseComplete, a description of no parameters and one text
+            // column, ReadyForQuery, then a row and the end.
+            let mut script = Vec::new();
+            message(&mut script, b'1', &[]).unwrap();
+            message(&mut script, b't', &0i16.to_be_bytes()).unwrap();
+            let mut description = 1i16.to_be_bytes().to_vec();
+            cstr(&mut description, "a").unwrap();
+            description.extend_from_slice(&[0; 6]);
+            description.extend_from_slice(&types::TEXT.to_be_bytes());
+            description.extend_from_slice(&[0; 8]);
+            message(&mut script, b'T', &description).unwrap();
+            message(&mut script, b'Z', b"I").unwrap();
+            message(&mut script, b'2', &[]).unwrap();
+            message(&mut script, b'D', &row_of(&[b"x".to_vec()])).unwrap();
+            message(&mut script, b'C', b"SELECT 1\0").unwrap();
+            message(&mut script, b'Z', b"I").unwrap();
+            prop_assert!(run_against(&script).is_ok());
+            script.truncate(cut % script.len());
+            script.extend_from_slice(&noise);
+            let _ = run_against(&script);
+        }
+    }
+
+    #[test]
+    fn protocol_errors_name_the_server() {
+        let mut script = Vec::new();
+        message(&mut script, b'W', &[]).unwrap();
+        let Err(Failure::Query(e)) = run_against(&script) else {
+            panic!("a CopyBoth response is unexpected here");
+        };
+        assert_eq!(e.text(), "fuzz:5432 sent an unexpected `W` message");
+    }
 }
