@@ -1016,6 +1016,129 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// `payload` as one packet numbered `seq`.
+    fn frame(out: &mut Vec<u8>, seq: u8, payload: &[u8]) {
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+        out.push(seq);
+        out.extend_from_slice(payload);
+    }
+
+    /// A valid answer to preparing and executing `SELECT 'x'`: the
+    /// statement (one column, no parameters), then its result set of one
+    /// row (`CLIENT_DEPRECATE_EOF`: no EOF packets).
+    fn select_script() -> Vec<u8> {
+        let mut column = Vec::new();
+        for field in ["def", "", "", "", "a", ""] {
+            wire::put_lenenc_bytes(&mut column, field.as_bytes());
+        }
+        column.push(0x0c);
+        column.extend_from_slice(&45u16.to_le_bytes());
+        column.extend_from_slice(&4u32.to_le_bytes());
+        column.push(binary::column_type::VAR_STRING);
+        column.extend_from_slice(&[0, 0, 0, 0, 0]);
+        let mut script = Vec::new();
+        frame(&mut script, 1, &[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        frame(&mut script, 2, &column);
+        frame(&mut script, 1, &[1]);
+        frame(&mut script, 2, &column);
+        frame(&mut script, 3, &[0, 0, 1, b'x']);
+        frame(&mut script, 4, &[0xfe, 0, 0, 2, 0, 0, 0]);
+        script
+    }
+
+    /// Runs `SELECT 'x'` on a connection whose server has sent `bytes` and
+    /// shut down its half (kept open, so that what the client sends does
+    /// not reset the connection before it has read them).
+    fn query_against(bytes: &[u8], capabilities: u32) -> Result<ResultSet, MysqlError> {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.write_all(bytes).unwrap();
+        server.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut client = Client {
+            packets: Some(Packets::new(Conn::Plain(tcp))),
+            server: "fuzz:3306".into(),
+            capabilities,
+        };
+        client.query("SELECT 'x'", &[], 1 << 20)
+    }
+
+    #[test]
+    fn the_scripted_select_answers() {
+        let set = query_against(&select_script(), CLIENT_CAPABILITIES).unwrap();
+        assert_eq!(set.rows, [[Value::Bytes(b"x".to_vec())]]);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any payload, or a valid one cut and flipped, is parsed to a value
+        /// or an error, never a panic.
+        #[test]
+        fn hostile_payloads_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..96),
+            types in prop::collection::vec((any::<u8>(), any::<u16>()), 0..12),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let _ = Greeting::parse(&noise);
+            let mut greeting = mariadb_greeting();
+            for (at, byte) in &flips {
+                let len = greeting.len();
+                greeting[at % len] ^= byte;
+            }
+            greeting.truncate(cut % (greeting.len() + 1));
+            let _ = Greeting::parse(&greeting);
+            let _ = ServerError::parse(&noise);
+            let _ = wire::ok_status(&noise);
+            let _ = wire::eof_status(&noise);
+            let _ = Column::parse(&noise);
+            let columns: Vec<Column> = types
+                .iter()
+                .map(|&(column_type, flags)| Column {
+                    name: "c".into(),
+                    column_type,
+                    flags,
+                })
+                .collect();
+            let _ = binary::decode_row(&noise, &columns);
+            // A row header with no NULLs, so that every value is decoded.
+            let mut row = vec![0; 1 + (columns.len() + 9) / 8];
+            row.extend_from_slice(&noise);
+            let _ = binary::decode_row(&row, &columns);
+            let _ = Opts::parse(&String::from_utf8_lossy(&noise));
+        }
+
+        /// A server answering a statement with noise, or with a valid
+        /// exchange cut and flipped, fails it without a panic.
+        #[test]
+        fn hostile_servers_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..256),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+            deprecate_eof in any::<bool>(),
+        ) {
+            let capabilities = if deprecate_eof {
+                CLIENT_CAPABILITIES
+            } else {
+                CLIENT_CAPABILITIES & !capability::DEPRECATE_EOF
+            };
+            let _ = query_against(&noise, capabilities);
+            let mut script = select_script();
+            for (at, byte) in &flips {
+                let len = script.len();
+                script[at % len] ^= byte;
+            }
+            script.truncate(cut % (script.len() + 1));
+            script.extend_from_slice(&noise);
+            let _ = query_against(&script, capabilities);
+        }
+    }
+
     #[test]
     fn the_ssl_request_is_the_login_prefix() {
         let prefix = login_prefix(CLIENT_CAPABILITIES | capability::SSL);
