@@ -665,26 +665,26 @@ impl Client {
                     let Some(max) = max_bytes.filter(|_| failed.is_none()) else {
                         continue;
                     };
-                    match data_row(&body, &columns) {
+                    match data_row(&body, &columns, max.saturating_sub(bytes)) {
                         Ok(row) => {
                             bytes += row.iter().map(DbValue::memory_size).sum::<usize>();
                             if bytes > max {
-                                failed = Some(Failure::text(format!(
-                                    "query result exceeds limit of {max} bytes"
-                                )));
+                                failed = Some(too_large(max));
                                 rows = Vec::new();
                             } else {
                                 rows.push(row);
                             }
                         }
-                        Err(e) => failed = Some(Failure::text(e)),
+                        Err(RowError::TooLarge) => {
+                            failed = Some(too_large(max));
+                            rows = Vec::new();
+                        }
+                        Err(RowError::Malformed(e)) => failed = Some(Failure::text(e)),
                     }
                 }
                 Message::Skipped(b'D') => {
                     if let (None, Some(max)) = (&failed, max_bytes) {
-                        failed = Some(Failure::text(format!(
-                            "query result exceeds limit of {max} bytes"
-                        )));
+                        failed = Some(too_large(max));
                         rows = Vec::new();
                     }
                 }
@@ -764,15 +764,34 @@ fn row_description(body: &[u8]) -> Result<Vec<(String, u32)>, String> {
     Ok(columns)
 }
 
-fn data_row(body: &[u8], columns: &[(String, u32)]) -> Result<Vec<DbValue>, String> {
-    let bad = || malformed("data row");
+/// Spin's text for a result over its budget.
+fn too_large(max: usize) -> Failure {
+    Failure::text(format!("query result exceeds limit of {max} bytes"))
+}
+
+/// Why a data row gave no values.
+#[derive(Debug, PartialEq)]
+enum RowError {
+    Malformed(String),
+    /// Its values would not fit the room left for the result.
+    TooLarge,
+}
+
+/// A data row's values, decoded within `room` bytes (see
+/// [`types::decode`]).
+fn data_row(
+    body: &[u8],
+    columns: &[(String, u32)],
+    mut room: usize,
+) -> Result<Vec<DbValue>, RowError> {
+    let bad = || RowError::Malformed(malformed("data row"));
     let mut b = Body(body);
     let n = b.i16().ok_or_else(bad)?;
     if usize::try_from(n).ok() != Some(columns.len()) {
-        return Err(format!(
+        return Err(RowError::Malformed(format!(
             "the server sent a row of {n} columns for {} columns",
             columns.len()
-        ));
+        )));
     }
     columns
         .iter()
@@ -785,8 +804,13 @@ fn data_row(body: &[u8], columns: &[(String, u32)]) -> Result<Vec<DbValue>, Stri
             }
             let len = usize::try_from(len).map_err(|_| bad())?;
             let raw = b.take(len).ok_or_else(bad)?;
-            types::decode(*oid, raw)
-                .map_err(|e| format!("error retrieving column {i} ({name}): {e}"))
+            types::decode(*oid, raw, &mut room).map_err(|e| {
+                if e == types::TOO_LARGE {
+                    RowError::TooLarge
+                } else {
+                    RowError::Malformed(format!("error retrieving column {i} ({name}): {e}"))
+                }
+            })
         })
         .collect()
 }
@@ -850,18 +874,26 @@ mod tests {
         row.extend_from_slice(&7i32.to_be_bytes());
         row.extend_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(
-            data_row(&row, &columns),
+            data_row(&row, &columns, 1 << 20),
             Ok(vec![DbValue::Int32(7), DbValue::DbNull])
         );
-        assert!(data_row(&row[..row.len() - 1], &columns).is_err());
+        assert!(data_row(&row[..row.len() - 1], &columns, 1 << 20).is_err());
         let mut long = 2i16.to_be_bytes().to_vec();
         long.extend_from_slice(&i32::MAX.to_be_bytes());
-        assert!(data_row(&long, &columns).is_err());
-        assert!(data_row(&row, &columns[..1]).is_err());
+        assert!(data_row(&long, &columns, 1 << 20).is_err());
+        assert!(data_row(&row, &columns[..1], 1 << 20).is_err());
         // Only -1 is NULL.
         let mut odd = 1i16.to_be_bytes().to_vec();
         odd.extend_from_slice(&(-2i32).to_be_bytes());
-        assert!(data_row(&odd, &columns[..1]).is_err());
+        assert!(data_row(&odd, &columns[..1], 1 << 20).is_err());
+        // 8-byte numerics whose text is 131 KB each: refused as over the
+        // room left before their text is built.
+        let numerics = vec![("n".to_owned(), types::NUMERIC); 100];
+        // One digit group, weight 32767, positive, no scale: the digit 1.
+        let huge = [0, 1, 0x7f, 0xff, 0, 0, 0, 0, 0, 1];
+        let row = row_of(&vec![huge.to_vec(); 100]);
+        assert_eq!(data_row(&row, &numerics, 1 << 20), Err(RowError::TooLarge));
+        assert!(data_row(&row, &numerics, 100 << 20).is_ok());
     }
 
     #[test]
@@ -953,11 +985,11 @@ mod tests {
                 row[at % len] ^= byte;
             }
             row.truncate(cut % (row.len() + 1));
-            let _ = data_row(&row, &columns);
-            let _ = data_row(&noise, &columns);
+            let _ = data_row(&row, &columns, 1 << 20);
+            let _ = data_row(&noise, &columns, 1 << 20);
             for (oid, value) in OIDS.iter().zip(&values) {
-                let _ = types::decode(*oid, value);
-                let _ = types::decode(*oid, &noise);
+                let _ = types::decode(*oid, value, &mut 4096);
+                let _ = types::decode(*oid, &noise, &mut 4096);
             }
             let _ = row_description(&noise);
             let _ = db_error(&noise);
