@@ -1046,17 +1046,9 @@ mod tests {
         script
     }
 
-    /// Runs `SELECT 'x'` on a connection whose server has sent `bytes` and
-    /// shut down its half (kept open, so that what the client sends does
-    /// not reset the connection before it has read them).
+    /// Runs `SELECT 'x'` against a server that has sent `bytes`.
     fn query_against(bytes: &[u8], capabilities: u32) -> Result<ResultSet, MysqlError> {
-        use std::io::Write;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        server.write_all(bytes).unwrap();
-        server.shutdown(std::net::Shutdown::Write).unwrap();
+        let (tcp, _server) = crate::interfaces::rdbms::loopback_serving(bytes);
         let mut client = Client {
             packets: Some(Packets::new(Conn::Plain(tcp))),
             server: "fuzz:3306".into(),

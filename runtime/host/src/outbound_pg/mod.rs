@@ -944,16 +944,9 @@ mod tests {
         row
     }
 
-    /// Runs `SELECT 1` over a loopback socket whose server side has sent
-    /// `bytes` and shut down its half (kept open, so that what the client
-    /// sends does not reset the connection before it has read them).
+    /// Runs `SELECT 1` against a server that has sent `bytes`.
     fn run_against(bytes: &[u8]) -> Result<(), Failure> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        server.write_all(bytes).unwrap();
-        server.shutdown(std::net::Shutdown::Write).unwrap();
+        let (tcp, _server) = crate::interfaces::rdbms::loopback_serving(bytes);
         let mut client = Client {
             io: BufReader::new(Conn::Plain(tcp)),
             peer: "fuzz:5432".into(),
