@@ -36,6 +36,13 @@ pub use types::NO_UNSIGNED;
 /// Messages other than data rows (errors, descriptions, authentication)
 /// are small; a server sending more is refused.
 const MAX_CONTROL_MESSAGE: usize = 1 << 20;
+/// A `pg_type.typname` is a `name`: at most 63 bytes (`NAMEDATALEN - 1`).
+/// A longer one is a lie, and, copied into every column of every result,
+/// would cost the host far more than the result's budget.
+const MAX_TYPE_NAME: usize = 63;
+/// Type names kept per connection: a server inventing types cannot grow
+/// the cache without bound (past it, names are looked up each time).
+const MAX_CACHED_TYPE_NAMES: usize = 4096;
 /// PostgreSQL's `SSLRequest` code.
 const SSL_REQUEST: i32 = 80_877_103;
 const PROTOCOL_3_0: i32 = 196_608;
@@ -534,12 +541,14 @@ impl Client {
             .ok()
             .and_then(
                 |(_, rows, _)| match rows.into_iter().next()?.into_iter().next()? {
-                    DbValue::Str(name) => Some(name),
+                    DbValue::Str(name) if name.len() <= MAX_TYPE_NAME => Some(name),
                     _ => None,
                 },
             );
         let name = found.unwrap_or_else(|| format!("oid {oid}"));
-        self.type_names.insert(oid, name.clone());
+        if self.type_names.len() < MAX_CACHED_TYPE_NAMES {
+            self.type_names.insert(oid, name.clone());
+        }
         name
     }
 
@@ -1022,6 +1031,35 @@ mod tests {
             script.extend_from_slice(&noise);
             let _ = run_against(&script);
         }
+    }
+
+    #[test]
+    fn implausible_type_names_are_not_believed() {
+        // The lookup's answer: a text parameter, a text column, a 64 KB name.
+        let mut script = Vec::new();
+        message(&mut script, b'1', &[]).unwrap();
+        let mut parameters = 1i16.to_be_bytes().to_vec();
+        parameters.extend_from_slice(&types::TEXT.to_be_bytes());
+        message(&mut script, b't', &parameters).unwrap();
+        let mut description = 1i16.to_be_bytes().to_vec();
+        cstr(&mut description, "typname").unwrap();
+        description.extend_from_slice(&[0; 6]);
+        description.extend_from_slice(&types::TEXT.to_be_bytes());
+        description.extend_from_slice(&[0; 8]);
+        message(&mut script, b'T', &description).unwrap();
+        message(&mut script, b'Z', b"I").unwrap();
+        message(&mut script, b'2', &[]).unwrap();
+        message(&mut script, b'D', &row_of(&[vec![b'x'; 64 * 1024]])).unwrap();
+        message(&mut script, b'C', b"SELECT 1\0").unwrap();
+        message(&mut script, b'Z', b"I").unwrap();
+        let (tcp, _server) = crate::interfaces::rdbms::loopback_serving(&script);
+        let mut client = Client {
+            io: BufReader::new(Conn::Plain(tcp)),
+            peer: "fuzz:5432".into(),
+            type_names: HashMap::new(),
+            broken: false,
+        };
+        assert_eq!(client.type_name(424_242), "oid 424242");
     }
 
     #[test]
