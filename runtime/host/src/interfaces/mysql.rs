@@ -8,9 +8,9 @@
 
 use wasmi::Error;
 
-use super::rdbms::{self, DataType, DbValue, V2};
+use super::rdbms::{self, DataType, DbValue, V2, outcome};
 use super::{GuestState, drop_fn, host_fn};
-use crate::capabilities::{Capabilities, OutboundOutcome};
+use crate::capabilities::Capabilities;
 use crate::outbound_mysql::binary::{column_flag, column_type};
 use crate::outbound_mysql::{self as client, Client, Dial, MysqlError, Opts, Param, Value};
 use flint_engine::canon::{Args, HostFn, Ty, Value as Canon};
@@ -73,13 +73,6 @@ fn connect(caps: &Capabilities, address: &str) -> Result<MysqlConnection, rdbms:
             Err(rdbms::Error::ConnectionFailed(e.to_string()))
         }
         Err(e) => Err(connect_failed(&e)),
-    }
-}
-
-fn outcome<T, E>(result: &Result<T, E>) -> OutboundOutcome {
-    match result {
-        Ok(_) => OutboundOutcome::Ok,
-        Err(_) => OutboundOutcome::Error,
     }
 }
 

@@ -147,11 +147,8 @@ fn statement(
             .execute(&statement, &params)
             .map(Value::U64),
     };
-    let outcome = match result {
-        Ok(_) => OutboundOutcome::Ok,
-        Err(_) => OutboundOutcome::Error,
-    };
-    caps.outbound_metrics.record(connection.pattern, outcome);
+    caps.outbound_metrics
+        .record(connection.pattern, rdbms::outcome(&result));
     Ok(answer(
         dialect,
         result.map_err(|failure| match (failure, run) {

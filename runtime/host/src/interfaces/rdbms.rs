@@ -24,8 +24,36 @@
 //! 4. answer with [`Dialect::row_set`] or [`Dialect::error`] (the `err`
 //!    payload; wrap it in `Value::err`).
 
+use crate::capabilities::OutboundOutcome;
 use flint_engine::canon::{Ty, Value};
 use flint_engine::option_ty;
+
+/// For the clients' tests: a loopback connection (the client's end, with a
+/// read timeout, and the server's) whose server has sent `bytes` and shut
+/// down its half. The server's end is kept open by the caller, so that
+/// what the client sends does not reset the connection before the client
+/// has read them.
+#[cfg(test)]
+pub(crate) fn loopback_serving(bytes: &[u8]) -> (std::net::TcpStream, std::net::TcpStream) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    server.write_all(bytes).unwrap();
+    server.shutdown(std::net::Shutdown::Write).unwrap();
+    (client, server)
+}
+
+/// A statement's or connection's outcome, for the outbound metrics.
+pub fn outcome<T, E>(result: &Result<T, E>) -> OutboundOutcome {
+    match result {
+        Ok(_) => OutboundOutcome::Ok,
+        Err(_) => OutboundOutcome::Error,
+    }
+}
 
 /// A column's type, as every version's `db-data-type` names it. A version
 /// without a case lowers it as `other`.
@@ -143,12 +171,17 @@ pub struct RowSet {
 
 /// Spin's `error` variant; its cases are the same in every version, only
 /// `query-failed` is structured in PostgreSQL 4.x.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    #[error("connection failed: {0}")]
     ConnectionFailed(String),
+    #[error("bad parameter: {0}")]
     BadParameter(String),
+    #[error("query failed: {}", .0.text())]
     QueryFailed(QueryError),
+    #[error("value conversion failed: {0}")]
     ValueConversionFailed(String),
+    #[error("error: {0}")]
     Other(String),
 }
 
@@ -178,19 +211,6 @@ impl QueryError {
             QueryError::Text(text) => text,
             QueryError::Db(e) => &e.as_text,
         }
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (what, text) = match self {
-            Error::ConnectionFailed(t) => ("connection failed", t.as_str()),
-            Error::BadParameter(t) => ("bad parameter", t.as_str()),
-            Error::QueryFailed(q) => ("query failed", q.text()),
-            Error::ValueConversionFailed(t) => ("value conversion failed", t.as_str()),
-            Error::Other(t) => ("error", t.as_str()),
-        };
-        write!(f, "{what}: {text}")
     }
 }
 

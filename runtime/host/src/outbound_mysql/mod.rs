@@ -88,8 +88,8 @@ pub enum AddressError {
     Param { param: String, value: String },
 }
 
-/// A parsed `mysql://` address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `mysql://` address. Its `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Opts {
     /// As written (an IPv6 address in brackets).
     pub host: String,
@@ -98,6 +98,19 @@ pub struct Opts {
     pub password: String,
     pub database: Option<String>,
     pub tls: bool,
+}
+
+impl std::fmt::Debug for Opts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opts")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Opts {
@@ -754,6 +767,8 @@ mod tests {
                 tls: true,
             }
         );
+        let secret = Opts::parse("mysql://u:hunter2@h/db").unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
         let plain = Opts::parse("mysql://root@127.0.0.1/db").unwrap();
         assert_eq!(
             (plain.port, plain.tls, plain.password.as_str()),
@@ -999,6 +1014,121 @@ mod tests {
             Err(MysqlError::Closed)
         ));
         server.join().unwrap();
+    }
+
+    /// `payload` as one packet numbered `seq`.
+    fn frame(out: &mut Vec<u8>, seq: u8, payload: &[u8]) {
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+        out.push(seq);
+        out.extend_from_slice(payload);
+    }
+
+    /// A valid answer to preparing and executing `SELECT 'x'`: the
+    /// statement (one column, no parameters), then its result set of one
+    /// row (`CLIENT_DEPRECATE_EOF`: no EOF packets).
+    fn select_script() -> Vec<u8> {
+        let mut column = Vec::new();
+        for field in ["def", "", "", "", "a", ""] {
+            wire::put_lenenc_bytes(&mut column, field.as_bytes());
+        }
+        column.push(0x0c);
+        column.extend_from_slice(&45u16.to_le_bytes());
+        column.extend_from_slice(&4u32.to_le_bytes());
+        column.push(binary::column_type::VAR_STRING);
+        column.extend_from_slice(&[0, 0, 0, 0, 0]);
+        let mut script = Vec::new();
+        frame(&mut script, 1, &[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        frame(&mut script, 2, &column);
+        frame(&mut script, 1, &[1]);
+        frame(&mut script, 2, &column);
+        frame(&mut script, 3, &[0, 0, 1, b'x']);
+        frame(&mut script, 4, &[0xfe, 0, 0, 2, 0, 0, 0]);
+        script
+    }
+
+    /// Runs `SELECT 'x'` against a server that has sent `bytes`.
+    fn query_against(bytes: &[u8], capabilities: u32) -> Result<ResultSet, MysqlError> {
+        let (tcp, _server) = crate::interfaces::rdbms::loopback_serving(bytes);
+        let mut client = Client {
+            packets: Some(Packets::new(Conn::Plain(tcp))),
+            server: "fuzz:3306".into(),
+            capabilities,
+        };
+        client.query("SELECT 'x'", &[], 1 << 20)
+    }
+
+    #[test]
+    fn the_scripted_select_answers() {
+        let set = query_against(&select_script(), CLIENT_CAPABILITIES).unwrap();
+        assert_eq!(set.rows, [[Value::Bytes(b"x".to_vec())]]);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any payload, or a valid one cut and flipped, is parsed to a value
+        /// or an error, never a panic.
+        #[test]
+        fn hostile_payloads_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..96),
+            types in prop::collection::vec((any::<u8>(), any::<u16>()), 0..12),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let _ = Greeting::parse(&noise);
+            let mut greeting = mariadb_greeting();
+            for (at, byte) in &flips {
+                let len = greeting.len();
+                greeting[at % len] ^= byte;
+            }
+            greeting.truncate(cut % (greeting.len() + 1));
+            let _ = Greeting::parse(&greeting);
+            let _ = ServerError::parse(&noise);
+            let _ = wire::ok_status(&noise);
+            let _ = wire::eof_status(&noise);
+            let _ = Column::parse(&noise);
+            let columns: Vec<Column> = types
+                .iter()
+                .map(|&(column_type, flags)| Column {
+                    name: "c".into(),
+                    column_type,
+                    flags,
+                })
+                .collect();
+            let _ = binary::decode_row(&noise, &columns);
+            // A row header with no NULLs, so that every value is decoded.
+            let mut row = vec![0; 1 + (columns.len() + 9) / 8];
+            row.extend_from_slice(&noise);
+            let _ = binary::decode_row(&row, &columns);
+            let _ = Opts::parse(&String::from_utf8_lossy(&noise));
+        }
+
+        /// A server answering a statement with noise, or with a valid
+        /// exchange cut and flipped, fails it without a panic.
+        #[test]
+        fn hostile_servers_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..256),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+            deprecate_eof in any::<bool>(),
+        ) {
+            let capabilities = if deprecate_eof {
+                CLIENT_CAPABILITIES
+            } else {
+                CLIENT_CAPABILITIES & !capability::DEPRECATE_EOF
+            };
+            let _ = query_against(&noise, capabilities);
+            let mut script = select_script();
+            for (at, byte) in &flips {
+                let len = script.len();
+                script[at % len] ^= byte;
+            }
+            script.truncate(cut % (script.len() + 1));
+            script.extend_from_slice(&noise);
+            let _ = query_against(&script, capabilities);
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub enum SslMode {
     Require,
 }
 
-/// What an address asks for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What an address asks for. Its `Debug` leaves the password out.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Address {
     pub user: Option<String>,
     pub password: Option<String>,
@@ -32,6 +32,22 @@ pub struct Address {
 }
 
 pub const DEFAULT_PORT: u16 = 5432;
+
+impl std::fmt::Debug for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Address")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("dbname", &self.dbname)
+            .field("hosts", &self.hosts)
+            .field("ports", &self.ports)
+            .field("application_name", &self.application_name)
+            .field("options", &self.options)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
 
 impl Address {
     /// The port given for the `index`th host, if one was (tokio-postgres's
@@ -83,7 +99,7 @@ impl Address {
                     self.user = Some(percent_decode(user)?);
                 }
                 if let Some(password) = password {
-                    self.password = Some(percent_decode(password)?);
+                    self.password = Some(percent_decode_secret(password)?);
                 }
                 hosts
             }
@@ -101,7 +117,13 @@ impl Address {
             let (key, value) = pair.split_once('=').ok_or_else(|| {
                 format!("invalid connection string: `{pair}` in the query is not key=value")
             })?;
-            self.set(&percent_decode(key)?, percent_decode(value)?)?;
+            let key = percent_decode(key)?;
+            let value = if key == "password" {
+                percent_decode_secret(value)?
+            } else {
+                percent_decode(value)?
+            };
+            self.set(&key, value)?;
         }
         Ok(())
     }
@@ -230,6 +252,14 @@ fn parse_port(text: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("invalid value for option `port`: `{text}`"))
 }
 
+/// A password's [`percent_decode`]: its error does not repeat the text,
+/// which may be logged or shown where the password must not be.
+fn percent_decode_secret(text: &str) -> Result<String, String> {
+    percent_decode(text).map_err(|_| {
+        "invalid connection string: the password is not valid percent-encoded UTF-8".to_owned()
+    })
+}
+
 fn percent_decode(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -295,6 +325,7 @@ mod tests {
         assert_eq!((a.port(0), a.port(1)), (1, 2));
         assert_eq!(a.user.as_deref(), Some("bob"));
         assert_eq!(a.password.as_deref(), Some("it's"));
+        assert!(!format!("{a:?}").contains("it's"));
         assert_eq!(a.ssl_mode, SslMode::Disable);
     }
 
@@ -311,6 +342,14 @@ mod tests {
         ] {
             let e = Address::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
+        }
+        // A password that does not decode is not repeated in the error.
+        for bad in [
+            "postgres://u:hunter2%zz@h/db",
+            "postgres://u@h/db?password=hunter2%ff",
+        ] {
+            let e = Address::parse(bad).unwrap_err();
+            assert!(e.contains("password") && !e.contains("hunter2"), "{e}");
         }
     }
 }

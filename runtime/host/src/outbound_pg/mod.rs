@@ -36,6 +36,13 @@ pub use types::NO_UNSIGNED;
 /// Messages other than data rows (errors, descriptions, authentication)
 /// are small; a server sending more is refused.
 const MAX_CONTROL_MESSAGE: usize = 1 << 20;
+/// A `pg_type.typname` is a `name`: at most 63 bytes (`NAMEDATALEN - 1`).
+/// A longer one is a lie, and, copied into every column of every result,
+/// would cost the host far more than the result's budget.
+const MAX_TYPE_NAME: usize = 63;
+/// Type names kept per connection: a server inventing types cannot grow
+/// the cache without bound (past it, names are looked up each time).
+const MAX_CACHED_TYPE_NAMES: usize = 4096;
 /// PostgreSQL's `SSLRequest` code.
 const SSL_REQUEST: i32 = 80_877_103;
 const PROTOCOL_3_0: i32 = 196_608;
@@ -52,6 +59,8 @@ pub struct Network<'a> {
 /// An open, authenticated session.
 pub struct Client {
     io: BufReader<Conn>,
+    /// `host:port`, for errors.
+    peer: String,
     /// `pg_type.typname` of types [`types::type_name`] does not know, as
     /// the server named them on this connection.
     type_names: HashMap<u32, String>,
@@ -97,6 +106,9 @@ impl<'a> Body<'a> {
     }
     fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
     fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
@@ -170,15 +182,34 @@ fn db_error(body: &[u8]) -> DbError {
     }
 }
 
-fn message(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
+/// A frontend message. Its length (with itself) must fit the `Int32` that
+/// frames it: truncated, it would make the rest of the body (a guest's SQL
+/// or parameters) read as further messages.
+fn message(out: &mut Vec<u8>, tag: u8, body: &[u8]) -> Result<(), String> {
+    let len = framed_len(body.len())?;
     out.push(tag);
-    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(body);
+    Ok(())
 }
 
-fn cstr(out: &mut Vec<u8>, s: &str) {
+/// A body's length with the 4 bytes of the length itself, as framed.
+fn framed_len(body: usize) -> Result<i32, String> {
+    body.checked_add(4)
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| format!("a message of {body} bytes is too large for PostgreSQL"))
+}
+
+/// A NUL-terminated string: one with a NUL of its own would end early and
+/// the rest be read as the message's next fields (tokio-postgres's
+/// refusal, in its words).
+fn cstr(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
+    if s.contains('\0') {
+        return Err("error encoding message to server: string contains embedded null".into());
+    }
     out.extend_from_slice(s.as_bytes());
     out.push(0);
+    Ok(())
 }
 
 impl Client {
@@ -251,12 +282,18 @@ impl Client {
         };
         let mut client = Client {
             io: BufReader::new(conn),
+            peer: format!("{host}:{port}"),
             type_names: HashMap::new(),
             broken: false,
         };
-        client
-            .startup(address, user)
-            .map_err(|e| connection_failed(format!("{host}:{port}: {e}")))?;
+        client.startup(address, user).map_err(|e| {
+            // I/O and framing errors name the server already.
+            if e.starts_with(&client.peer) {
+                connection_failed(e)
+            } else {
+                connection_failed(format!("{}: {e}", client.peer))
+            }
+        })?;
         Ok(client)
     }
 
@@ -268,7 +305,7 @@ impl Client {
             .and_then(|()| self.io.get_mut().flush());
         result.map_err(|e| {
             self.broken = true;
-            io_text("the server", &e)
+            io_text(&self.peer, &e)
         })
     }
 
@@ -278,7 +315,7 @@ impl Client {
         let result = self.io.read_exact(&mut head);
         result.map_err(|e| {
             self.broken = true;
-            io_text("the server", &e)
+            io_text(&self.peer, &e)
         })?;
         let tag = head[0];
         let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
@@ -287,7 +324,7 @@ impl Client {
             .and_then(|l| l.checked_sub(4))
             .ok_or_else(|| {
                 self.broken = true;
-                format!("the server sent a message with length {len}")
+                format!("{} sent a message with length {len}", self.peer)
             })?;
         if len > max {
             let skipped = std::io::copy(&mut (&mut self.io).take(len as u64), &mut std::io::sink());
@@ -299,7 +336,7 @@ impl Client {
                 }
                 Err(e) => {
                     self.broken = true;
-                    Err(io_text("the server", &e))
+                    Err(io_text(&self.peer, &e))
                 }
             };
         }
@@ -307,7 +344,7 @@ impl Client {
         let result = self.io.read_exact(&mut body);
         result.map_err(|e| {
             self.broken = true;
-            io_text("the server", &e)
+            io_text(&self.peer, &e)
         })?;
         Ok(Message::Body(tag, body))
     }
@@ -329,7 +366,8 @@ impl Client {
             Message::Skipped(tag) => {
                 self.broken = true;
                 Err(format!(
-                    "the server sent a `{}` message over {MAX_CONTROL_MESSAGE} bytes",
+                    "{} sent a `{}` message over {MAX_CONTROL_MESSAGE} bytes",
+                    self.peer,
                     char::from(tag)
                 ))
             }
@@ -339,23 +377,23 @@ impl Client {
     fn startup(&mut self, address: &Address, user: &str) -> Result<(), String> {
         let mut body = PROTOCOL_3_0.to_be_bytes().to_vec();
         let mut param = |k: &str, v: &str| {
-            cstr(&mut body, k);
-            cstr(&mut body, v);
+            cstr(&mut body, k)?;
+            cstr(&mut body, v)
         };
-        param("user", user);
+        param("user", user)?;
         if let Some(db) = &address.dbname {
-            param("database", db);
+            param("database", db)?;
         }
         // Text columns arrive in UTF-8 whatever the database's encoding.
-        param("client_encoding", "UTF8");
+        param("client_encoding", "UTF8")?;
         if let Some(name) = &address.application_name {
-            param("application_name", name);
+            param("application_name", name)?;
         }
         if let Some(options) = &address.options {
-            param("options", options);
+            param("options", options)?;
         }
         body.push(0);
-        let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        let mut out = framed_len(body.len())?.to_be_bytes().to_vec();
         out.extend_from_slice(&body);
         self.send(&out)?;
 
@@ -382,8 +420,8 @@ impl Client {
                         }
                         3 => {
                             let mut pw = Vec::new();
-                            cstr(&mut pw, password()?);
-                            message(&mut out, b'p', &pw);
+                            cstr(&mut pw, password()?)?;
+                            message(&mut out, b'p', &pw)?;
                         }
                         5 => {
                             let salt: [u8; 4] = b
@@ -391,8 +429,8 @@ impl Client {
                                 .and_then(|s| s.try_into().ok())
                                 .ok_or_else(|| malformed("MD5 authentication"))?;
                             let mut pw = Vec::new();
-                            cstr(&mut pw, &auth::md5_password(user, password()?, salt));
-                            message(&mut out, b'p', &pw);
+                            cstr(&mut pw, &auth::md5_password(user, password()?, salt))?;
+                            message(&mut out, b'p', &pw)?;
                         }
                         10 => {
                             let mut mechanisms = Vec::new();
@@ -415,10 +453,12 @@ impl Client {
                             let exchange = auth::Scram::new(password()?, nonce);
                             let first = exchange.client_first();
                             let mut m = Vec::new();
-                            cstr(&mut m, auth::SCRAM_SHA_256);
-                            m.extend_from_slice(&(first.len() as i32).to_be_bytes());
+                            cstr(&mut m, auth::SCRAM_SHA_256)?;
+                            // A few dozen bytes: its length fits.
+                            let first_len = i32::try_from(first.len()).unwrap_or(i32::MAX);
+                            m.extend_from_slice(&first_len.to_be_bytes());
                             m.extend_from_slice(first.as_bytes());
-                            message(&mut out, b'p', &m);
+                            message(&mut out, b'p', &m)?;
                             scram = Some(exchange);
                         }
                         11 => {
@@ -426,7 +466,7 @@ impl Client {
                                 .as_mut()
                                 .ok_or("the server continued a SASL exchange that never began")?;
                             let last = exchange.client_final(b.0)?;
-                            message(&mut out, b'p', last.as_bytes());
+                            message(&mut out, b'p', last.as_bytes())?;
                         }
                         12 => {
                             scram
@@ -501,12 +541,14 @@ impl Client {
             .ok()
             .and_then(
                 |(_, rows, _)| match rows.into_iter().next()?.into_iter().next()? {
-                    DbValue::Str(name) => Some(name),
+                    DbValue::Str(name) if name.len() <= MAX_TYPE_NAME => Some(name),
                     _ => None,
                 },
             );
         let name = found.unwrap_or_else(|| format!("oid {oid}"));
-        self.type_names.insert(oid, name.clone());
+        if self.type_names.len() < MAX_CACHED_TYPE_NAMES {
+            self.type_names.insert(oid, name.clone());
+        }
         name
     }
 
@@ -529,12 +571,12 @@ impl Client {
         }
         let mut out = Vec::new();
         let mut parse = Vec::new();
-        cstr(&mut parse, "");
-        cstr(&mut parse, statement);
+        cstr(&mut parse, "").map_err(Failure::text)?;
+        cstr(&mut parse, statement).map_err(Failure::text)?;
         parse.extend_from_slice(&0i16.to_be_bytes());
-        message(&mut out, b'P', &parse);
-        message(&mut out, b'D', b"S\0");
-        message(&mut out, b'S', &[]);
+        message(&mut out, b'P', &parse).map_err(Failure::text)?;
+        message(&mut out, b'D', b"S\0").map_err(Failure::text)?;
+        message(&mut out, b'S', &[]).map_err(Failure::text)?;
         self.send(&out).map_err(Failure::text)?;
 
         let mut param_types = Vec::new();
@@ -546,10 +588,11 @@ impl Client {
             match tag {
                 b'1' | b'n' => {}
                 b't' => {
+                    // An Int16 that the server counts up to 65535.
                     let n = b
-                        .i16()
+                        .u16()
                         .ok_or_else(|| Failure::text(malformed("parameter description")))?;
-                    for _ in 0..n.max(0) {
+                    for _ in 0..n {
                         param_types
                             .push(b.u32().ok_or_else(|| {
                                 Failure::text(malformed("parameter description"))
@@ -584,14 +627,17 @@ impl Client {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let mut bind = Vec::new();
-        cstr(&mut bind, "");
-        cstr(&mut bind, "");
-        bind.extend_from_slice(&(encoded.len() as i16).to_be_bytes());
+        // As many as the server's 16-bit count described.
+        let count = u16::try_from(encoded.len())
+            .map_err(|_| Failure::text("more than 65535 parameters"))?
+            .to_be_bytes();
+        // The unnamed portal, of the unnamed statement.
+        let mut bind = b"\0\0".to_vec();
+        bind.extend_from_slice(&count);
         for e in &encoded {
             bind.extend_from_slice(&i16::from(!e.text).to_be_bytes());
         }
-        bind.extend_from_slice(&(encoded.len() as i16).to_be_bytes());
+        bind.extend_from_slice(&count);
         for e in &encoded {
             match &e.bytes {
                 None => bind.extend_from_slice(&(-1i32).to_be_bytes()),
@@ -607,12 +653,10 @@ impl Client {
         bind.extend_from_slice(&1i16.to_be_bytes());
         bind.extend_from_slice(&1i16.to_be_bytes());
         let mut out = Vec::new();
-        message(&mut out, b'B', &bind);
-        let mut execute = Vec::new();
-        cstr(&mut execute, "");
-        execute.extend_from_slice(&0i32.to_be_bytes());
-        message(&mut out, b'E', &execute);
-        message(&mut out, b'S', &[]);
+        message(&mut out, b'B', &bind).map_err(Failure::text)?;
+        // The unnamed portal, all its rows.
+        message(&mut out, b'E', &[0, 0, 0, 0, 0]).map_err(Failure::text)?;
+        message(&mut out, b'S', &[]).map_err(Failure::text)?;
         self.send(&out).map_err(Failure::text)?;
 
         let mut rows = Vec::new();
@@ -630,26 +674,26 @@ impl Client {
                     let Some(max) = max_bytes.filter(|_| failed.is_none()) else {
                         continue;
                     };
-                    match data_row(&body, &columns) {
+                    match data_row(&body, &columns, max.saturating_sub(bytes)) {
                         Ok(row) => {
                             bytes += row.iter().map(DbValue::memory_size).sum::<usize>();
                             if bytes > max {
-                                failed = Some(Failure::text(format!(
-                                    "query result exceeds limit of {max} bytes"
-                                )));
+                                failed = Some(too_large(max));
                                 rows = Vec::new();
                             } else {
                                 rows.push(row);
                             }
                         }
-                        Err(e) => failed = Some(Failure::text(e)),
+                        Err(RowError::TooLarge) => {
+                            failed = Some(too_large(max));
+                            rows = Vec::new();
+                        }
+                        Err(RowError::Malformed(e)) => failed = Some(Failure::text(e)),
                     }
                 }
                 Message::Skipped(b'D') => {
                     if let (None, Some(max)) = (&failed, max_bytes) {
-                        failed = Some(Failure::text(format!(
-                            "query result exceeds limit of {max} bytes"
-                        )));
+                        failed = Some(too_large(max));
                         rows = Vec::new();
                     }
                 }
@@ -668,12 +712,12 @@ impl Client {
                 // COPY FROM STDIN: refuse it so the server ends the statement.
                 Message::Body(b'G', _) => {
                     let mut out = Vec::new();
-                    let mut reason = Vec::new();
-                    cstr(
-                        &mut reason,
-                        "COPY is not supported through Spin's postgres interface",
-                    );
-                    message(&mut out, b'f', &reason);
+                    message(
+                        &mut out,
+                        b'f',
+                        b"COPY is not supported through Spin's postgres interface\0",
+                    )
+                    .map_err(Failure::text)?;
                     self.send(&out).map_err(Failure::text)?;
                 }
                 // COPY TO STDOUT: its data is read past.
@@ -695,7 +739,8 @@ impl Client {
     fn unexpected(&mut self, tag: u8) -> Failure {
         self.broken = true;
         Failure::text(format!(
-            "the server sent an unexpected `{}` message",
+            "{} sent an unexpected `{}` message",
+            self.peer,
             char::from(tag)
         ))
     }
@@ -705,9 +750,7 @@ impl Drop for Client {
     /// Says goodbye (`Terminate`), so the server ends the session at once.
     fn drop(&mut self) {
         if !self.broken {
-            let mut out = Vec::new();
-            message(&mut out, b'X', &[]);
-            let _ = self.io.get_mut().write_all(&out);
+            let _ = self.io.get_mut().write_all(&[b'X', 0, 0, 0, 4]);
             let _ = self.io.get_mut().flush();
         }
     }
@@ -730,27 +773,53 @@ fn row_description(body: &[u8]) -> Result<Vec<(String, u32)>, String> {
     Ok(columns)
 }
 
-fn data_row(body: &[u8], columns: &[(String, u32)]) -> Result<Vec<DbValue>, String> {
-    let bad = || malformed("data row");
+/// Spin's text for a result over its budget.
+fn too_large(max: usize) -> Failure {
+    Failure::text(format!("query result exceeds limit of {max} bytes"))
+}
+
+/// Why a data row gave no values.
+#[derive(Debug, PartialEq)]
+enum RowError {
+    Malformed(String),
+    /// Its values would not fit the room left for the result.
+    TooLarge,
+}
+
+/// A data row's values, decoded within `room` bytes (see
+/// [`types::decode`]).
+fn data_row(
+    body: &[u8],
+    columns: &[(String, u32)],
+    mut room: usize,
+) -> Result<Vec<DbValue>, RowError> {
+    let bad = || RowError::Malformed(malformed("data row"));
     let mut b = Body(body);
     let n = b.i16().ok_or_else(bad)?;
     if usize::try_from(n).ok() != Some(columns.len()) {
-        return Err(format!(
+        return Err(RowError::Malformed(format!(
             "the server sent a row of {n} columns for {} columns",
             columns.len()
-        ));
+        )));
     }
     columns
         .iter()
         .enumerate()
         .map(|(i, (name, oid))| {
             let len = b.i32().ok_or_else(bad)?;
-            let Ok(len) = usize::try_from(len) else {
+            // -1 is NULL; any other negative length is not a length.
+            if len == -1 {
                 return Ok(DbValue::DbNull);
-            };
+            }
+            let len = usize::try_from(len).map_err(|_| bad())?;
             let raw = b.take(len).ok_or_else(bad)?;
-            types::decode(*oid, raw)
-                .map_err(|e| format!("error retrieving column {i} ({name}): {e}"))
+            types::decode(*oid, raw, &mut room).map_err(|e| {
+                if e == types::TOO_LARGE {
+                    RowError::TooLarge
+                } else {
+                    RowError::Malformed(format!("error retrieving column {i} ({name}): {e}"))
+                }
+            })
         })
         .collect()
 }
@@ -785,7 +854,7 @@ mod tests {
             (b't', "nope"),
         ] {
             body.push(code);
-            cstr(&mut body, value);
+            cstr(&mut body, value).unwrap();
         }
         body.push(0);
         let e = db_error(&body);
@@ -814,13 +883,192 @@ mod tests {
         row.extend_from_slice(&7i32.to_be_bytes());
         row.extend_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(
-            data_row(&row, &columns),
+            data_row(&row, &columns, 1 << 20),
             Ok(vec![DbValue::Int32(7), DbValue::DbNull])
         );
-        assert!(data_row(&row[..row.len() - 1], &columns).is_err());
+        assert!(data_row(&row[..row.len() - 1], &columns, 1 << 20).is_err());
         let mut long = 2i16.to_be_bytes().to_vec();
         long.extend_from_slice(&i32::MAX.to_be_bytes());
-        assert!(data_row(&long, &columns).is_err());
-        assert!(data_row(&row, &columns[..1]).is_err());
+        assert!(data_row(&long, &columns, 1 << 20).is_err());
+        assert!(data_row(&row, &columns[..1], 1 << 20).is_err());
+        // Only -1 is NULL.
+        let mut odd = 1i16.to_be_bytes().to_vec();
+        odd.extend_from_slice(&(-2i32).to_be_bytes());
+        assert!(data_row(&odd, &columns[..1], 1 << 20).is_err());
+        // 8-byte numerics whose text is 131 KB each: refused as over the
+        // room left before their text is built.
+        let numerics = vec![("n".to_owned(), types::NUMERIC); 100];
+        // One digit group, weight 32767, positive, no scale: the digit 1.
+        let huge = [0, 1, 0x7f, 0xff, 0, 0, 0, 0, 0, 1];
+        let row = row_of(&vec![huge.to_vec(); 100]);
+        assert_eq!(data_row(&row, &numerics, 1 << 20), Err(RowError::TooLarge));
+        assert!(data_row(&row, &numerics, 100 << 20).is_ok());
+    }
+
+    #[test]
+    fn frontend_messages_never_misframe() {
+        let mut out = Vec::new();
+        assert!(cstr(&mut out, "SELECT 1;\0Q").is_err());
+        assert!(out.is_empty());
+        assert_eq!(framed_len(0), Ok(4));
+        assert!(framed_len(i32::MAX as usize - 3).is_err());
+        assert!(framed_len(usize::MAX).is_err());
+    }
+
+    /// Every type the decoder knows, and one it does not.
+    const OIDS: &[u32] = &[
+        types::BOOL,
+        types::BYTEA,
+        types::INT2,
+        types::INT4,
+        types::INT8,
+        types::TEXT,
+        types::FLOAT4,
+        types::FLOAT8,
+        types::DATE,
+        types::TIME,
+        types::TIMESTAMP,
+        types::TIMESTAMPTZ,
+        types::INTERVAL,
+        types::NUMERIC,
+        types::UUID,
+        types::JSONB,
+        types::INT4RANGE,
+        types::INT8RANGE,
+        types::NUMRANGE,
+        types::INT4_ARRAY,
+        types::INT8_ARRAY,
+        types::NUMERIC_ARRAY,
+        types::TEXT_ARRAY,
+        424_242,
+    ];
+
+    /// A data row of `values`.
+    fn row_of(values: &[Vec<u8>]) -> Vec<u8> {
+        let mut row = (values.len() as i16).to_be_bytes().to_vec();
+        for v in values {
+            row.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            row.extend_from_slice(v);
+        }
+        row
+    }
+
+    /// Runs `SELECT 1` against a server that has sent `bytes`.
+    fn run_against(bytes: &[u8]) -> Result<(), Failure> {
+        let (tcp, _server) = crate::interfaces::rdbms::loopback_serving(bytes);
+        let mut client = Client {
+            io: BufReader::new(Conn::Plain(tcp)),
+            peer: "fuzz:5432".into(),
+            type_names: HashMap::new(),
+            broken: false,
+        };
+        client.run("SELECT 1", &[], Some(1 << 20)).map(drop)
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any bytes, or a valid message's bytes cut and flipped, are parsed
+        /// to a value or an error, never a panic.
+        #[test]
+        fn hostile_messages_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..64),
+            values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), OIDS.len()),
+            flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let columns: Vec<(String, u32)> =
+                OIDS.iter().map(|oid| (format!("c{oid}"), *oid)).collect();
+            let mut row = row_of(&values);
+            for (at, byte) in &flips {
+                let len = row.len();
+                row[at % len] ^= byte;
+            }
+            row.truncate(cut % (row.len() + 1));
+            let _ = data_row(&row, &columns, 1 << 20);
+            let _ = data_row(&noise, &columns, 1 << 20);
+            for (oid, value) in OIDS.iter().zip(&values) {
+                let _ = types::decode(*oid, value, &mut 4096);
+                let _ = types::decode(*oid, &noise, &mut 4096);
+            }
+            let _ = row_description(&noise);
+            let _ = db_error(&noise);
+            let _ = json::compact(&noise);
+            let mut scram = auth::Scram::new("pw", [1; 18]);
+            let _ = scram.client_final(&noise);
+            let _ = scram.verify(&noise);
+            let _ = Address::parse(&String::from_utf8_lossy(&noise));
+        }
+
+        /// A server answering a statement with any bytes, or with valid
+        /// messages cut short, fails the statement without a panic.
+        #[test]
+        fn hostile_servers_never_panic(
+            noise in prop::collection::vec(any::<u8>(), 0..256),
+            cut in any::<usize>(),
+        ) {
+            let _ = run_against(&noise);
+            // ParseComplete, a description of no parameters and one text
+            // column, ReadyForQuery, then a row and the end.
+            let mut script = Vec::new();
+            message(&mut script, b'1', &[]).unwrap();
+            message(&mut script, b't', &0i16.to_be_bytes()).unwrap();
+            let mut description = 1i16.to_be_bytes().to_vec();
+            cstr(&mut description, "a").unwrap();
+            description.extend_from_slice(&[0; 6]);
+            description.extend_from_slice(&types::TEXT.to_be_bytes());
+            description.extend_from_slice(&[0; 8]);
+            message(&mut script, b'T', &description).unwrap();
+            message(&mut script, b'Z', b"I").unwrap();
+            message(&mut script, b'2', &[]).unwrap();
+            message(&mut script, b'D', &row_of(&[b"x".to_vec()])).unwrap();
+            message(&mut script, b'C', b"SELECT 1\0").unwrap();
+            message(&mut script, b'Z', b"I").unwrap();
+            prop_assert!(run_against(&script).is_ok());
+            script.truncate(cut % script.len());
+            script.extend_from_slice(&noise);
+            let _ = run_against(&script);
+        }
+    }
+
+    #[test]
+    fn implausible_type_names_are_not_believed() {
+        // The lookup's answer: a text parameter, a text column, a 64 KB name.
+        let mut script = Vec::new();
+        message(&mut script, b'1', &[]).unwrap();
+        let mut parameters = 1i16.to_be_bytes().to_vec();
+        parameters.extend_from_slice(&types::TEXT.to_be_bytes());
+        message(&mut script, b't', &parameters).unwrap();
+        let mut description = 1i16.to_be_bytes().to_vec();
+        cstr(&mut description, "typname").unwrap();
+        description.extend_from_slice(&[0; 6]);
+        description.extend_from_slice(&types::TEXT.to_be_bytes());
+        description.extend_from_slice(&[0; 8]);
+        message(&mut script, b'T', &description).unwrap();
+        message(&mut script, b'Z', b"I").unwrap();
+        message(&mut script, b'2', &[]).unwrap();
+        message(&mut script, b'D', &row_of(&[vec![b'x'; 64 * 1024]])).unwrap();
+        message(&mut script, b'C', b"SELECT 1\0").unwrap();
+        message(&mut script, b'Z', b"I").unwrap();
+        let (tcp, _server) = crate::interfaces::rdbms::loopback_serving(&script);
+        let mut client = Client {
+            io: BufReader::new(Conn::Plain(tcp)),
+            peer: "fuzz:5432".into(),
+            type_names: HashMap::new(),
+            broken: false,
+        };
+        assert_eq!(client.type_name(424_242), "oid 424242");
+    }
+
+    #[test]
+    fn protocol_errors_name_the_server() {
+        let mut script = Vec::new();
+        message(&mut script, b'W', &[]).unwrap();
+        let Err(Failure::Query(e)) = run_against(&script) else {
+            panic!("a CopyBoth response is unexpected here");
+        };
+        assert_eq!(e.text(), "fuzz:5432 sent an unexpected `W` message");
     }
 }

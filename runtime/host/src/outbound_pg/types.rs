@@ -382,7 +382,12 @@ fn time_micros((h, m, s, ns): (u8, u8, u8, u32)) -> Result<i64, String> {
     Ok(((i64::from(h) * 60 + i64::from(m)) * 60 + i64::from(s)) * 1_000_000 + i64::from(ns / 1000))
 }
 
+/// Hours, minutes, seconds and nanoseconds of a time of day in
+/// microseconds. A server's value outside the day (or negative) wraps, as
+/// chrono's `NaiveTime + Duration` does in tokio-postgres; without the wrap
+/// a negative remainder cast to `u32` overflows the multiplication.
 fn split_time(micros: i64) -> (u8, u8, u8, u32) {
+    let micros = micros.rem_euclid(MICROS_PER_DAY);
     let seconds = micros / 1_000_000;
     (
         (seconds / 3600) as u8,
@@ -557,8 +562,16 @@ fn utf8(raw: &[u8]) -> Result<String, String> {
     String::from_utf8(raw.to_vec()).map_err(|_| "the server sent text that is not UTF-8".into())
 }
 
-/// A non-NULL value of type `oid` in binary format.
-pub fn decode(oid: u32, raw: &[u8]) -> Result<DbValue, String> {
+/// The error of a value whose text would not fit the room left: the
+/// caller reports the result as over its limit.
+pub const TOO_LARGE: &str = "the value exceeds the memory left for the result";
+
+/// A non-NULL value of type `oid` in binary format. `room` is what is left
+/// of the result's budget: what a value allocates beyond its bytes is taken
+/// from it first, so that a server's row cannot make the host allocate far
+/// more than it sent: a numeric's text (a weight and a scale of a few bytes
+/// stand for up to ~200 KB of digits) and an array's slots.
+pub fn decode(oid: u32, raw: &[u8], room: &mut usize) -> Result<DbValue, String> {
     Ok(match oid {
         BOOL => DbValue::Boolean(fixed::<1>(raw)?[0] != 0),
         INT2 => DbValue::Int16(i16::from_be_bytes(fixed(raw)?)),
@@ -599,14 +612,20 @@ pub fn decode(oid: u32, raw: &[u8]) -> Result<DbValue, String> {
             }
             DbValue::Jsonb(json::compact(text)?)
         }
-        NUMERIC => DbValue::Decimal(numeric(raw)?),
+        NUMERIC => DbValue::Decimal(numeric(raw, room)?),
         INT4RANGE => DbValue::RangeInt32(range(raw, |b| Ok(i32::from_be_bytes(fixed(b)?)))?),
         INT8RANGE => DbValue::RangeInt64(range(raw, |b| Ok(i64::from_be_bytes(fixed(b)?)))?),
-        NUMRANGE => DbValue::RangeDecimal(range(raw, numeric)?),
-        INT4_ARRAY => DbValue::ArrayInt32(array(raw, |b| Ok(i32::from_be_bytes(fixed(b)?)))?),
-        INT8_ARRAY => DbValue::ArrayInt64(array(raw, |b| Ok(i64::from_be_bytes(fixed(b)?)))?),
-        NUMERIC_ARRAY => DbValue::ArrayDecimal(array(raw, numeric)?),
-        TEXT_ARRAY | VARCHAR_ARRAY | BPCHAR_ARRAY => DbValue::ArrayStr(array(raw, utf8)?),
+        NUMRANGE => DbValue::RangeDecimal(range(raw, |b| numeric(b, room))?),
+        INT4_ARRAY => {
+            DbValue::ArrayInt32(array(raw, room, |b, _| Ok(i32::from_be_bytes(fixed(b)?)))?)
+        }
+        INT8_ARRAY => {
+            DbValue::ArrayInt64(array(raw, room, |b, _| Ok(i64::from_be_bytes(fixed(b)?)))?)
+        }
+        NUMERIC_ARRAY => DbValue::ArrayDecimal(array(raw, room, numeric)?),
+        TEXT_ARRAY | VARCHAR_ARRAY | BPCHAR_ARRAY => {
+            DbValue::ArrayStr(array(raw, room, |b, _| utf8(b))?)
+        }
         INTERVAL => {
             let mut b = Bytes(raw);
             let interval = Interval {
@@ -634,8 +653,8 @@ fn uuid_text(b: [u8; 16]) -> String {
 }
 
 /// `numeric`'s binary form (base-10000 digits, a weight, a sign and the
-/// display scale) as its exact decimal text.
-fn numeric(raw: &[u8]) -> Result<String, String> {
+/// display scale) as its exact decimal text, its length taken from `room`.
+fn numeric(raw: &[u8], room: &mut usize) -> Result<String, String> {
     let mut b = Bytes(raw);
     let ndigits = b.i16()?;
     let weight = i32::from(b.i16()?);
@@ -655,6 +674,11 @@ fn numeric(raw: &[u8]) -> Result<String, String> {
     if digits.iter().any(|d| !(0..10_000).contains(d)) {
         return Err("the server sent a numeric digit out of range".into());
     }
+    // At most: a sign, four digits per group up to the weight, a point and
+    // the scale's digits.
+    let integer = usize::try_from(weight).map_or(1, |w| 4 * (w + 1));
+    let len = 1 + integer + 1 + usize::from(dscale);
+    *room = room.checked_sub(len).ok_or(TOO_LARGE)?;
     let group = |i: i32| -> i16 {
         usize::try_from(i)
             .ok()
@@ -688,7 +712,10 @@ fn numeric(raw: &[u8]) -> Result<String, String> {
     Ok(out)
 }
 
-fn range<T>(raw: &[u8], item: impl Fn(&[u8]) -> Result<T, String>) -> Result<Range<T>, String> {
+fn range<T>(
+    raw: &[u8],
+    mut item: impl FnMut(&[u8]) -> Result<T, String>,
+) -> Result<Range<T>, String> {
     let mut b = Bytes(raw);
     let flags = b.take(1)?[0];
     // Spin: an empty range has neither bound.
@@ -717,9 +744,13 @@ fn range<T>(raw: &[u8], item: impl Fn(&[u8]) -> Result<T, String>) -> Result<Ran
     Ok(Range { lower, upper })
 }
 
+/// A one-dimensional array, its elements' slots taken from `room` before
+/// they are allocated (an empty string's 4 bytes are a 24-byte slot) and
+/// passed on to `item`.
 fn array<T>(
     raw: &[u8],
-    item: impl Fn(&[u8]) -> Result<T, String>,
+    room: &mut usize,
+    mut item: impl FnMut(&[u8], &mut usize) -> Result<T, String>,
 ) -> Result<Vec<Option<T>>, String> {
     let mut b = Bytes(raw);
     let dimensions = b.i32()?;
@@ -739,9 +770,13 @@ fn array<T>(
         .ok()
         .filter(|n| n.saturating_mul(4) <= b.0.len())
         .ok_or("the server sent an array longer than its bytes")?;
+    *room = len
+        .checked_mul(std::mem::size_of::<Option<T>>())
+        .and_then(|slots| room.checked_sub(slots))
+        .ok_or(TOO_LARGE)?;
     let mut out = Vec::with_capacity(len);
     for _ in 0..len {
-        out.push(b.item()?.map(&item).transpose()?);
+        out.push(b.item()?.map(|b| item(b, room)).transpose()?);
     }
     b.end()?;
     Ok(out)
@@ -750,6 +785,16 @@ fn array<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unbounded(oid: u32, raw: &[u8]) -> Result<DbValue, String> {
+        let mut room = usize::MAX;
+        decode(oid, raw, &mut room)
+    }
+
+    fn numeric_text(raw: &[u8]) -> Result<String, String> {
+        let mut room = usize::MAX;
+        numeric(raw, &mut room)
+    }
 
     #[test]
     fn dates_round_trip_through_days() {
@@ -770,16 +815,26 @@ mod tests {
     fn timestamps() {
         let micros = 86_400_000_000i64 + 3_723_000_004;
         assert_eq!(
-            decode(TIMESTAMP, &micros.to_be_bytes()),
+            unbounded(TIMESTAMP, &micros.to_be_bytes()),
             Ok(DbValue::Datetime((2000, 1, 2, 1, 2, 3, 4000)))
         );
         assert_eq!(
-            decode(TIMESTAMPTZ, &(-1i64).to_be_bytes()),
+            unbounded(TIMESTAMPTZ, &(-1i64).to_be_bytes()),
             Ok(DbValue::Datetime((1999, 12, 31, 23, 59, 59, 999_999_000)))
         );
         let epoch = convert(&DbValue::Timestamp(946_684_800)).unwrap();
         assert_eq!(epoch.bytes, Some(0i64.to_be_bytes().to_vec()));
-        assert!(decode(TIMESTAMP, &i64::MAX.to_be_bytes()).is_err());
+        assert!(unbounded(TIMESTAMP, &i64::MAX.to_be_bytes()).is_err());
+        // A time outside the day wraps instead of overflowing.
+        assert_eq!(
+            unbounded(TIME, &(-1i64).to_be_bytes()),
+            Ok(DbValue::Time((23, 59, 59, 999_999_000)))
+        );
+        assert_eq!(
+            unbounded(TIME, &MICROS_PER_DAY.to_be_bytes()),
+            Ok(DbValue::Time((0, 0, 0, 0)))
+        );
+        assert!(unbounded(TIME, &i64::MIN.to_be_bytes()).is_ok());
     }
 
     #[test]
@@ -796,21 +851,36 @@ mod tests {
         };
         // 12345.678 = 1|2345|6780, weight 1, dscale 3.
         assert_eq!(
-            numeric(&numeric_bytes(1, 0, 3, &[1, 2345, 6780])).unwrap(),
+            numeric_text(&numeric_bytes(1, 0, 3, &[1, 2345, 6780])).unwrap(),
             "12345.678"
         );
         assert_eq!(
-            numeric(&numeric_bytes(-1, 0x4000, 2, &[500])).unwrap(),
+            numeric_text(&numeric_bytes(-1, 0x4000, 2, &[500])).unwrap(),
             "-0.05"
         );
-        assert_eq!(numeric(&numeric_bytes(2, 0, 0, &[1])).unwrap(), "100000000");
-        assert_eq!(numeric(&numeric_bytes(0, 0, 2, &[])).unwrap(), "0.00");
-        assert_eq!(numeric(&numeric_bytes(0, 0xC000, 0, &[])).unwrap(), "NaN");
-        assert!(numeric(&numeric_bytes(0, 0, 0, &[10_000])).is_err());
+        assert_eq!(
+            numeric_text(&numeric_bytes(2, 0, 0, &[1])).unwrap(),
+            "100000000"
+        );
+        assert_eq!(numeric_text(&numeric_bytes(0, 0, 2, &[])).unwrap(), "0.00");
+        assert_eq!(
+            numeric_text(&numeric_bytes(0, 0xC000, 0, &[])).unwrap(),
+            "NaN"
+        );
+        assert!(numeric_text(&numeric_bytes(0, 0, 0, &[10_000])).is_err());
         assert!(
-            numeric(&[0, 5, 0, 0, 0, 0, 0, 0]).is_err(),
+            numeric_text(&[0, 5, 0, 0, 0, 0, 0, 0]).is_err(),
             "digits missing"
         );
+        // The text is taken from the room before it is built: 8 bytes
+        // that would be 131 KB of digits.
+        let huge = numeric_bytes(i16::MAX, 0, 0, &[1]);
+        let mut room = 1000;
+        assert_eq!(numeric(&huge, &mut room), Err(TOO_LARGE.into()));
+        assert_eq!(room, 1000);
+        let mut room = 1000;
+        numeric(&numeric_bytes(0, 0, 2, &[7]), &mut room).unwrap();
+        assert!(room < 1000);
     }
 
     #[test]
@@ -819,31 +889,39 @@ mod tests {
             n.to_be_bytes().to_vec()
         });
         assert_eq!(
-            decode(INT4_ARRAY, &bytes),
+            unbounded(INT4_ARRAY, &bytes),
             Ok(DbValue::ArrayInt32(vec![Some(1), None, Some(3)]))
         );
         assert_eq!(
-            decode(INT4_ARRAY, &array_bytes::<i32>(&[], INT4, |_| vec![])),
+            unbounded(INT4_ARRAY, &array_bytes::<i32>(&[], INT4, |_| vec![])),
             Ok(DbValue::ArrayInt32(vec![]))
         );
         let mut huge = array_bytes(&[Some(1)], INT4, |n: &i32| n.to_be_bytes().to_vec());
         huge[12..16].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(decode(INT4_ARRAY, &huge).is_err());
+        assert!(unbounded(INT4_ARRAY, &huge).is_err());
 
         let r = Range {
             lower: Some((1i64, BoundKind::Inclusive)),
             upper: None,
         };
         let bytes = range_bytes(&r, |n| n.to_be_bytes().to_vec());
-        assert_eq!(decode(INT8RANGE, &bytes), Ok(DbValue::RangeInt64(r)));
+        assert_eq!(unbounded(INT8RANGE, &bytes), Ok(DbValue::RangeInt64(r)));
         assert_eq!(
-            decode(INT4RANGE, &[RANGE_EMPTY]),
+            unbounded(INT4RANGE, &[RANGE_EMPTY]),
             Ok(DbValue::RangeInt32(Range {
                 lower: None,
                 upper: None
             }))
         );
         assert_eq!(array_text(&[Some("a\"b".into()), None]), r#"{"a\"b",NULL}"#);
+        // 1000 empty strings are 4000 bytes and 24000 of slots.
+        let empties = array_bytes(&vec![Some(()); 1000], TEXT, |_| vec![]);
+        let mut room = 10_000;
+        assert_eq!(
+            decode(TEXT_ARRAY, &empties, &mut room),
+            Err(TOO_LARGE.into())
+        );
+        assert!(decode(TEXT_ARRAY, &empties, &mut 100_000).is_ok());
     }
 
     #[test]
