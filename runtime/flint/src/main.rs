@@ -233,25 +233,6 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
         std::fs::write(&file, format!("http://{operator_addr}\n"))
             .with_context(|| format!("writing {}", file.display()))?;
     }
-    println!("Serving http://{addr}");
-    println!("Available Routes:");
-    for route in routes {
-        println!("  {route}");
-    }
-    if let Some((_, topics)) = &mqtt_status {
-        println!("MQTT Subscriptions:");
-        for topic in topics {
-            println!("  {topic}");
-        }
-    }
-    if !redis_channels.is_empty() {
-        println!("Redis Channels:");
-        for channel in &redis_channels {
-            println!("  {channel}");
-        }
-    }
-    println!("Metrics: http://{operator_addr}/.well-known/flint/metrics");
-    tracing::info!(board = %loaded.board, workers = limits.workers, "serving http://{addr}");
     let reloader = match (&args.app_dir, serving_id) {
         (Some(dir), Some(serving)) => {
             let trust = match &args.trusted_keys {
@@ -298,6 +279,27 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
             None
         }
     };
+    // Printed once everything is up, the control socket included: scripts
+    // and tests take this line to mean that Flint serves and takes deploys.
+    println!("Serving http://{addr}");
+    println!("Available Routes:");
+    for route in routes {
+        println!("  {route}");
+    }
+    if let Some((_, topics)) = &mqtt_status {
+        println!("MQTT Subscriptions:");
+        for topic in topics {
+            println!("  {topic}");
+        }
+    }
+    if !redis_channels.is_empty() {
+        println!("Redis Channels:");
+        for channel in &redis_channels {
+            println!("  {channel}");
+        }
+    }
+    println!("Metrics: http://{operator_addr}/.well-known/flint/metrics");
+    tracing::info!(board = %loaded.board, workers = limits.workers, "serving http://{addr}");
     systemd::notify("READY=1");
     for signal in signals.forever() {
         if signal == SIGHUP {

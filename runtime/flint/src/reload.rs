@@ -6,7 +6,7 @@
 //! that kept serving. Reloads come from SIGHUP, from a change of `current`,
 //! and from `flint deploy` through the control socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -228,7 +228,33 @@ impl Reloader {
 /// Sends `command` to the Flint serving from `app_dir`, if one is; `None`
 /// when nothing listens there.
 pub fn send(app_dir: &Path, command: &str) -> Option<anyhow::Result<String>> {
-    let mut conn = UnixStream::connect(app_dir.join(CONTROL_SOCKET)).ok()?;
+    let socket = app_dir.join(CONTROL_SOCKET);
+    let mut attempts = 0;
+    let mut conn = loop {
+        match UnixStream::connect(&socket) {
+            Ok(conn) => break conn,
+            // No Flint serves the directory (none started, or one died and
+            // left its socket): the caller does the work itself.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                return None;
+            }
+            // A busy listener: worth another try before giving up on it.
+            Err(e)
+                if attempts < 10
+                    && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Some(Err(anyhow::anyhow!(
+                    "cannot reach the Flint serving {} through {}: {e}",
+                    app_dir.display(),
+                    socket.display()
+                )));
+            }
+        }
+    };
     Some((|| {
         conn.write_all(format!("{command}\n").as_bytes())?;
         conn.shutdown(std::net::Shutdown::Write)?;
