@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flint_config::RedisAddress;
 use flint_executor::RedisMessage;
@@ -14,6 +14,10 @@ use flint_host::blocked_networks::BlockedNetworks;
 use flint_host::outbound_redis::{Client, Connect, Event, RedisError, Subscriber};
 
 use crate::status::{ServerStatus, TriggerStatus};
+
+/// How long a subscription must hold for the reconnect backoff to start
+/// again from its shortest delay.
+const STABLE: Duration = Duration::from_secs(30);
 
 pub struct SessionConfig {
     pub address: RedisAddress,
@@ -43,10 +47,16 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<ServerStatus>)
         match subscribe(&config, &channels) {
             Ok(mut subscriber) => {
                 status.connected.store(true, Ordering::Relaxed);
-                backoff.reset();
                 tracing::info!(target: "flint::redis", %server, ?channels, "subscribed");
+                let up = Instant::now();
                 let error = receive(&mut subscriber, &config, &routes, &status);
                 status.connected.store(false, Ordering::Relaxed);
+                // Only a subscription that held restarts the backoff: a
+                // server that accepts and drops it at once is otherwise
+                // reconnected to at the shortest delay forever.
+                if up.elapsed() >= STABLE {
+                    backoff.reset();
+                }
                 status.reconnects.inc();
                 match error {
                     Some(e) => {
@@ -110,7 +120,8 @@ fn receive(
             route.status.received.inc();
             // Blocks while the queue is full: backpressure on the socket.
             if route.queue.send(message.clone()).is_err() {
-                // Its handler thread is gone: Flint is stopping.
+                // Its handler thread is gone, which it never is while Flint
+                // runs (it survives a handler's panic).
                 return None;
             }
         }
