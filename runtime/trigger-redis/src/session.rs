@@ -34,7 +34,7 @@ pub struct Route {
     pub status: Arc<TriggerStatus>,
 }
 
-/// Runs the subscription on the current thread, forever (or until every
+/// Runs the subscription on the current thread, forever (or until a
 /// handler thread is gone).
 pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<ServerStatus>) {
     let server = config.address.display();
@@ -63,8 +63,12 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<ServerStatus>)
                         tracing::warn!(target: "flint::redis", %server, "disconnected: {e}; reconnecting with backoff (messages published until then are lost: Redis keeps none for absent subscribers)");
                         down_logged = true;
                     }
-                    // Every handler thread is gone: nothing left to deliver to.
-                    None => return,
+                    // A handler thread is gone, so a message could not be
+                    // delivered; better said loudly than lost quietly.
+                    None => {
+                        tracing::error!(target: "flint::redis", %server, "a trigger's handler thread is gone; this server's subscription stops");
+                        return;
+                    }
                 }
             }
             Err(e) if !down_logged => {
@@ -92,8 +96,8 @@ fn subscribe(config: &SessionConfig, channels: &[String]) -> Result<Subscriber, 
     .subscribe(channels)
 }
 
-/// Delivers messages until the connection fails (`Some`) or no handler is
-/// left (`None`).
+/// Delivers messages until the connection fails (`Some`) or a handler's
+/// queue is gone (`None`).
 fn receive(
     subscriber: &mut Subscriber,
     config: &SessionConfig,
