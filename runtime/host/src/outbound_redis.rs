@@ -241,9 +241,11 @@ impl Client {
         let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
         args.extend(channels.iter().map(|c| c.as_bytes()));
         self.send(&args)?;
+        // A confirmation or a message is a few words besides its channel.
+        let framing =
+            HANDSHAKE_BUDGET.saturating_add(channels.iter().map(String::len).max().unwrap_or(0));
         for _ in channels {
-            let reply =
-                self.read(HANDSHAKE_BUDGET + channels.iter().map(String::len).max().unwrap_or(0))?;
+            let reply = self.read(framing)?;
             match &reply {
                 Reply::Array(items)
                     if items.first() == Some(&Reply::Bulk(b"subscribe".to_vec())) => {}
@@ -258,6 +260,7 @@ impl Client {
         }
         Ok(Subscriber {
             client: self,
+            framing,
             ping_sent: false,
         })
     }
@@ -472,6 +475,9 @@ impl<R: BufRead> ReplyReader<'_, R> {
 /// A connection in subscribed mode: the trigger's.
 pub struct Subscriber {
     client: Client,
+    /// The budget of a message beyond its payload: its channel (the
+    /// longest subscribed) and framing.
+    framing: usize,
     /// A `PING` is out because the connection was idle for a read timeout;
     /// another timeout before anything arrives means it is dead.
     ping_sent: bool,
@@ -491,7 +497,8 @@ pub enum Event {
 }
 
 impl Subscriber {
-    /// What arrives next; a payload over `budget` bytes is skipped.
+    /// What arrives next; a payload over `budget` bytes is dropped, and read
+    /// past without being kept when it is longer than the framing.
     pub fn next(&mut self, budget: usize) -> Result<Event, RedisError> {
         // Waiting for the first byte is the only place where a timeout means
         // idleness, not a broken reply: nothing has been consumed yet.
@@ -527,9 +534,14 @@ impl Subscriber {
                 }));
             }
         }
-        // The channel name and the message's framing are not the payload's.
+        // Only a bulk string longer than any but a payload can be (the
+        // kind, the channel) is read past: with a smaller bound a short
+        // `message` or channel would be too. A payload between the two is
+        // read, then dropped below. The channel name and the framing are
+        // not the payload's budget.
+        let skip_over = budget.max(self.framing);
         let (reply, skipped) =
-            client.read_with(budget.saturating_add(HANDSHAKE_BUDGET), Some(budget))?;
+            client.read_with(skip_over.saturating_add(self.framing), Some(skip_over))?;
         let Reply::Array(items) = reply else {
             return Err(client.fail(RedisError::Protocol {
                 address: client.address.clone(),
@@ -547,6 +559,10 @@ impl Subscriber {
                 let channel = String::from_utf8_lossy(&channel).into_owned();
                 Ok(match skipped {
                     Some(bytes) => Event::Oversize { channel, bytes },
+                    None if payload.len() > budget => Event::Oversize {
+                        channel,
+                        bytes: payload.len(),
+                    },
                     None => Event::Message { channel, payload },
                 })
             }
@@ -686,6 +702,48 @@ mod tests {
                 Reply::Array(items) => items.iter().map(size).sum(),
                 Reply::Nil | Reply::Int(_) => 0,
             }
+    }
+
+    #[test]
+    fn a_long_channel_name_is_framing_not_payload() {
+        let channel = "c".repeat(3 * HANDSHAKE_BUDGET);
+        let n = channel.len();
+        let script = format!(
+            "*3\r\n$9\r\nsubscribe\r\n${n}\r\n{channel}\r\n:1\r\n*3\r\n$7\r\nmessage\r\n${n}\r\n{channel}\r\n$2\r\nhi\r\n"
+        );
+        let c = against(Box::leak(script.into_bytes().into_boxed_slice()));
+        let mut s = c
+            .subscribe(std::slice::from_ref(&channel))
+            .expect("subscribe");
+        assert_eq!(
+            s.next(2).expect("message"),
+            Event::Message {
+                channel,
+                payload: b"hi".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn a_payload_limit_below_the_framing_still_reads_messages() {
+        let c = against(
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nxy\r\n",
+        );
+        let mut s = c.subscribe(&["c".to_owned()]).expect("subscribe");
+        assert_eq!(
+            s.next(1).expect("message"),
+            Event::Message {
+                channel: "c".into(),
+                payload: b"x".to_vec()
+            }
+        );
+        assert_eq!(
+            s.next(1).expect("oversize"),
+            Event::Oversize {
+                channel: "c".into(),
+                bytes: 2
+            }
+        );
     }
 
     #[test]
