@@ -9,7 +9,7 @@
 use crate::diagnostic::Location;
 
 /// `[application.trigger.redis]`: Spin's Redis trigger metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisServer {
     /// `redis://…` or `rediss://…`, possibly with `{{ variable }}` templates.
     pub address: String,
@@ -17,7 +17,7 @@ pub struct RedisServer {
 }
 
 /// A `[[trigger.redis]]` entry: a channel whose messages run a component.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisTrigger {
     /// As written, or generated the way Spin does it:
     /// `<component>-redis-trigger`, else `redis-trigger<n>`.
@@ -32,6 +32,32 @@ pub struct RedisTrigger {
     pub address: Option<String>,
     pub address_location: Option<Location>,
     pub location: Location,
+}
+
+/// The addresses' credentials stay out of debug output, as
+/// [`RedisAddress`]'s do.
+impl std::fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("address", &redacted(&self.address))
+            .field("address_location", &self.address_location)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RedisTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTrigger")
+            .field("id", &self.id)
+            .field("component", &self.component)
+            .field("component_location", &self.component_location)
+            .field("channel", &self.channel)
+            .field("channel_location", &self.channel_location)
+            .field("address", &self.address.as_deref().map(redacted))
+            .field("address_location", &self.address_location)
+            .field("location", &self.location)
+            .finish()
+    }
 }
 
 /// A Redis address as Spin's client (the `redis` crate) reads it:
@@ -67,7 +93,9 @@ pub enum RedisAddressError {
     Port(String),
     #[error("`{0}` is not a database number")]
     Database(String),
-    #[error("the credentials are not valid percent-encoded UTF-8")]
+    #[error(
+        "the credentials are not valid percent-encoded UTF-8 (`/`, `?`, `#` and `@` in them must be percent-encoded)"
+    )]
     Credentials,
     #[error(
         "unsupported `{0}`: Flint speaks RESP2 and never turns TLS verification off (`#insecure`)"
@@ -84,6 +112,17 @@ impl RedisAddress {
             rest if address.starts_with("rediss://") => (true, rest),
             rest => (false, rest),
         };
+        // Everything before the last `@` is credentials, and nothing of it
+        // may reach an error (they are logged, and shown for the manifest).
+        // A `/`, `?` or `#` in it must be percent-encoded: a URL parser
+        // would end the authority there and echo the secret's tail.
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((userinfo, _)) if userinfo.contains(['/', '?', '#']) => {
+                return Err(RedisAddressError::Credentials);
+            }
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
+        };
         if let Some(at) = rest.find('#') {
             return Err(RedisAddressError::Unsupported(rest[at..].to_owned()));
         }
@@ -95,11 +134,7 @@ impl RedisAddress {
                 return Err(RedisAddressError::Unsupported(pair.to_owned()));
             }
         }
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((userinfo, hostport)) => (Some(userinfo), hostport),
-            None => (None, authority),
-        };
+        let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (username, password) = match userinfo {
             None => (None, None),
             Some(userinfo) => {
@@ -153,6 +188,18 @@ impl RedisAddress {
     }
 }
 
+/// `address` with any credentials (what precedes the last `@`) replaced
+/// by `***`, to quote it in an error.
+pub fn redacted(address: &str) -> String {
+    let Some((userinfo, rest)) = address.rsplit_once('@') else {
+        return address.to_owned();
+    };
+    match userinfo.split_once("://") {
+        Some((scheme, _)) => format!("{scheme}://***@{rest}"),
+        None => format!("***@{rest}"),
+    }
+}
+
 /// What follows `redis://` or `rediss://`. Separate so that an address
 /// whose host is still a template can have its scheme checked.
 pub fn strip_scheme(address: &str) -> Result<&str, RedisAddressError> {
@@ -194,6 +241,10 @@ fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // `from_str_radix` alone would take a sign (`%+1`).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -247,6 +298,7 @@ mod tests {
         assert_eq!(parse("redis://h:x"), Err(E::Port("x".into())));
         assert_eq!(parse("redis://h/db"), Err(E::Database("db".into())));
         assert_eq!(parse("redis://u:%zz@h"), Err(E::Credentials));
+        assert_eq!(parse("redis://u:%+1@h"), Err(E::Credentials));
         assert_eq!(
             parse("rediss://h/#insecure"),
             Err(E::Unsupported("#insecure".into()))
@@ -255,5 +307,33 @@ mod tests {
             parse("redis://h?protocol=resp3"),
             Err(E::Unsupported("protocol=resp3".into()))
         );
+    }
+
+    #[test]
+    fn errors_never_quote_the_credentials() {
+        for address in [
+            "redis://u:hun/ter@h",
+            "redis://u:hun?ter@h",
+            "redis://u:hun#ter@h",
+            "redis://u:hun/t:er@h:1",
+            "redis://u:hunter@h:x",
+            "redis://u:hunter@h/db",
+            "redis://u:hunter@[h",
+            "rediss://u:hunter@h#insecure",
+        ] {
+            let error = RedisAddress::parse(address).expect_err(address).to_string();
+            assert!(
+                !error.contains("hun") && !error.contains("ter"),
+                "{address}: {error}"
+            );
+            assert!(!redacted(address).contains("hun"), "{address}");
+        }
+        assert_eq!(redacted("redis://u:p@h:1/2"), "redis://***@h:1/2");
+        let server = RedisServer {
+            address: "redis://u:hunter@h".into(),
+            address_location: Location { line: 1, column: 1 },
+        };
+        assert!(!format!("{server:?}").contains("hun"));
+        assert_eq!(redacted("redis://h:1"), "redis://h:1");
     }
 }

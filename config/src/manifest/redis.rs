@@ -11,7 +11,7 @@ use super::component;
 use super::schema::{RawAppRedis, RawRedisTrigger};
 use super::trigger_ids::TriggerIds;
 use super::validate::Context;
-use crate::redis::{RedisAddress, RedisServer, RedisTrigger, strip_scheme};
+use crate::redis::{RedisAddress, RedisServer, RedisTrigger, redacted, strip_scheme};
 use crate::source::Problems;
 
 pub(super) fn server(
@@ -39,7 +39,7 @@ fn check_address(address: &Spanned<String>, context: &Context<'_>, problems: &mu
     if let Err(error) = result {
         problems.report(
             &address.span(),
-            format!("invalid Redis address `{text}`: {error}"),
+            format!("invalid Redis address `{}`: {error}", redacted(text)),
         );
     }
 }
@@ -173,6 +173,14 @@ source = "h.wasm"
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].contains("Redis triggers need a server"), "{e:?}");
         assert!(e[0].starts_with("spin.toml:6:1:"), "{e:?}");
+
+        // The password stays out of the message, the address quoted without it.
+        let e = errors(&APP.replace(":pw@cache.example:6380/2", ":pw@cache.example:x"));
+        assert!(
+            e[0].contains("invalid Redis address `rediss://***@cache.example:x`"),
+            "{e:?}"
+        );
+        assert!(!e[0].contains("pw"), "{e:?}");
 
         let e = errors(&APP.replace("{{ redis_host }}", "{{ nope }}"));
         assert!(e[0].contains("`{{ nope }}` names a variable"), "{e:?}");

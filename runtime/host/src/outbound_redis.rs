@@ -27,6 +27,39 @@ pub enum Reply {
     Error(String),
 }
 
+/// The most of a reply [`Reply::brief`] quotes.
+const BRIEF: usize = 200;
+
+impl Reply {
+    /// The reply's `Debug` form cut at [`BRIEF`] characters, for an error:
+    /// the whole of one may be as large as the instance's memory (and its
+    /// `Debug` several times that), and its content is the server's.
+    pub fn brief(&self) -> String {
+        /// Refuses to grow past `BRIEF`, which stops the formatting there.
+        struct Capped(String);
+        impl std::fmt::Write for Capped {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                let room = BRIEF.saturating_sub(self.0.len());
+                match s.char_indices().nth(room) {
+                    None => {
+                        self.0.push_str(s);
+                        Ok(())
+                    }
+                    Some((cut, _)) => {
+                        self.0.push_str(&s[..cut]);
+                        Err(std::fmt::Error)
+                    }
+                }
+            }
+        }
+        let mut out = Capped(String::new());
+        match std::fmt::write(&mut out, format_args!("{self:?}")) {
+            Ok(()) => out.0,
+            Err(_) => out.0 + "…",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
     #[error(transparent)]
@@ -58,7 +91,7 @@ const MAX_LINE: usize = 64 * 1024;
 const MAX_DEPTH: usize = 8;
 /// What one element of a reply costs in the budget beyond its bytes, so
 /// that a million empty strings cannot pass as small.
-pub const ELEMENT_COST: usize = std::mem::size_of::<Reply>();
+const ELEMENT_COST: usize = std::mem::size_of::<Reply>();
 
 /// How to reach the server.
 pub struct Connect<'a> {
@@ -208,9 +241,11 @@ impl Client {
         let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
         args.extend(channels.iter().map(|c| c.as_bytes()));
         self.send(&args)?;
+        // A confirmation or a message is a few words besides its channel.
+        let framing =
+            HANDSHAKE_BUDGET.saturating_add(channels.iter().map(String::len).max().unwrap_or(0));
         for _ in channels {
-            let reply =
-                self.read(HANDSHAKE_BUDGET + channels.iter().map(String::len).max().unwrap_or(0))?;
+            let reply = self.read(framing)?;
             match &reply {
                 Reply::Array(items)
                     if items.first() == Some(&Reply::Bulk(b"subscribe".to_vec())) => {}
@@ -218,13 +253,14 @@ impl Client {
                 other => {
                     return Err(RedisError::Protocol {
                         address: self.address.clone(),
-                        what: format!("expected a subscribe confirmation, got {other:?}"),
+                        what: format!("expected a subscribe confirmation, got {}", other.brief()),
                     });
                 }
             }
         }
         Ok(Subscriber {
             client: self,
+            framing,
             ping_sent: false,
         })
     }
@@ -243,7 +279,7 @@ fn first_error(reply: &Reply) -> Option<&str> {
 /// hands guests in `error::other`): the known codes as
 /// `An error was signalled by the server - <Kind>: <detail>`, any other as
 /// `<CODE>: <detail>`.
-pub fn server_error(line: &str) -> String {
+fn server_error(line: &str) -> String {
     let (code, detail) = line.split_once(' ').unwrap_or((line, ""));
     let kind = match code {
         "ERR" => "ResponseError",
@@ -319,6 +355,7 @@ impl<R: BufRead> ReplyReader<'_, R> {
         match line.strip_suffix(b"\r\n") {
             Some(body) => Ok(body.to_vec()),
             None if line.len() > MAX_LINE => Err(self.protocol("a line longer than 64 KiB")),
+            None if line.ends_with(b"\n") => Err(self.protocol("a line not ended by CRLF")),
             None => Err(self.io(std::io::ErrorKind::UnexpectedEof.into())),
         }
     }
@@ -337,6 +374,17 @@ impl<R: BufRead> ReplyReader<'_, R> {
                     String::from_utf8_lossy(bytes)
                 ))
             })
+    }
+
+    /// A bulk string's length or an array's count; `None` for -1, nil.
+    /// Another negative one is no reply a server sends.
+    fn length(&self, bytes: &[u8]) -> Result<Option<usize>, RedisError> {
+        match self.number(bytes)? {
+            -1 => Ok(None),
+            n => usize::try_from(n)
+                .map(Some)
+                .map_err(|_| self.protocol(format!("a negative length, {n}"))),
+        }
     }
 
     fn reply(&mut self, depth: usize) -> Result<Reply, RedisError> {
@@ -358,7 +406,7 @@ impl<R: BufRead> ReplyReader<'_, R> {
                 Ok(Reply::Int(self.number(rest)?))
             }
             b'$' => {
-                let Ok(len) = usize::try_from(self.number(rest)?) else {
+                let Some(len) = self.length(rest)? else {
                     self.charge(0)?;
                     return Ok(Reply::Nil);
                 };
@@ -372,7 +420,7 @@ impl<R: BufRead> ReplyReader<'_, R> {
                 Ok(Reply::Bulk(self.bulk(len)?))
             }
             b'*' => {
-                let Ok(count) = usize::try_from(self.number(rest)?) else {
+                let Some(count) = self.length(rest)? else {
                     self.charge(0)?;
                     return Ok(Reply::Nil);
                 };
@@ -427,6 +475,9 @@ impl<R: BufRead> ReplyReader<'_, R> {
 /// A connection in subscribed mode: the trigger's.
 pub struct Subscriber {
     client: Client,
+    /// The budget of a message beyond its payload: its channel (the
+    /// longest subscribed) and framing.
+    framing: usize,
     /// A `PING` is out because the connection was idle for a read timeout;
     /// another timeout before anything arrives means it is dead.
     ping_sent: bool,
@@ -446,7 +497,8 @@ pub enum Event {
 }
 
 impl Subscriber {
-    /// What arrives next; a payload over `budget` bytes is skipped.
+    /// What arrives next; a payload over `budget` bytes is dropped, and read
+    /// past without being kept when it is longer than the framing.
     pub fn next(&mut self, budget: usize) -> Result<Event, RedisError> {
         // Waiting for the first byte is the only place where a timeout means
         // idleness, not a broken reply: nothing has been consumed yet.
@@ -482,13 +534,18 @@ impl Subscriber {
                 }));
             }
         }
-        // The channel name and the message's framing are not the payload's.
+        // Only a bulk string longer than any but a payload can be (the
+        // kind, the channel) is read past: with a smaller bound a short
+        // `message` or channel would be too. A payload between the two is
+        // read, then dropped below. The channel name and the framing are
+        // not the payload's budget.
+        let skip_over = budget.max(self.framing);
         let (reply, skipped) =
-            client.read_with(budget.saturating_add(HANDSHAKE_BUDGET), Some(budget))?;
+            client.read_with(skip_over.saturating_add(self.framing), Some(skip_over))?;
         let Reply::Array(items) = reply else {
             return Err(client.fail(RedisError::Protocol {
                 address: client.address.clone(),
-                what: format!("expected a push message, got {reply:?}"),
+                what: format!("expected a push message, got {}", reply.brief()),
             }));
         };
         let mut items = items.into_iter();
@@ -502,6 +559,10 @@ impl Subscriber {
                 let channel = String::from_utf8_lossy(&channel).into_owned();
                 Ok(match skipped {
                     Some(bytes) => Event::Oversize { channel, bytes },
+                    None if payload.len() > budget => Event::Oversize {
+                        channel,
+                        bytes: payload.len(),
+                    },
                     None => Event::Message { channel, payload },
                 })
             }
@@ -594,7 +655,15 @@ mod tests {
             c.command(&[b"X"], 1 << 20),
             Err(RedisError::Protocol { .. })
         ));
-        for script in [&b"?\r\n"[..], b"$3\r\nabcd\r\n", b":12x\r\n", b"$5\r\nab"] {
+        for script in [
+            &b"?\r\n"[..],
+            b"$3\r\nabcd\r\n",
+            b":12x\r\n",
+            b"$5\r\nab",
+            b"$-2\r\n",
+            b"*-5\r\n",
+            b"+OK\n",
+        ] {
             let leaked: &'static [u8] = Box::leak(script.to_vec().into_boxed_slice());
             let mut c = against(leaked);
             assert!(c.command(&[b"X"], 1 << 20).is_err(), "{script:?}");
@@ -633,6 +702,59 @@ mod tests {
                 Reply::Array(items) => items.iter().map(size).sum(),
                 Reply::Nil | Reply::Int(_) => 0,
             }
+    }
+
+    #[test]
+    fn a_long_channel_name_is_framing_not_payload() {
+        let channel = "c".repeat(3 * HANDSHAKE_BUDGET);
+        let n = channel.len();
+        let script = format!(
+            "*3\r\n$9\r\nsubscribe\r\n${n}\r\n{channel}\r\n:1\r\n*3\r\n$7\r\nmessage\r\n${n}\r\n{channel}\r\n$2\r\nhi\r\n"
+        );
+        let c = against(Box::leak(script.into_bytes().into_boxed_slice()));
+        let mut s = c
+            .subscribe(std::slice::from_ref(&channel))
+            .expect("subscribe");
+        assert_eq!(
+            s.next(2).expect("message"),
+            Event::Message {
+                channel,
+                payload: b"hi".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn a_payload_limit_below_the_framing_still_reads_messages() {
+        let c = against(
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nxy\r\n",
+        );
+        let mut s = c.subscribe(&["c".to_owned()]).expect("subscribe");
+        assert_eq!(
+            s.next(1).expect("message"),
+            Event::Message {
+                channel: "c".into(),
+                payload: b"x".to_vec()
+            }
+        );
+        assert_eq!(
+            s.next(1).expect("oversize"),
+            Event::Oversize {
+                channel: "c".into(),
+                bytes: 2
+            }
+        );
+    }
+
+    #[test]
+    fn errors_quote_a_reply_briefly() {
+        let huge = Reply::Array(vec![Reply::Bulk(vec![b'x'; 1 << 20]); 4]);
+        let brief = huge.brief();
+        assert!(brief.chars().count() <= BRIEF + 1, "{}", brief.len());
+        assert!(brief.starts_with("Array([Bulk([120, 120") && brief.ends_with('…'));
+        assert_eq!(Reply::Int(3).brief(), "Int(3)");
+        let wide = Reply::Status("é".repeat(BRIEF));
+        assert!(wide.brief().ends_with('…'));
     }
 
     #[test]

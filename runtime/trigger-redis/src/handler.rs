@@ -2,6 +2,7 @@
 //! in order and running the component for each. A failure is logged and
 //! the next message handled, as Spin does (Redis cannot take a message back).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
@@ -21,11 +22,24 @@ pub struct Handler {
 
 impl Handler {
     pub fn spawn(self, queue: Receiver<Arc<RedisMessage>>) -> std::io::Result<()> {
+        // A thread name with a NUL in it (a TOML string may hold one) would
+        // make `spawn` panic.
+        let name = format!("flint-redis-{}", self.trigger.replace('\0', ""));
         std::thread::Builder::new()
-            .name(format!("flint-redis-{}", self.trigger))
+            .name(name)
             .spawn(move || {
                 while let Ok(message) = queue.recv() {
-                    self.handle(&message);
+                    // A panic while handling must not end this thread: its
+                    // queue would go with it, and with the queue the server's
+                    // session, which stops when it has nowhere to deliver.
+                    // (Release builds abort on a panic instead; this is for
+                    // the builds that unwind.)
+                    let handled =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(&message)));
+                    if handled.is_err() {
+                        self.status.failed.inc();
+                        tracing::error!(target: "flint::redis", trigger = %self.trigger, component = %self.component.id, channel = %message.channel, "handler panicked; handling the next message");
+                    }
                 }
             })
             .map(drop)

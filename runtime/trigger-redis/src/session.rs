@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flint_config::RedisAddress;
 use flint_executor::RedisMessage;
@@ -14,6 +14,10 @@ use flint_host::blocked_networks::BlockedNetworks;
 use flint_host::outbound_redis::{Client, Connect, Event, RedisError, Subscriber};
 
 use crate::status::{ServerStatus, TriggerStatus};
+
+/// How long a subscription must hold for the reconnect backoff to start
+/// again from its shortest delay.
+const STABLE: Duration = Duration::from_secs(30);
 
 pub struct SessionConfig {
     pub address: RedisAddress,
@@ -30,7 +34,7 @@ pub struct Route {
     pub status: Arc<TriggerStatus>,
 }
 
-/// Runs the subscription on the current thread, forever (or until every
+/// Runs the subscription on the current thread, forever (or until a
 /// handler thread is gone).
 pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<ServerStatus>) {
     let server = config.address.display();
@@ -43,18 +47,28 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<ServerStatus>)
         match subscribe(&config, &channels) {
             Ok(mut subscriber) => {
                 status.connected.store(true, Ordering::Relaxed);
-                backoff.reset();
                 tracing::info!(target: "flint::redis", %server, ?channels, "subscribed");
+                let up = Instant::now();
                 let error = receive(&mut subscriber, &config, &routes, &status);
                 status.connected.store(false, Ordering::Relaxed);
+                // Only a subscription that held restarts the backoff: a
+                // server that accepts and drops it at once is otherwise
+                // reconnected to at the shortest delay forever.
+                if up.elapsed() >= STABLE {
+                    backoff.reset();
+                }
                 status.reconnects.inc();
                 match error {
                     Some(e) => {
                         tracing::warn!(target: "flint::redis", %server, "disconnected: {e}; reconnecting with backoff (messages published until then are lost: Redis keeps none for absent subscribers)");
                         down_logged = true;
                     }
-                    // Every handler thread is gone: nothing left to deliver to.
-                    None => return,
+                    // A handler thread is gone, so a message could not be
+                    // delivered; better said loudly than lost quietly.
+                    None => {
+                        tracing::error!(target: "flint::redis", %server, "a trigger's handler thread is gone; this server's subscription stops");
+                        return;
+                    }
                 }
             }
             Err(e) if !down_logged => {
@@ -82,8 +96,8 @@ fn subscribe(config: &SessionConfig, channels: &[String]) -> Result<Subscriber, 
     .subscribe(channels)
 }
 
-/// Delivers messages until the connection fails (`Some`) or no handler is
-/// left (`None`).
+/// Delivers messages until the connection fails (`Some`) or a handler's
+/// queue is gone (`None`).
 fn receive(
     subscriber: &mut Subscriber,
     config: &SessionConfig,
@@ -110,7 +124,8 @@ fn receive(
             route.status.received.inc();
             // Blocks while the queue is full: backpressure on the socket.
             if route.queue.send(message.clone()).is_err() {
-                // Its handler thread is gone: Flint is stopping.
+                // Its handler thread is gone, which it never is while Flint
+                // runs (it survives a handler's panic).
                 return None;
             }
         }

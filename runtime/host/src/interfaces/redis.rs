@@ -164,11 +164,12 @@ fn run(
         .command(args, budget)
         .map_err(Failure::from)
         .and_then(answer);
+    let server = connection.client.address();
     let caps = &state.host.caps;
     let outcome = match &result {
         Ok(_) => OutboundOutcome::Ok,
         Err(Failure::Other(message)) => {
-            tracing::debug!(target: "flint::outbound", component = %caps.component, "outbound Redis command failed: {message}");
+            tracing::debug!(target: "flint::outbound", component = %caps.component, %server, "outbound Redis command failed: {message}");
             OutboundOutcome::Error
         }
         Err(_) => OutboundOutcome::Error,
@@ -180,7 +181,8 @@ fn run(
 /// The wording the `redis` crate uses when a reply does not convert.
 fn incompatible(reply: &Reply, wanted: &str) -> Failure {
     Failure::Other(format!(
-        "Response was of incompatible type - TypeError: {wanted} (response was {reply:?})"
+        "Response was of incompatible type - TypeError: {wanted} (response was {})",
+        reply.brief()
     ))
 }
 
@@ -297,7 +299,12 @@ fn smembers(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             match member {
                 Reply::Bulk(bytes) => match String::from_utf8(bytes) {
                     Ok(s) => strings.push(Value::String(s)),
-                    Err(_) => return Err(incompatible(&Reply::Nil, "a UTF-8 set member")),
+                    Err(e) => {
+                        return Err(incompatible(
+                            &Reply::Bulk(e.into_bytes()),
+                            "a UTF-8 set member",
+                        ));
+                    }
                 },
                 other => return Err(incompatible(&other, "a string")),
             }
