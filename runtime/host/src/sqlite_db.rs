@@ -53,13 +53,16 @@ pub enum SqliteError {
 }
 
 /// Why a statement failed, before an interface spells it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 pub enum StatementError {
     /// `max_sqlite_bytes` reached (`SQLITE_FULL`).
+    #[error("the database is full (max_sqlite_bytes)")]
     DatabaseFull,
     /// Interrupted at the invocation's deadline: the invocation ends.
+    #[error("interrupted at the invocation's deadline")]
     Deadline,
     /// Anything else, as SQLite words it.
+    #[error("{0}")]
     Io(String),
 }
 
@@ -310,7 +313,7 @@ impl Lease {
 
 /// Runs a whole script (`flint up --sqlite`), statement after statement.
 pub fn execute_batch(database: &Arc<Database>, sql: &str) -> Result<(), String> {
-    let lease = database.checkout().map_err(|e| format!("{e:?}"))?;
+    let lease = database.checkout().map_err(|e| e.to_string())?;
     lease.conn().execute_batch(sql).map_err(|e| e.to_string())
 }
 
