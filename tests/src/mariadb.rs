@@ -52,9 +52,15 @@ impl Mariadb {
     pub fn start_with(extra: &[String]) -> Self {
         let dir = TempDir::new("mariadb");
         let data = dir.path().join("data");
+        // A temporary directory of its own: servers bootstrapping at once in
+        // /tmp collide on their temporary tables' names.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("the server's tmpdir");
+        let tmpdir = format!("--tmpdir={}", tmp.display());
         let install = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(&tmpdir)
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .args(user_args())
             .args(SMALL)
@@ -70,6 +76,7 @@ impl Mariadb {
         let child = Command::new("mariadbd")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(&tmpdir)
             .arg(format!("--port={port}"))
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", socket.display()))
