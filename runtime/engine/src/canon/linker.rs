@@ -24,6 +24,27 @@ struct CoreSignature {
     return_area: bool,
 }
 
+/// An async lowering's parameters beyond this go through memory.
+const MAX_FLAT_ASYNC_PARAMS: usize = 4;
+
+/// The core signature of `f` lowered `async`: flat parameters (a pointer
+/// when there are more than four), a pointer for the result, a status back.
+fn async_core_signature<T>(f: &HostFn<T>) -> CoreSignature {
+    let mut params: Vec<Flat> = Ty::Tuple(f.params).flat();
+    if params.len() > MAX_FLAT_ASYNC_PARAMS {
+        params = vec![Flat::I32];
+    }
+    let arg_count = params.len();
+    if f.result.is_some() {
+        params.push(Flat::I32);
+    }
+    CoreSignature {
+        ty: FuncType::new(params.into_iter().map(val_type), [ValType::I32]),
+        arg_count,
+        return_area: f.result.is_some(),
+    }
+}
+
 fn core_signature<T>(f: &HostFn<T>) -> CoreSignature {
     let mut params: Vec<Flat> = Ty::Tuple(f.params).flat();
     if params.len() > MAX_FLAT_PARAMS {
@@ -90,6 +111,33 @@ fn call_host<T>(
     }
 }
 
+/// One call of `f` lowered `async`. Flint's host functions finish before
+/// they return, so the call is always `RETURNED`: the result is stored
+/// through its pointer and no subtask is made.
+fn call_host_async<T>(
+    f: &HostFn<T>,
+    arg_count: usize,
+    caller: &mut wasmi::Caller<'_, T>,
+    options: Option<&LowerOptions>,
+    flat_args: &[wasmi::Val],
+    flat_results: &mut [wasmi::Val],
+) -> Result<(), Error> {
+    let params = Ty::Tuple(f.params);
+    let args = if params.flat_count() > MAX_FLAT_ASYNC_PARAMS {
+        let addr = flat_i32(flat_args.first())? as u32 as usize;
+        guest(caller, options)?.load(&params, addr)?.into_tuple()?
+    } else {
+        guest(caller, options)?.lift_params(f.params, &flat_args[..arg_count])?
+    };
+    let value = (f.call)(caller.data_mut(), Args(args.into_iter()))?;
+    if let Some(ty) = &f.result {
+        let addr = flat_i32(flat_args.last())? as u32 as usize;
+        guest(caller, options)?.store(ty, &value, addr)?;
+    }
+    flat_results[0] = wasmi::Val::I32(crate::component::SUBTASK_RETURNED as i32);
+    Ok(())
+}
+
 /// Registers every function of one interface (`module` is the import module
 /// name, e.g. `wasi:http/types@0.2.0`) for core modules, which pass their
 /// own `memory` and `cabi_realloc` exports.
@@ -113,14 +161,18 @@ pub fn register<T: 'static>(
 pub struct Lowering<T: 'static> {
     f: &'static HostFn<T>,
     sig: CoreSignature,
+    async_: bool,
 }
 
 impl<T: 'static> Lowering<T> {
-    pub fn new(f: &'static HostFn<T>) -> Self {
-        Self {
-            f,
-            sig: core_signature(f),
-        }
+    /// `async_`: lowered with the `async` option (WASI 0.3).
+    pub fn new(f: &'static HostFn<T>, async_: bool) -> Self {
+        let sig = if async_ {
+            async_core_signature(f)
+        } else {
+            core_signature(f)
+        };
+        Self { f, sig, async_ }
     }
 
     /// Whether a core import of type `ty` can take this function.
@@ -144,6 +196,15 @@ impl<T: 'static> Lowering<T> {
             realloc,
             encoding,
         };
+        if self.async_ {
+            return wasmi::Func::new(
+                store,
+                self.sig.ty.clone(),
+                move |mut caller, args, results| {
+                    call_host_async(f, shape.0, &mut caller, Some(&options), args, results)
+                },
+            );
+        }
         wasmi::Func::new(
             store,
             self.sig.ty.clone(),
