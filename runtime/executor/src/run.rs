@@ -2,19 +2,23 @@
 //! bounded stdout, a Spin SDK component's `incoming-handler.handle`, and an
 //! MQTT handler (a Spin MQTT guest's `handle-message` or a WAGI module).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use flint_engine::InstanceLimits;
 use flint_engine::canon::{Ty, Value};
 use flint_engine::result_ty;
-use flint_host::{Engine, GuestState, IncomingRequest, ResponseOutparam};
+use flint_host::{
+    CollectSink, Contents, Engine, GuestState, IncomingRequest, P3_RESPONSE_RESULT, P3Request,
+    P3Response, ResponseOutparam,
+};
 use wasmi::Store;
 
 use crate::instance::{
     CappedBuffer, Export, Live, call_entry, finished, instantiate, new_store, spin_store, start,
 };
 use crate::load::{
-    CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS, SPIN_REDIS_INTERFACES,
+    CLI_RUN_INTERFACE, HTTP_ASYNC_HANDLER_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS,
+    SPIN_REDIS_INTERFACES,
 };
 use crate::{Code, Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 
@@ -193,6 +197,98 @@ fn spin_http(
     Ok(SpinResponse {
         status: head.status,
         headers: head.headers,
+        body,
+    })
+}
+
+/// Calls a WASI 0.3 component's async `wasi:http/handler#handle` with the
+/// request, runs its task to the end, and collects the response it returned
+/// with the body it wrote.
+pub fn run_spin_http_async(
+    engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    limits: &InstanceLimits,
+) -> Result<SpinResponse, GuestFailure> {
+    observed(component, |fuel| {
+        spin_http_async(engine, component, request, limits, fuel)
+    })
+}
+
+fn spin_http_async(
+    engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    limits: &InstanceLimits,
+    fuel: &mut Option<u64>,
+) -> Result<SpinResponse, GuestFailure> {
+    let mut store = spin_store(engine, component, limits)?;
+    let live = start(engine, &mut store, component)?;
+    let Live::Component(mut instance, image) = live else {
+        return Err(GuestFailure::Instantiate(
+            "a WASI 0.3 HTTP handler must be a component".into(),
+        ));
+    };
+    let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
+    let request = store
+        .data_mut()
+        .host
+        .resources
+        .push(P3Request::incoming(request))
+        .map_err(setup_handle)?;
+    let body = Arc::new(Mutex::new(Vec::new()));
+    let limit = limits.stdout_bytes;
+    // The status and headers, or the error code the guest returned.
+    type Head = Result<(u16, Vec<(String, Vec<u8>)>), String>;
+    let mut head: Option<Head> = None;
+    let mut on_return = |store: &mut Store<GuestState>, value: Value| {
+        let (disc, payload) = value.into_variant()?;
+        let Some(payload) = payload else {
+            return Err(wasmi::Error::new("host bug: a result without its payload"));
+        };
+        if disc != 0 {
+            head = Some(Err(format!("{payload:?}")));
+            return Ok(());
+        }
+        let state = store.data_mut();
+        let response = state
+            .host
+            .resources
+            .take::<P3Response>(payload.into_handle()?)?;
+        if let Contents::Guest {
+            stream: Some(stream),
+            ..
+        } = response.contents
+        {
+            let sink = CollectSink {
+                bytes: body.clone(),
+                limit,
+            };
+            state.tasks.attach_sink(stream, Box::new(sink));
+        }
+        head = Some(Ok((response.status, response.headers)));
+        Ok(())
+    };
+    let result = instance.call_async(
+        &mut store,
+        &image,
+        HTTP_ASYNC_HANDLER_INTERFACE,
+        "handle",
+        &[Ty::Handle],
+        &[Value::Handle(request)],
+        Some(&P3_RESPONSE_RESULT),
+        flint_engine::call_guest,
+        &mut on_return,
+    );
+    *fuel = flint_engine::fuel_used(&store);
+    finished(&mut store, result)?;
+    let (status, headers) = head
+        .ok_or(GuestFailure::NoResponse)?
+        .map_err(GuestFailure::ErrorResponse)?;
+    let body = std::mem::take(&mut *body.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(SpinResponse {
+        status,
+        headers,
         body,
     })
 }

@@ -33,6 +33,10 @@ use flint_engine::canon::{HandleTable, TableEntry};
 use wasmi::Error;
 
 use capabilities::Capabilities;
+pub use interfaces::http_p3::{
+    CollectSink, Contents, RESPONSE_RESULT as P3_RESPONSE_RESULT, Request as P3Request,
+    Response as P3Response,
+};
 pub use interfaces::http_types::{ErrorCode, IncomingRequest, ResponseOutparam};
 pub use interfaces::io::BodyError;
 use wasi::WasiState;
@@ -65,6 +69,7 @@ macro_rules! resources {
     };
 }
 
+use interfaces::http_p3::{Request, Response};
 use interfaces::http_types::{
     Fields, FutureIncomingResponse, FutureTrailers, IncomingBody, IncomingResponse, OutgoingBody,
     OutgoingRequest, OutgoingResponse, RequestOptions, ResponseHead,
@@ -96,6 +101,8 @@ resources! {
     RequestOptions => "request-options",
     ResponseOutparam => "response-outparam",
     FutureIncomingResponse => "future-incoming-response",
+    Request => "request",
+    Response => "response",
     InputStream => "input-stream",
     OutputStream => "output-stream",
     Pollable => "pollable",
@@ -191,6 +198,8 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         "wasi:http/outgoing-handler@0.2.0",
         interfaces::outgoing_handler::FUNCTIONS,
     )?;
+    engine.register("wasi:http/types@0.3.0", interfaces::http_p3::TYPES)?;
+    engine.register("wasi:http/client@0.3.0", interfaces::http_p3::CLIENT)?;
     engine.register("wasi:io/streams@0.2.0", interfaces::io::STREAMS)?;
     engine.register("wasi:io/poll@0.2.0", interfaces::io::POLL)?;
     engine.register("wasi:io/error@0.2.0", interfaces::io::ERROR)?;

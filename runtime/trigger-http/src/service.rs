@@ -18,7 +18,10 @@ use smol::net::TcpStream;
 use flint_engine::InstanceLimits;
 use flint_engine::pool::{PoolError, WorkerPool};
 use flint_executor::wagi::{self, WagiRequest};
-use flint_executor::{Component, GuestFailure, Invocation, SpinResponse, run_spin_http, run_wagi};
+use flint_executor::{
+    Component, GuestFailure, GuestKind, Invocation, SpinResponse, run_spin_http,
+    run_spin_http_async, run_wagi,
+};
 use flint_host::http1::is_valid_header;
 use flint_host::{Engine, IncomingRequest};
 
@@ -431,8 +434,11 @@ impl FlintService {
         let limits = self.app.instance_limits.clone();
         let id = component.id.clone();
         let response = self
-            .on_worker(&component.clone(), move |engine| {
-                run_spin_http(engine, &component, request, &limits)
+            .on_worker(&component.clone(), move |engine| match component.kind {
+                GuestKind::SpinHttpAsync => {
+                    run_spin_http_async(engine, &component, request, &limits)
+                }
+                _ => run_spin_http(engine, &component, request, &limits),
             })
             .await;
         let SpinResponse {

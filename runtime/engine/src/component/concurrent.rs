@@ -637,8 +637,15 @@ fn kind(future: bool) -> &'static str {
     if future { "future" } else { "stream" }
 }
 
+/// A finished operation's code: for a stream with the element count above
+/// the low four bits; a future's code is the bare code.
 fn done(code: u32, count: usize) -> u32 {
     code | ((count as u32) << 4)
+}
+
+/// A future operation's codes carry no count.
+fn future_done(code: u32) -> u32 {
+    code
 }
 
 // ---- moving elements between guest memory and the other end ----
@@ -773,11 +780,14 @@ fn transfer<H: 'static>(
             };
             copy_elems(caller, elem, from, to, count)?;
             let tasks = &mut caller.data_mut().tasks;
-            tasks.complete(index, !readable, done(COMPLETED, count));
-            if future {
+            let code = if future {
                 tasks.channel(index).done = true;
-            }
-            done(COMPLETED, count)
+                future_done(COMPLETED)
+            } else {
+                done(COMPLETED, count)
+            };
+            tasks.complete(index, !readable, code);
+            code
         }
         Step::ToSink(mut sink) => {
             let size = elem.size();
@@ -806,7 +816,7 @@ fn transfer<H: 'static>(
             let c = caller.data_mut().tasks.channel(index);
             c.reader = Side::Dropped;
             c.done = true;
-            done(COMPLETED, 1)
+            future_done(COMPLETED)
         }
         Step::FromSource(mut source) => {
             let read = source.read(pending.len as usize);
@@ -853,7 +863,7 @@ fn transfer<H: 'static>(
             let c = caller.data_mut().tasks.channel(index);
             c.writer = Side::Dropped;
             c.done = true;
-            done(COMPLETED, 1)
+            future_done(COMPLETED)
         }
     };
     Ok(result)
@@ -905,7 +915,7 @@ fn progress<H: 'static>(ctx: &mut wasmi::Store<GuestState<H>>) -> Result<(), was
                     let c = ctx.data_mut().tasks.channel(index);
                     c.reader = Side::Dropped;
                     c.done = true;
-                    done(COMPLETED, 1)
+                    future_done(COMPLETED)
                 }
                 other => {
                     let c = ctx.data_mut().tasks.channel(index);
@@ -930,7 +940,7 @@ fn progress<H: 'static>(ctx: &mut wasmi::Store<GuestState<H>>) -> Result<(), was
             let c = tasks.channel(index);
             c.writer = Side::Dropped;
             c.done = true;
-            tasks.complete(index, true, done(COMPLETED, 1));
+            tasks.complete(index, true, future_done(COMPLETED));
         }
     }
     Ok(())
@@ -1180,6 +1190,10 @@ fn deadlocked<H>(state: &mut GuestState<H>) -> wasmi::Error {
 
 // ---- running an async export ----
 
+/// What the caller of an async export does with its result, when it comes.
+pub type OnReturn<'a, H> =
+    dyn FnMut(&mut wasmi::Store<GuestState<H>>, Value) -> Result<(), wasmi::Error> + 'a;
+
 /// Calls an async-lifted export (with a callback) as a task and runs its
 /// event loop until it exits. `on_return` gets the task's result when the
 /// guest calls `task.return`, which may be long before the task exits (it
@@ -1192,7 +1206,7 @@ pub(crate) fn run_task<H: 'static>(
     flat_args: &[Val],
     result: Option<&'static Ty>,
     invoke: crate::canon::Invoke<GuestState<H>>,
-    on_return: &mut dyn FnMut(&mut wasmi::Store<GuestState<H>>, Value) -> Result<(), wasmi::Error>,
+    on_return: &mut OnReturn<'_, H>,
 ) -> Result<(), wasmi::Error> {
     {
         let task = &mut store.data_mut().tasks.task;

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 pub(crate) use concurrent::SUBTASK_RETURNED;
 pub use concurrent::{
-    ChannelId, FutureSink, SinkClosed, SourceRead, StreamSink, StreamSource, Tasks,
+    ChannelId, FutureSink, OnReturn, SinkClosed, SourceRead, StreamSink, StreamSource, Tasks,
 };
 pub use instance::ComponentInstance;
 pub use plan::PlanError;
@@ -245,10 +245,7 @@ impl ComponentInstance {
         args: &[Value],
         result: Option<&'static Ty>,
         invoke: crate::canon::Invoke<GuestState<H>>,
-        on_return: &mut dyn FnMut(
-            &mut wasmi::Store<GuestState<H>>,
-            Value,
-        ) -> Result<(), wasmi::Error>,
+        on_return: &mut concurrent::OnReturn<'_, H>,
     ) -> Result<(), wasmi::Error> {
         let export = image.export(interface, function).ok_or_else(|| {
             wasmi::Error::new(format!(

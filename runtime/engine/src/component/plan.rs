@@ -924,20 +924,21 @@ fn instance_type(scope: &Scope<'_>, decls: &[InstanceTypeDeclaration<'_>]) -> Ty
                 kind: ComponentExternalKind::Type,
                 ..
             }) => types.push(Item::Type(TypeDef::Other)),
-            InstanceTypeDeclaration::Export { name, ty } => {
-                if let ComponentTypeRef::Type(bounds) = ty {
-                    let item = match bounds {
-                        TypeBounds::Eq(index) => types
-                            .get(*index as usize)
-                            .cloned()
-                            .unwrap_or(Item::Type(TypeDef::Other)),
-                        TypeBounds::SubResource => Item::Type(TypeDef::Other),
-                    };
-                    if let Item::Type(def) = &item {
-                        exports.insert(name.full_name().into_owned(), def.clone());
-                    }
-                    types.push(item);
+            InstanceTypeDeclaration::Export {
+                name,
+                ty: ComponentTypeRef::Type(bounds),
+            } => {
+                let item = match bounds {
+                    TypeBounds::Eq(index) => types
+                        .get(*index as usize)
+                        .cloned()
+                        .unwrap_or(Item::Type(TypeDef::Other)),
+                    TypeBounds::SubResource => Item::Type(TypeDef::Other),
+                };
+                if let Item::Type(def) = &item {
+                    exports.insert(name.full_name().into_owned(), def.clone());
                 }
+                types.push(item);
             }
             _ => {}
         }

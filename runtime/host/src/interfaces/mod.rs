@@ -3,6 +3,7 @@
 //! `fermyon:spin/*@2.0.0`. Each module holds its table and the code behind
 //! it; the state they share is [`crate::HostState`].
 
+pub(crate) mod http_p3;
 pub(crate) mod http_types;
 pub(crate) mod io;
 pub(crate) mod key_value;
