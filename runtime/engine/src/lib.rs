@@ -39,6 +39,12 @@ pub struct GuestState<H> {
     pub tasks: component::Tasks,
 }
 
+impl<H> canon::HasTasks for GuestState<H> {
+    fn tasks_mut(&mut self) -> &mut component::Tasks {
+        &mut self.tasks
+    }
+}
+
 impl<H> GuestState<H> {
     /// The CPU bound this invocation hit, if any (taken, so it is reported once).
     pub fn take_limit_hit(&mut self) -> Option<LimitHit> {

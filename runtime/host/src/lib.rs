@@ -198,8 +198,17 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         "wasi:http/outgoing-handler@0.2.0",
         interfaces::outgoing_handler::FUNCTIONS,
     )?;
-    engine.register("wasi:http/types@0.3.0", interfaces::http_p3::TYPES)?;
-    engine.register("wasi:http/client@0.3.0", interfaces::http_p3::CLIENT)?;
+    // The release candidate shipping SDKs still import has the same WIT.
+    for version in ["0.3.0", "0.3.0-rc-2026-03-15"] {
+        engine.register(
+            &format!("wasi:http/types@{version}"),
+            interfaces::http_p3::TYPES,
+        )?;
+        engine.register(
+            &format!("wasi:http/client@{version}"),
+            interfaces::http_p3::CLIENT,
+        )?;
+    }
     engine.register("wasi:io/streams@0.2.0", interfaces::io::STREAMS)?;
     engine.register("wasi:io/poll@0.2.0", interfaces::io::POLL)?;
     engine.register("wasi:io/error@0.2.0", interfaces::io::ERROR)?;

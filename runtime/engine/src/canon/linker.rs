@@ -14,6 +14,10 @@ pub struct HostFn<T> {
     pub params: &'static [Ty],
     pub result: Option<Ty>,
     pub call: fn(&mut T, Args) -> Result<Value, Error>,
+    /// For a function that waits on the guest itself (a request whose body
+    /// the guest is still writing): whether `call` can complete now. An
+    /// async-lowered call that cannot starts a subtask, completed when it can.
+    pub ready: Option<fn(&mut T, &[Value]) -> bool>,
 }
 
 /// The core signature of `f`: flat parameters (one pointer when there are
@@ -70,10 +74,11 @@ fn core_signature<T>(f: &HostFn<T>) -> CoreSignature {
 }
 
 /// What a component's `canon lower` options name.
-struct LowerOptions {
-    memory: Option<wasmi::Memory>,
-    realloc: Option<wasmi::Func>,
-    encoding: StringEncoding,
+#[derive(Clone, Copy)]
+pub(crate) struct LowerOptions {
+    pub memory: Option<wasmi::Memory>,
+    pub realloc: Option<wasmi::Func>,
+    pub encoding: StringEncoding,
 }
 
 fn guest<'c, 'a, T>(
@@ -111,11 +116,18 @@ fn call_host<T>(
     }
 }
 
+/// What async-lowered host calls need of the store's data: the instance's
+/// async state, where a call that cannot complete yet becomes a subtask.
+pub trait HasTasks {
+    fn tasks_mut(&mut self) -> &mut crate::component::Tasks;
+}
+
 /// One call of `f` lowered `async`. Flint's host functions finish before
-/// they return, so the call is always `RETURNED`: the result is stored
-/// through its pointer and no subtask is made.
-fn call_host_async<T>(
-    f: &HostFn<T>,
+/// they return, so the call is `RETURNED` (its result stored through its
+/// pointer) unless it waits on the guest itself (`HostFn::ready`): then it
+/// is a subtask, completed when the guest has done what it waits for.
+fn call_host_async<T: HasTasks + 'static>(
+    f: &'static HostFn<T>,
     arg_count: usize,
     caller: &mut wasmi::Caller<'_, T>,
     options: Option<&LowerOptions>,
@@ -129,13 +141,65 @@ fn call_host_async<T>(
     } else {
         guest(caller, options)?.lift_params(f.params, &flat_args[..arg_count])?
     };
+    let retptr = match f.result {
+        Some(_) => Some(flat_i32(flat_args.last())? as u32),
+        None => None,
+    };
+    if let Some(ready) = f.ready
+        && !ready(caller.data_mut(), &args)
+        && let Some(options) = options
+    {
+        let call = PendingCall {
+            f,
+            args,
+            retptr,
+            options: *options,
+        };
+        let status = caller
+            .data_mut()
+            .tasks_mut()
+            .start_subtask(Box::new(call))?;
+        flat_results[0] = wasmi::Val::I32(status as i32);
+        return Ok(());
+    }
     let value = (f.call)(caller.data_mut(), Args(args.into_iter()))?;
-    if let Some(ty) = &f.result {
-        let addr = flat_i32(flat_args.last())? as u32 as usize;
-        guest(caller, options)?.store(ty, &value, addr)?;
+    if let (Some(ty), Some(addr)) = (&f.result, retptr) {
+        guest(caller, options)?.store(ty, &value, addr as usize)?;
     }
     flat_results[0] = wasmi::Val::I32(crate::component::SUBTASK_RETURNED as i32);
     Ok(())
+}
+
+/// An async-lowered host call waiting until it can complete (a subtask).
+pub(crate) struct PendingCall<T: 'static> {
+    pub f: &'static HostFn<T>,
+    pub args: Vec<Value>,
+    pub retptr: Option<u32>,
+    pub options: LowerOptions,
+}
+
+impl<T: 'static> PendingCall<T> {
+    /// Completes the call if it can: runs it and stores its result.
+    pub(crate) fn try_complete(&mut self, store: &mut wasmi::Store<T>) -> Result<bool, Error> {
+        let ready = self
+            .f
+            .ready
+            .is_none_or(|ready| ready(store.data_mut(), &self.args));
+        if !ready {
+            return Ok(false);
+        }
+        let args = std::mem::take(&mut self.args);
+        let value = (self.f.call)(store.data_mut(), Args(args.into_iter()))?;
+        if let (Some(ty), Some(addr)) = (&self.f.result, self.retptr) {
+            let o = &self.options;
+            Guest::new(&mut *store, o.memory, o.realloc, o.encoding).store(
+                ty,
+                &value,
+                addr as usize,
+            )?;
+        }
+        Ok(true)
+    }
 }
 
 /// Registers every function of one interface (`module` is the import module
@@ -164,7 +228,7 @@ pub struct Lowering<T: 'static> {
     async_: bool,
 }
 
-impl<T: 'static> Lowering<T> {
+impl<T: HasTasks + 'static> Lowering<T> {
     /// `async_`: lowered with the `async` option (WASI 0.3).
     pub fn new(f: &'static HostFn<T>, async_: bool) -> Self {
         let sig = if async_ {

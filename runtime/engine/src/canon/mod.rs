@@ -14,8 +14,9 @@ mod table;
 
 pub(crate) use export::lower_args;
 pub use export::{Invoke, Lifted, call_export, call_lifted};
+pub(crate) use linker::PendingCall;
 pub(crate) use linker::register;
-pub use linker::{Args, HostFn, Lowering};
+pub use linker::{Args, HasTasks, HostFn, Lowering};
 pub use table::{HandleTable, TableEntry};
 
 /// A WIT type, reduced to what decides its layout. Records are tuples; enums,

@@ -18,15 +18,17 @@
 //! a future nobody writes) has deadlocked; it is held until the deadline,
 //! as a guest that never answers would be, and ends as a deadline hit.
 
+use std::any::Any;
 use std::collections::VecDeque;
 
 use wasmi::{AsContextMut, Caller, Func, FuncType, Memory, Val, ValType};
 
 use crate::GuestState;
 use crate::canon::abi::Guest;
-use crate::canon::{StringEncoding, Ty, Value};
+use crate::canon::{PendingCall, StringEncoding, Ty, Value};
 
 pub(crate) const EVENT_NONE: u32 = 0;
+const EVENT_SUBTASK: u32 = 1;
 const EVENT_STREAM_READ: u32 = 2;
 const EVENT_STREAM_WRITE: u32 = 3;
 const EVENT_FUTURE_READ: u32 = 4;
@@ -40,8 +42,11 @@ const COMPLETED: u32 = 0;
 const DROPPED: u32 = 1;
 const CANCELLED: u32 = 2;
 
-/// What an async-lowered import returns: `RETURNED` with no subtask.
+/// Subtask states: what an async-lowered import returns (`RETURNED` with
+/// no subtask, or `STARTED` with one) and a subtask's event says.
+const SUBTASK_STARTED: u32 = 1;
 pub(crate) const SUBTASK_RETURNED: u32 = 2;
+const SUBTASK_STARTED_CANCELLED: u32 = 3;
 
 /// Live waitables, sets and error contexts one instance may hold, so a guest
 /// cannot grow host memory by creating streams in a loop.
@@ -247,9 +252,18 @@ struct ChannelSlot {
 }
 
 enum Entry {
-    End { channel: u32, readable: bool },
+    End {
+        channel: u32,
+        readable: bool,
+    },
     Set,
     ErrorContext(String),
+    /// An async-lowered host call that waits on the guest (`HostFn::ready`).
+    Subtask {
+        returned: bool,
+        event: Option<u32>,
+        set: u32,
+    },
 }
 
 /// The export call the instance is running, as an async task.
@@ -272,8 +286,11 @@ pub struct Tasks {
     free: Vec<u32>,
     channels: Vec<ChannelSlot>,
     free_channels: Vec<u32>,
-    /// Handles of guest ends with an undelivered event, oldest first.
+    /// Handles of guest ends and subtasks with an undelivered event, oldest first.
     ready: VecDeque<u32>,
+    /// Subtasks still waiting, with their calls (a `PendingCall` of the
+    /// store's data type, which this table does not name).
+    pending: Vec<(u32, Option<Box<dyn Any + Send>>)>,
     task: Task,
 }
 
@@ -390,6 +407,29 @@ impl Tasks {
         c.reader = Side::Guest(guest_end(r));
         c.writer = Side::Guest(guest_end(w));
         Ok(u64::from(r) | (u64::from(w) << 32))
+    }
+
+    /// Starts a subtask for `call`, an async-lowered host call that cannot
+    /// complete yet; the status the call returns to the guest.
+    pub(crate) fn start_subtask(&mut self, call: Box<dyn Any + Send>) -> Result<u32, wasmi::Error> {
+        let handle = self.insert(Entry::Subtask {
+            returned: false,
+            event: None,
+            set: 0,
+        })?;
+        self.pending.push((handle, Some(call)));
+        Ok((handle << 4) | SUBTASK_STARTED)
+    }
+
+    fn subtask_returned(&mut self, handle: u32) {
+        if let Some(Some(Entry::Subtask {
+            returned, event, ..
+        })) = self.table.get_mut(handle as usize - 1)
+        {
+            *returned = true;
+            *event = Some(SUBTASK_RETURNED);
+            self.ready.push_back(handle);
+        }
     }
 
     /// The guest end `handle`: its channel index and which end it is.
@@ -582,6 +622,7 @@ impl Tasks {
                     (true, false) => EVENT_FUTURE_WRITE,
                 }
             }
+            Ok(Entry::Subtask { .. }) => EVENT_SUBTASK,
             _ => EVENT_NONE,
         }
     }
@@ -614,12 +655,16 @@ impl Tasks {
                         _ => false,
                     })
                 }
+                Ok(Entry::Subtask { set: s, .. }) => *s == set,
                 _ => false,
             }
         })?;
         let handle = self.ready.remove(position)?;
         let code = self.event_code(handle);
-        let payload = self.guest_end_mut(handle)?.event.take()?;
+        let payload = match self.table.get_mut(handle as usize - 1) {
+            Some(Some(Entry::Subtask { event, .. })) => event.take()?,
+            _ => self.guest_end_mut(handle)?.event.take()?,
+        };
         Some((code, handle, payload))
     }
 }
@@ -873,6 +918,33 @@ fn transfer<H: 'static>(
 /// that were waiting for the host to claim their stream, future reads
 /// waiting for the host's value. Runs before the guest is told of events.
 fn progress<H: 'static>(ctx: &mut wasmi::Store<GuestState<H>>) -> Result<(), wasmi::Error> {
+    progress_channels(ctx)?;
+    // Host calls waiting on what the guest (or the copies above) just did.
+    for i in 0..ctx.data().tasks.pending.len() {
+        let (handle, call) = &mut ctx.data_mut().tasks.pending[i];
+        let (handle, Some(mut call)) = (*handle, call.take()) else {
+            continue;
+        };
+        let completed = match call.downcast_mut::<PendingCall<GuestState<H>>>() {
+            Some(pending) => pending.try_complete(ctx)?,
+            None => return Err(trap("host bug: a subtask of another store type")),
+        };
+        if completed {
+            ctx.data_mut().tasks.subtask_returned(handle);
+        } else {
+            ctx.data_mut().tasks.pending[i].1 = Some(call);
+        }
+    }
+    ctx.data_mut()
+        .tasks
+        .pending
+        .retain(|(_, call)| call.is_some());
+    Ok(())
+}
+
+fn progress_channels<H: 'static>(
+    ctx: &mut wasmi::Store<GuestState<H>>,
+) -> Result<(), wasmi::Error> {
     let count = ctx.data().tasks.channels.len();
     for index in 0..count as u32 {
         let Some(c) = ctx.data_mut().tasks.channels[index as usize]
@@ -1091,10 +1163,41 @@ fn call_builtin<H: 'static>(
         Builtin::Backpressure => Ok(None),
         // Not cancelled.
         Builtin::Yield => Ok(i32(0)),
-        Builtin::SubtaskDrop | Builtin::SubtaskCancel => Err(trap(format!(
-            "invalid subtask handle {} (every host call returns before its caller resumes)",
-            arg(args, 0)?
-        ))),
+        Builtin::SubtaskDrop => {
+            let h = arg(args, 0)?;
+            let tasks = &mut caller.data_mut().tasks;
+            match tasks.entry(h)? {
+                Entry::Subtask { returned: true, .. } => {
+                    tasks.remove(h);
+                    Ok(None)
+                }
+                Entry::Subtask { .. } => {
+                    Err(trap(format!("subtask {h} is dropped before it returned")))
+                }
+                _ => Err(trap(format!("handle {h} is not a subtask"))),
+            }
+        }
+        Builtin::SubtaskCancel => {
+            let h = arg(args, 0)?;
+            let tasks = &mut caller.data_mut().tasks;
+            let Some(Some(Entry::Subtask {
+                returned, event, ..
+            })) = h
+                .checked_sub(1)
+                .and_then(|i| tasks.table.get_mut(i as usize))
+            else {
+                return Err(trap(format!("handle {h} is not a subtask")));
+            };
+            if *returned {
+                // It returned before the cancellation reached it.
+                event.take();
+                tasks.ready.retain(|r| *r != h);
+                return Ok(i32(SUBTASK_RETURNED));
+            }
+            *returned = true;
+            tasks.pending.retain(|(p, _)| *p != h);
+            Ok(i32(SUBTASK_STARTED_CANCELLED))
+        }
         Builtin::ErrorContextNew => {
             let (ptr, len) = (arg(args, 0)? as usize, arg(args, 1)? as usize);
             let bytes = guest(caller, &opts).slice(ptr, len)?.to_vec();
@@ -1129,6 +1232,13 @@ fn call_builtin<H: 'static>(
             if !matches!(tasks.entry(set)?, Entry::Set) {
                 return Err(trap(format!("handle {set} is not a waitable set")));
             }
+            for entry in tasks.table.iter_mut().flatten() {
+                if let Entry::Subtask { set: s, .. } = entry
+                    && *s == set
+                {
+                    *s = 0;
+                }
+            }
             for slot in tasks.channels.iter_mut() {
                 if let Some(c) = &mut slot.channel {
                     for side in [&mut c.reader, &mut c.writer] {
@@ -1148,6 +1258,13 @@ fn call_builtin<H: 'static>(
             let tasks = &mut caller.data_mut().tasks;
             if set != 0 && !matches!(tasks.entry(set)?, Entry::Set) {
                 return Err(trap(format!("handle {set} is not a waitable set")));
+            }
+            if let Some(Some(Entry::Subtask { set: s, .. })) = w
+                .checked_sub(1)
+                .and_then(|i| tasks.table.get_mut(i as usize))
+            {
+                *s = set;
+                return Ok(None);
             }
             let end = tasks
                 .guest_end_mut(w)

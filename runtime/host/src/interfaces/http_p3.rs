@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use wasmi::Error;
 
 use super::http_types::{
-    self, BYTES, ENTRY, ERROR_CODE, ErrorCode, Fields, HeaderList, METHOD, OPT_STRING,
-    OutgoingRequest, RequestOptions, SCHEME,
+    self, BYTES, ENTRY, ERROR_CODE, Fields, HeaderList, METHOD, OPT_STRING, OutgoingRequest,
+    RequestOptions, SCHEME,
 };
 use super::{GuestState, drop_fn, host_fn};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
@@ -38,10 +38,12 @@ pub const RESPONSE_RESULT: Ty = result_ty!(Ty::Handle, ERROR_CODE);
 pub enum Contents {
     None,
     Bytes(Vec<u8>),
-    /// The guest's stream (the host holds its readable end) and its trailers future.
+    /// The guest's stream (the host holds its readable end), its trailers
+    /// future, and the bytes collected from it once the host reads it.
     Guest {
         stream: Option<ChannelId>,
         trailers: ChannelId,
+        collected: Option<Arc<Mutex<Vec<u8>>>>,
     },
     Consumed,
 }
@@ -144,7 +146,11 @@ fn contents_from_guest(
     };
     let trailers = state.tasks.take_reader(trailers, true)?;
     state.tasks.attach_future_sink(trailers, Box::new(drop));
-    Ok(Contents::Guest { stream, trailers })
+    Ok(Contents::Guest {
+        stream,
+        trailers,
+        collected: None,
+    })
 }
 
 /// The `future<result<_, error-code>>` a new request or response returns:
@@ -355,28 +361,16 @@ fn response_consume(state: &mut GuestState, mut args: Args) -> Result<Value, Err
 
 // ---- client ----
 
-/// `client.send`: the 0.2 outgoing handler's checks and client. A body the
-/// guest writes must be complete by the time it calls `send` (Flint's host
-/// calls finish before they return).
+/// `client.send`: the 0.2 outgoing handler's checks and client, once the
+/// request's body is complete ([`send_ready`]).
 fn send(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let request = state.host.resources.take::<Request>(args.handle()?)?;
     let body = match request.contents {
         Contents::None | Contents::Consumed => Vec::new(),
         Contents::Bytes(data) => data,
-        Contents::Guest { stream, .. } => match stream {
-            None => Vec::new(),
-            Some(stream) => match collected_body(state, stream) {
-                Some(body) => body,
-                None => {
-                    return Ok(Value::err(
-                        ErrorCode::Internal(
-                            "the request body was not finished when the request was sent".into(),
-                        )
-                        .to_value(),
-                    ));
-                }
-            },
-        },
+        Contents::Guest { collected, .. } => collected
+            .map(|bytes| std::mem::take(&mut *bytes.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default(),
     };
     let outgoing = OutgoingRequest {
         method: request.method,
@@ -401,23 +395,36 @@ fn send(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     }
 }
 
-/// The bytes of a guest body stream that is complete, or `None` if the
-/// guest is still writing it.
-fn collected_body(state: &mut GuestState, stream: ChannelId) -> Option<Vec<u8>> {
-    let bytes = Arc::new(Mutex::new(Vec::new()));
+/// Whether a request can be sent: its body, if the guest writes one, is
+/// complete. The first check starts collecting it (bounded by the
+/// instance's memory limit; past it the guest's write sees the stream
+/// dropped), so the guest can go on writing while `send` waits.
+fn send_ready(state: &mut GuestState, args: &[Value]) -> bool {
+    let Some(Value::Handle(handle)) = args.first() else {
+        return true;
+    };
     let limit = state.host.memory_limit;
-    state.tasks.attach_sink(
-        stream,
-        Box::new(CollectSink {
-            bytes: bytes.clone(),
-            limit,
-        }),
-    );
-    if !state.tasks.writer_done(stream) {
-        return None;
+    let Ok(request) = state.host.resources.get::<Request>(*handle) else {
+        // `send` reports the bad handle.
+        return true;
+    };
+    let Contents::Guest {
+        stream: Some(stream),
+        collected,
+        ..
+    } = &mut request.contents
+    else {
+        return true;
+    };
+    let stream = *stream;
+    if collected.is_none() {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        *collected = Some(bytes.clone());
+        state
+            .tasks
+            .attach_sink(stream, Box::new(CollectSink { bytes, limit }));
     }
-    let body = std::mem::take(&mut *bytes.lock().unwrap_or_else(|e| e.into_inner()));
-    Some(body)
+    state.tasks.writer_done(stream)
 }
 
 const FIELDS_RESULT: Ty = result_ty!(Ty::Handle, HEADER_ERROR);
@@ -470,7 +477,8 @@ pub const TYPES: &[HostFn<GuestState>] = &[
 pub const CLIENT: &[HostFn<GuestState>] = &[host_fn!(
     "send",
     [Ty::Handle] -> RESPONSE_RESULT,
-    send
+    send,
+    ready = send_ready
 )];
 
 fn fields_get_and_delete(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {

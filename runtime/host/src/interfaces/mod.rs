@@ -45,6 +45,16 @@ macro_rules! host_fn {
             params: &[$($param),*],
             result: Some($result),
             call: $call,
+            ready: None,
+        }
+    };
+    ($name:literal, [$($param:expr),*] -> $result:expr, $call:expr, ready = $ready:expr) => {
+        flint_engine::canon::HostFn {
+            name: $name,
+            params: &[$($param),*],
+            result: Some($result),
+            call: $call,
+            ready: Some($ready),
         }
     };
     ($name:literal, [$($param:expr),*], $call:expr) => {
@@ -53,6 +63,7 @@ macro_rules! host_fn {
             params: &[$($param),*],
             result: None,
             call: $call,
+            ready: None,
         }
     };
 }
@@ -66,6 +77,7 @@ macro_rules! drop_fn {
             params: &[flint_engine::canon::Ty::Handle],
             result: None,
             call: $crate::interfaces::drop_resource::<$kind>,
+            ready: None,
         }
     };
 }
