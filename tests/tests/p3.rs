@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use flint_e2e::components::{component, http_app, serves_like_spin};
-use flint_e2e::{Flint, Request, TempDir, workspace_root};
+use flint_e2e::{Flint, Request, TempDir, run_flint, workspace_root};
 
 fn p3_hello() -> PathBuf {
     component("p3/target/wasm32-wasip2/release/p3_hello.wasm")
@@ -27,6 +27,18 @@ fn p3_manifest() -> PathBuf {
     p3_hello();
     component("p3/target/wasm32-wasip2/release/p3_hostile.wasm");
     workspace_root().join("apps/p3/spin.toml")
+}
+
+#[test]
+fn both_apps_pass_flint_check() {
+    py_hello();
+    for manifest in [
+        p3_manifest(),
+        workspace_root().join("apps/py-hello/spin.toml"),
+    ] {
+        let out = run_flint(["check".into(), "-f".into(), manifest.as_os_str().to_owned()]);
+        assert!(out.status.success(), "{}: {out:?}", manifest.display());
+    }
 }
 
 #[test]
