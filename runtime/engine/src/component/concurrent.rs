@@ -219,6 +219,8 @@ struct GuestEnd {
     event: Option<u32>,
     /// The waitable set it is joined to (0: none).
     set: u32,
+    /// An operation on it saw the other end dropped: only dropping it remains.
+    finished: bool,
 }
 
 enum HostEnd {
@@ -586,6 +588,7 @@ impl Tasks {
         if let Side::Guest(end) = side {
             end.op = None;
             end.event = Some(code);
+            end.finished |= code & 0xf == DROPPED;
             let handle = end.handle;
             self.ready.push_back(handle);
         }
@@ -675,6 +678,7 @@ fn guest_end(handle: u32) -> GuestEnd {
         op: None,
         event: None,
         set: 0,
+        finished: false,
     }
 }
 
@@ -770,6 +774,12 @@ fn transfer<H: 'static>(
     let Side::Guest(me) = mine else {
         unreachable!("a guest handle's end is the guest's")
     };
+    if me.finished {
+        return Err(trap(format!(
+            "handle {handle}: a {} after the other end was dropped",
+            if readable { "read" } else { "write" }
+        )));
+    }
     if me.op.is_some() || me.event.is_some() {
         return Err(trap(format!(
             "a {} on handle {handle} while one is already in progress",
@@ -911,6 +921,12 @@ fn transfer<H: 'static>(
             future_done(COMPLETED)
         }
     };
+    if result != BLOCKED && result & 0xf == DROPPED {
+        let c = caller.data_mut().tasks.channel(index);
+        if let Side::Guest(me) = if readable { &mut c.reader } else { &mut c.writer } {
+            me.finished = true;
+        }
+    }
     Ok(result)
 }
 
