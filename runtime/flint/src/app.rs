@@ -816,10 +816,10 @@ pub fn route_summaries(router: &Router, addr: SocketAddr) -> Vec<String> {
         .entries()
         .iter()
         .map(|e| {
-            let name = match &e.target {
-                Target::Static(_) => "(static response)",
-                Target::Wagi { component, .. } | Target::Spin { component } => &component.id,
-            };
+            let name = e
+                .target
+                .component()
+                .map_or("(static response)", |component| &component.id);
             let wildcard = if e.pattern.is_wildcard() {
                 " (wildcard)"
             } else {

@@ -20,7 +20,7 @@ use flint_deploy::{AppDir, DeployOptions, Limits as BundleLimits, Trust};
 use flint_engine::InstanceLimits;
 use flint_engine::pool::WorkerPool;
 use flint_trigger_http as http;
-use flint_trigger_http::router::{Router, Target};
+use flint_trigger_http::router::Router;
 
 use crate::app::{self, LoadedApp, Reuse};
 
@@ -280,7 +280,7 @@ pub fn health_check(
 ) -> anyhow::Result<Arc<Router>> {
     let instance_limits = InstanceLimits::from_limits(limits);
     for entry in router.entries() {
-        if let Target::Wagi { component, .. } | Target::Spin { component } = &entry.target {
+        if let Some(component) = entry.target.component() {
             flint_executor::probe(engine, component, &instance_limits).map_err(|e| {
                 anyhow::anyhow!(
                     "route `{}`: component `{}` {e}",

@@ -5,7 +5,10 @@ use std::sync::{Arc, RwLock};
 
 use flint_config::{RouteMatch, RoutePattern};
 
-use flint_executor::Component;
+use flint_engine::InstanceLimits;
+use flint_executor::respond::Responder;
+use flint_executor::{Component, GuestFailure};
+use flint_host::{Engine, IncomingRequest};
 
 use crate::metrics::RouteMetrics;
 
@@ -25,6 +28,39 @@ pub enum Target {
     Spin {
         component: Arc<Component>,
     },
+    /// A guest that answers while it runs (a WASI 0.3 handler): `run`
+    /// executes it on a worker, and it sends its response through the
+    /// `Responder` as it produces it.
+    Streaming {
+        component: Arc<Component>,
+        run: StreamingRun,
+    },
+}
+
+/// How a [`Target::Streaming`] route's guest is run on a worker thread; the
+/// request is what a Spin guest gets (with the `spin-*` headers).
+pub type StreamingRun = Arc<
+    dyn Fn(
+            &Engine,
+            &Component,
+            IncomingRequest,
+            &InstanceLimits,
+            Responder,
+        ) -> Result<(), GuestFailure>
+        + Send
+        + Sync,
+>;
+
+impl Target {
+    /// The component that answers, unless the response is static.
+    pub fn component(&self) -> Option<&Arc<Component>> {
+        match self {
+            Target::Static(_) => None,
+            Target::Wagi { component, .. }
+            | Target::Spin { component }
+            | Target::Streaming { component, .. } => Some(component),
+        }
+    }
 }
 
 pub struct RouteEntry {
@@ -44,10 +80,9 @@ impl RouteEntry {
 
     /// The `component` label of this route's metrics.
     pub fn component_label(&self) -> &str {
-        match &self.target {
-            Target::Static(_) => "(static)",
-            Target::Wagi { component, .. } | Target::Spin { component } => &component.id,
-        }
+        self.target
+            .component()
+            .map_or("(static)", |component| &component.id)
     }
 }
 

@@ -1,8 +1,11 @@
 //! The one `PathRouterService` behind every connection: route lookup, the
-//! request body, dispatch to a static response or a WAGI guest on the worker
-//! pool, the response, and one log line per request.
+//! request body, dispatch to a static response or a guest on the worker
+//! pool, the response (whole, or streamed while a WASI 0.3 guest runs), and
+//! one log line per request.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,7 @@ use smol::net::TcpStream;
 
 use flint_engine::InstanceLimits;
 use flint_engine::pool::{PoolError, WorkerPool};
+use flint_executor::respond::{self, BodyEvent, ResponseHead, ResponseStream};
 use flint_executor::wagi::{self, WagiRequest};
 use flint_executor::{
     Component, GuestFailure, GuestKind, Invocation, SpinResponse, run_spin_http,
@@ -28,7 +32,7 @@ use flint_host::{Engine, IncomingRequest};
 use flint_engine::metrics::{Format, MetricsWriter};
 
 use crate::metrics::{HttpMetrics, LabelledRoute, Refusal, RouteMetrics};
-use crate::router::{Router, RouterSlot, Target};
+use crate::router::{Router, RouterSlot, StreamingRun, Target};
 
 const HEALTH_ROUTE: &str = "/.well-known/spin/health";
 const STATUS_ROUTE: &str = "/.well-known/flint/status";
@@ -139,8 +143,70 @@ impl Reply {
 
     /// RFC 9110 §6.4.1: 204 and 304 responses end after their headers.
     fn has_body(&self) -> bool {
-        !matches!(self.status, 204 | 304)
+        has_body(self.status)
     }
+}
+
+fn has_body(status: u16) -> bool {
+    !matches!(status, 204 | 304)
+}
+
+/// What a request is answered with.
+enum Answer<'a> {
+    Whole(Reply),
+    /// A head from a guest that is still writing the body.
+    Streamed(Streamed<'a>),
+}
+
+impl From<Reply> for Answer<'_> {
+    fn from(reply: Reply) -> Self {
+        Answer::Whole(reply)
+    }
+}
+
+/// The invocation of a streaming guest, on the worker pool.
+type Job<'a> = Pin<Box<dyn Future<Output = Result<(), Reply>> + 'a>>;
+
+struct Streamed<'a> {
+    status: u16,
+    headers: Vec<(String, String)>,
+    content_length: Option<u64>,
+    stream: ResponseStream,
+    /// The invocation when it is still running: awaited after the body, so
+    /// that it keeps its `max_instances_per_component` slot until it ends and
+    /// a failure after the head is logged like any other.
+    job: Option<Job<'a>>,
+}
+
+/// How a response body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// No body follows the head (HEAD without a known length, 204, 304).
+    Empty,
+    Length(u64),
+    /// HTTP/1.1 with no known length.
+    Chunked,
+    /// HTTP/1.0 with no known length: the body ends when the connection closes.
+    Close,
+}
+
+impl Framing {
+    fn of_stream(status: u16, length: Option<u64>, is_head: bool, http_version: &str) -> Self {
+        match length {
+            _ if !has_body(status) => Framing::Empty,
+            Some(length) => Framing::Length(length),
+            None if is_head => Framing::Empty,
+            None if http_version == "HTTP/1.1" => Framing::Chunked,
+            None => Framing::Close,
+        }
+    }
+}
+
+/// How a streamed body ended.
+enum StreamOutcome {
+    Complete,
+    ClientGone,
+    Aborted(String),
 }
 
 /// Per-connection service: the stream clone writes response bodies, because
@@ -199,7 +265,7 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
         // This request is answered by the app current now, even if a reload
         // switches the router while it runs.
         let router = self.app.router.current();
-        let (reply, component, route) = if body.len() == content_length {
+        let (answer, component, route) = if body.len() == content_length {
             self.dispatch(
                 &router,
                 method,
@@ -213,34 +279,77 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
         } else {
             // The client closed mid-body: a guest must never see a truncated body as whole.
             (
-                Reply::text(400, "Bad Request: the request body ended early"),
+                Reply::text(400, "Bad Request: the request body ended early").into(),
                 None,
                 &self.app.metrics.unmatched,
             )
         };
         let connection = request.body_connection.finalize().await?;
         let is_head = method == "HEAD";
-        let sent = Response::empty(StatusCode::new(reply.status))
-            .with_headers(ReplyHeaders {
-                headers: &reply.headers,
-                content_length: reply.has_body().then_some(reply.body.len()),
-            })
-            .write_to(connection, response_writer)
-            .await?;
-        // picoserve has flushed the head; HEAD responses carry no body.
-        let write_ok = is_head || !reply.has_body() || self.write_body(&reply.body).await;
+        let (status, sent, outcome, duration) = match answer {
+            Answer::Whole(reply) => {
+                let framing = if reply.has_body() {
+                    Framing::Length(reply.body.len() as u64)
+                } else {
+                    Framing::Empty
+                };
+                let sent = Response::empty(StatusCode::new(reply.status))
+                    .with_headers(ReplyHeaders {
+                        headers: &reply.headers,
+                        framing,
+                    })
+                    .write_to(connection, response_writer)
+                    .await?;
+                // picoserve has flushed the head; HEAD responses carry no body.
+                let write_ok = is_head || !reply.has_body() || self.write_body(&reply.body).await;
+                let outcome = if write_ok {
+                    StreamOutcome::Complete
+                } else {
+                    StreamOutcome::ClientGone
+                };
+                (reply.status, sent, outcome, started.elapsed())
+            }
+            Answer::Streamed(streamed) => {
+                let framing = Framing::of_stream(
+                    streamed.status,
+                    streamed.content_length,
+                    is_head,
+                    http_version,
+                );
+                let sent = Response::empty(StatusCode::new(streamed.status))
+                    .with_headers(ReplyHeaders {
+                        headers: &streamed.headers,
+                        framing,
+                    })
+                    .write_to(connection, response_writer)
+                    .await?;
+                let mut stream = streamed.stream;
+                let outcome = self.stream_body(&mut stream, framing, !is_head).await;
+                let duration = started.elapsed();
+                // A client gone mid-body closes the guest's channel: its next write fails.
+                drop(stream);
+                if let Some(job) = streamed.job {
+                    // Its failure, if any, is logged by `on_worker`; the response is already out.
+                    let _ = job.await;
+                }
+                (streamed.status, sent, outcome, duration)
+            }
+        };
         let component = component.as_deref().unwrap_or("-");
-        let duration = started.elapsed();
-        route.record(method, reply.status, duration);
+        route.record(method, status, duration);
+        let note = match &outcome {
+            StreamOutcome::Complete => String::new(),
+            StreamOutcome::ClientGone => " (client went away while writing)".to_owned(),
+            StreamOutcome::Aborted(why) => format!(" (response aborted mid-body: {why})"),
+        };
         tracing::info!(
             target: "flint::http",
             method,
             path = raw_path,
-            status = reply.status,
+            status,
             component,
             duration = ?duration,
-            "{}",
-            if write_ok { "request" } else { "request (client went away while writing)" }
+            "request{note}"
         );
         Ok(sent)
     }
@@ -259,9 +368,66 @@ impl FlintService {
         };
         let ok = smol::future::or(write, expire).await == Some(true);
         if !ok {
-            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            let _ = self.stream.shutdown(Shutdown::Both);
         }
         ok
+    }
+
+    /// Copies a streamed body to the client as the guest writes it, each
+    /// piece flushed within the write timeout. `write` is false when the
+    /// response has no body (HEAD): the guest's pieces are then read and
+    /// dropped, so that it runs to its end as it would for GET. An abort
+    /// closes the connection, so the client sees an incomplete response
+    /// (no terminating chunk, or fewer bytes than the Content-Length).
+    async fn stream_body(
+        &self,
+        stream: &mut ResponseStream,
+        framing: Framing,
+        write: bool,
+    ) -> StreamOutcome {
+        let write = write && framing != Framing::Empty;
+        let mut framed = Vec::new();
+        loop {
+            match stream.next().await {
+                BodyEvent::Chunk(bytes) if write => {
+                    let wire = if framing == Framing::Chunked {
+                        framed.clear();
+                        framed.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+                        framed.extend_from_slice(&bytes);
+                        framed.extend_from_slice(b"\r\n");
+                        &framed
+                    } else {
+                        &bytes
+                    };
+                    if !wire.is_empty() && !self.write_body(wire).await {
+                        return StreamOutcome::ClientGone;
+                    }
+                }
+                BodyEvent::Chunk(_) => {}
+                BodyEvent::End => {
+                    if !write {
+                        return StreamOutcome::Complete;
+                    }
+                    return match framing {
+                        Framing::Chunked if !self.write_body(b"0\r\n\r\n").await => {
+                            StreamOutcome::ClientGone
+                        }
+                        Framing::Close => {
+                            // The close is the end of the body.
+                            let _ = self.stream.shutdown(Shutdown::Write);
+                            StreamOutcome::Complete
+                        }
+                        _ => StreamOutcome::Complete,
+                    };
+                }
+                BodyEvent::Aborted(why) => {
+                    if write {
+                        let _ = self.stream.shutdown(Shutdown::Both);
+                    }
+                    return StreamOutcome::Aborted(why);
+                }
+            }
+        }
     }
 
     /// The reply, the component that made it, and the route it is counted under.
@@ -275,20 +441,20 @@ impl FlintService {
         http_version: &str,
         headers: &[(String, String)],
         body: Vec<u8>,
-    ) -> (Reply, Option<Arc<str>>, &'a RouteMetrics) {
+    ) -> (Answer<'a>, Option<Arc<str>>, &'a RouteMetrics) {
         let flint = &self.app.metrics.flint_routes;
         if raw_path == HEALTH_ROUTE {
-            return (Reply::text(200, "OK"), None, flint);
+            return (Reply::text(200, "OK").into(), None, flint);
         }
         if let Some(reply) = self.operator_route(raw_path, headers) {
-            return (reply, None, flint);
+            return (reply.into(), None, flint);
         }
         let unmatched = &self.app.metrics.unmatched;
         if !self.role.app_routes {
-            return (Reply::text(404, "Not Found"), None, unmatched);
+            return (Reply::text(404, "Not Found").into(), None, unmatched);
         }
         let Some((entry, route_match)) = router.find(raw_path) else {
-            return (Reply::text(404, "Not Found"), None, unmatched);
+            return (Reply::text(404, "Not Found").into(), None, unmatched);
         };
         let route = &entry.metrics;
         let info = WagiRequest {
@@ -309,36 +475,18 @@ impl FlintService {
                     headers: s.headers.clone(),
                     body: s.body.clone(),
                 };
-                return (reply, None, route);
+                return (reply.into(), None, route);
             }
             Target::Wagi { component, argv } => (component, argv),
             Target::Spin { component } => {
-                let spin_headers = info.spin_headers();
-                // A client must not be able to spoof what Flint says about the request.
-                let request_headers = headers
-                    .iter()
-                    .filter(|(name, _)| {
-                        !name.starts_with("spin-path-match-")
-                            && !spin_headers.iter().any(|(spin, _)| spin == name)
-                    })
-                    .cloned()
-                    .chain(spin_headers.iter().cloned())
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                let request = IncomingRequest {
-                    method: method.to_owned(),
-                    path_with_query: if query.is_empty() {
-                        raw_path.to_owned()
-                    } else {
-                        format!("{raw_path}?{query}")
-                    },
-                    scheme: "http".to_owned(),
-                    authority: info.host(),
-                    headers: request_headers,
-                    body: Some(body),
-                };
+                let request = spin_request(&info, body);
                 let reply = self.invoke_spin(component.clone(), request).await;
-                return (reply, Some(component.id.clone()), route);
+                return (reply.into(), Some(component.id.clone()), route);
+            }
+            Target::Streaming { component, run } => {
+                let request = spin_request(&info, body);
+                let answer = self.invoke_streaming(component, request, run.clone()).await;
+                return (answer, Some(component.id.clone()), route);
             }
         };
         let env = info.environment();
@@ -348,7 +496,7 @@ impl FlintService {
             argv: wagi::argv(argv_template, raw_path, query),
         };
         let reply = self.invoke(component.clone(), invocation).await;
-        (reply, Some(component.id.clone()), route)
+        (reply.into(), Some(component.id.clone()), route)
     }
 
     /// Flint's operator routes, on a listener that serves them.
@@ -402,22 +550,7 @@ impl FlintService {
         let engine = self.app.engine.clone();
         match self.app.pool.run(move || run(&engine)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(failure)) => {
-                tracing::error!(target: "flint::http", component = %id, "guest {failure}");
-                Err(match failure {
-                    GuestFailure::Limit(hit) => {
-                        Reply::text(504, &format!("Gateway Timeout: the component {hit}"))
-                    }
-                    GuestFailure::MemoryBudget => {
-                        self.app.metrics.refused(Refusal::MemoryBudget);
-                        Reply::text(
-                            503,
-                            "Service Unavailable: guest memory is exhausted, retry later",
-                        )
-                    }
-                    _ => Reply::text(500, "Internal Server Error"),
-                })
-            }
+            Ok(Err(failure)) => Err(self.failure_reply(id, failure)),
             Err(e @ PoolError::Busy { .. }) => {
                 self.app.metrics.refused(Refusal::QueueFull);
                 tracing::warn!(target: "flint::http", component = %id, "refused: {e}");
@@ -428,6 +561,81 @@ impl FlintService {
                 Err(Reply::text(503, "Service Unavailable"))
             }
         }
+    }
+
+    /// Logs a guest's failure and says what the client gets for it.
+    fn failure_reply(&self, id: &str, failure: GuestFailure) -> Reply {
+        tracing::error!(target: "flint::http", component = %id, "guest {failure}");
+        match failure {
+            GuestFailure::Limit(hit) => {
+                Reply::text(504, &format!("Gateway Timeout: the component {hit}"))
+            }
+            GuestFailure::MemoryBudget => {
+                self.app.metrics.refused(Refusal::MemoryBudget);
+                Reply::text(
+                    503,
+                    "Service Unavailable: guest memory is exhausted, retry later",
+                )
+            }
+            _ => Reply::text(500, "Internal Server Error"),
+        }
+    }
+
+    /// Runs a streaming guest with a `Responder` and waits for its head or
+    /// its end, whichever comes first. A head makes a streamed answer (the
+    /// guest still running); an end without one is answered like a buffered
+    /// guest's failure (504, 503, 500), and one that reports no failure is
+    /// a guest that set no response.
+    async fn invoke_streaming<'a>(
+        &'a self,
+        component: &'a Arc<Component>,
+        request: IncomingRequest,
+        run: StreamingRun,
+    ) -> Answer<'a> {
+        let limits = self.app.instance_limits.clone();
+        // The engine's deadline needs fuel metering; without it only the
+        // write timeout bounds a wait for the client.
+        let deadline = (limits.fuel > 0)
+            .then(|| Instant::now().checked_add(limits.max_execution))
+            .flatten();
+        let (responder, mut stream) = respond::channel(limits.stdout_bytes, deadline);
+        let guest = component.clone();
+        let mut job: Job<'a> = Box::pin(self.on_worker(component, move |engine| {
+            run(engine, &guest, request, &limits, responder)
+        }));
+        // The head is polled first: a guest sends it before it ends.
+        let first = smol::future::or(async { Ok(stream.head().await) }, async {
+            Err((&mut job).await)
+        })
+        .await;
+        let (head, ended) = match first {
+            Ok(head) => (head, None),
+            // The Responder is gone with the job, so this does not wait.
+            Err(ended) => (stream.head().await, Some(ended)),
+        };
+        let Some(ResponseHead {
+            status,
+            headers,
+            content_length,
+        }) = head
+        else {
+            let ended = match ended {
+                Some(ended) => ended,
+                None => job.await,
+            };
+            let reply = match ended {
+                Ok(()) => self.failure_reply(&component.id, GuestFailure::NoResponse),
+                Err(reply) => reply,
+            };
+            return reply.into();
+        };
+        Answer::Streamed(Streamed {
+            status,
+            headers: valid_headers(&component.id, headers),
+            content_length,
+            stream,
+            job: ended.is_none().then_some(job),
+        })
     }
 
     async fn invoke_spin(&self, component: Arc<Component>, request: IncomingRequest) -> Reply {
@@ -449,18 +657,9 @@ impl FlintService {
             Ok(response) => response,
             Err(reply) => return reply,
         };
-        let mut reply_headers = Vec::with_capacity(headers.len());
-        for (name, value) in headers {
-            match String::from_utf8(value) {
-                Ok(value) if is_valid_header(&name, &value) => reply_headers.push((name, value)),
-                _ => {
-                    tracing::warn!(target: "flint::http", component = %id, header = %name, "dropped a response header whose value is not valid text")
-                }
-            }
-        }
         Reply {
             status,
-            headers: reply_headers,
+            headers: valid_headers(&id, headers),
             body,
         }
     }
@@ -500,12 +699,56 @@ impl FlintService {
     }
 }
 
-/// Response headers with a computed `Content-Length`; framing headers from a
+/// The request a Spin guest (and a streaming one) gets: the client's
+/// headers and Flint's `spin-*` ones.
+fn spin_request(info: &WagiRequest<'_>, body: Vec<u8>) -> IncomingRequest {
+    let spin_headers = info.spin_headers();
+    // A client must not be able to spoof what Flint says about the request.
+    let request_headers = info
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            !name.starts_with("spin-path-match-")
+                && !spin_headers.iter().any(|(spin, _)| spin == name)
+        })
+        .cloned()
+        .chain(spin_headers.iter().cloned())
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    IncomingRequest {
+        method: info.method.to_owned(),
+        path_with_query: if info.query.is_empty() {
+            info.raw_path.to_owned()
+        } else {
+            format!("{}?{}", info.raw_path, info.query)
+        },
+        scheme: "http".to_owned(),
+        authority: info.host(),
+        headers: request_headers,
+        body: Some(body),
+    }
+}
+
+/// A guest's response headers that can be sent: a value that is not valid
+/// header text is dropped (and logged).
+fn valid_headers(component: &str, headers: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
+    let mut valid = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        match String::from_utf8(value) {
+            Ok(value) if is_valid_header(&name, &value) => valid.push((name, value)),
+            _ => {
+                tracing::warn!(target: "flint::http", component, header = %name, "dropped a response header whose value is not valid text")
+            }
+        }
+    }
+    valid
+}
+
+/// Response headers with the server's framing; framing headers from a
 /// guest are dropped because the server owns the framing.
 struct ReplyHeaders<'a> {
     headers: &'a [(String, String)],
-    /// `None` for responses that must not carry a body.
-    content_length: Option<usize>,
+    framing: Framing,
 }
 
 impl HeadersIter for ReplyHeaders<'_> {
@@ -518,8 +761,12 @@ impl HeadersIter for ReplyHeaders<'_> {
                 f.call(name, value).await?;
             }
         }
-        if let Some(length) = self.content_length {
-            f.call("Content-Length", length).await?;
+        match self.framing {
+            Framing::Empty => {}
+            Framing::Length(length) => f.call("Content-Length", length).await?,
+            Framing::Chunked => f.call("Transfer-Encoding", "chunked").await?,
+            // picoserve writes no Connection header of its own after this one.
+            Framing::Close => f.call("Connection", "close").await?,
         }
         f.finalize().await
     }
