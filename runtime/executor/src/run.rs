@@ -5,11 +5,13 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use flint_engine::InstanceLimits;
+use flint_engine::LimitHit;
 use flint_engine::canon::{Ty, Value};
+use flint_engine::component::{SinkClosed, StreamSink};
 use flint_engine::result_ty;
 use flint_host::{
-    CollectSink, Contents, Engine, GuestState, IncomingRequest, P3_RESPONSE_RESULT, P3Request,
-    P3Response, ResponseOutparam,
+    Contents, Engine, GuestState, IncomingRequest, P3_RESPONSE_RESULT, P3Request, P3Response,
+    ResponseOutparam,
 };
 use wasmi::Store;
 
@@ -20,6 +22,7 @@ use crate::load::{
     CLI_RUN_INTERFACE, HTTP_ASYNC_HANDLER_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS,
     SPIN_REDIS_INTERFACES,
 };
+use crate::respond::{RespondError, Responder, ResponseHead};
 use crate::{Code, Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 
 /// What changes from one WAGI invocation to the next.
@@ -202,17 +205,56 @@ fn spin_http(
 }
 
 /// Calls a WASI 0.3 component's async `wasi:http/handler#handle` with the
-/// request, runs its task to the end, and collects the response it returned
-/// with the body it wrote.
+/// request and runs its task to the end. The response it returns goes out
+/// through `responder` at once; its body follows as the guest writes it
+/// (the guest's writes wait while the client is behind), after the handler
+/// has returned.
 pub fn run_spin_http_async(
     engine: &Engine,
     component: &Component,
     request: IncomingRequest,
     limits: &InstanceLimits,
-) -> Result<SpinResponse, GuestFailure> {
+    responder: Responder,
+) -> Result<(), GuestFailure> {
     observed(component, |fuel| {
-        spin_http_async(engine, component, request, limits, fuel)
+        spin_http_async(engine, component, request, limits, responder, fuel)
     })
+}
+
+/// Shared between the executor and the body's sink.
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+fn lock<T>(slot: &Slot<T>) -> std::sync::MutexGuard<'_, Option<T>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The guest's body stream, written to the client through the responder.
+/// A failed write (the client left, the body is over `max_response_bytes`,
+/// the deadline passed) is the guest's write seeing the stream dropped; the
+/// reason is kept for the invocation's outcome.
+struct ResponderSink {
+    responder: Slot<Responder>,
+    failure: Slot<RespondError>,
+}
+
+impl StreamSink for ResponderSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SinkClosed> {
+        let mut responder = lock(&self.responder);
+        let Some(responder) = responder.as_mut() else {
+            return Err(SinkClosed);
+        };
+        responder.send_body(bytes).map_err(|e| {
+            *lock(&self.failure) = Some(e);
+            SinkClosed
+        })
+    }
+
+    fn close(&mut self) {
+        let responder = lock(&self.responder).take();
+        if let Some(Err(e)) = responder.map(Responder::finish) {
+            *lock(&self.failure) = Some(e);
+        }
+    }
 }
 
 fn spin_http_async(
@@ -220,8 +262,9 @@ fn spin_http_async(
     component: &Component,
     request: IncomingRequest,
     limits: &InstanceLimits,
+    responder: Responder,
     fuel: &mut Option<u64>,
-) -> Result<SpinResponse, GuestFailure> {
+) -> Result<(), GuestFailure> {
     let mut store = spin_store(engine, component, limits)?;
     let live = start(engine, &mut store, component)?;
     let Live::Component(mut instance, image) = live else {
@@ -236,37 +279,11 @@ fn spin_http_async(
         .resources
         .push(P3Request::incoming(request))
         .map_err(setup_handle)?;
-    let body = Arc::new(Mutex::new(Vec::new()));
-    let limit = limits.stdout_bytes;
-    // The status and headers, or the error code the guest returned.
-    type Head = Result<(u16, Vec<(String, Vec<u8>)>), String>;
-    let mut head: Option<Head> = None;
+    let responder: Slot<Responder> = Arc::new(Mutex::new(Some(responder)));
+    let failure: Slot<RespondError> = Arc::default();
+    let mut returned: Option<Result<(), GuestFailure>> = None;
     let mut on_return = |store: &mut Store<GuestState>, value: Value| {
-        let (disc, payload) = value.into_variant()?;
-        let Some(payload) = payload else {
-            return Err(wasmi::Error::new("host bug: a result without its payload"));
-        };
-        if disc != 0 {
-            head = Some(Err(format!("{payload:?}")));
-            return Ok(());
-        }
-        let state = store.data_mut();
-        let response = state
-            .host
-            .resources
-            .take::<P3Response>(payload.into_handle()?)?;
-        if let Contents::Guest {
-            stream: Some(stream),
-            ..
-        } = response.contents
-        {
-            let sink = CollectSink {
-                bytes: body.clone(),
-                limit,
-            };
-            state.tasks.attach_sink(stream, Box::new(sink));
-        }
-        head = Some(Ok((response.status, response.headers)));
+        returned = Some(respond(store, value, &responder, &failure)?);
         Ok(())
     };
     let result = instance.call_async(
@@ -281,16 +298,84 @@ fn spin_http_async(
         &mut on_return,
     );
     *fuel = flint_engine::fuel_used(&store);
+    // A body the guest did not finish ends the response incomplete.
+    if let Some(unfinished) = lock(&responder).take() {
+        unfinished.fail("the guest did not finish the response body");
+    }
     finished(&mut store, result)?;
-    let (status, headers) = head
-        .ok_or(GuestFailure::NoResponse)?
-        .map_err(GuestFailure::ErrorResponse)?;
-    let body = std::mem::take(&mut *body.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(SpinResponse {
-        status,
-        headers,
-        body,
-    })
+    returned.ok_or(GuestFailure::NoResponse)??;
+    match lock(&failure).take() {
+        Some(RespondError::Deadline) => Err(GuestFailure::Limit(LimitHit::Deadline(
+            limits.max_execution,
+        ))),
+        Some(RespondError::TooLarge(limit)) => Err(GuestFailure::OutputTooLarge(limit)),
+        // The client went away: nothing to answer, nothing the guest did wrong.
+        Some(RespondError::Closed) | None => Ok(()),
+        Some(other) => Err(GuestFailure::Setup(other.to_string())),
+    }
+}
+
+/// What the handler returned: an error code (a failure), or a response whose
+/// head goes out now and whose body follows from its stream.
+fn respond(
+    store: &mut Store<GuestState>,
+    value: Value,
+    responder: &Slot<Responder>,
+    failure: &Slot<RespondError>,
+) -> Result<Result<(), GuestFailure>, wasmi::Error> {
+    let (disc, payload) = value.into_variant()?;
+    let payload =
+        payload.ok_or_else(|| wasmi::Error::new("host bug: a result without its payload"))?;
+    if disc != 0 {
+        return Ok(Err(GuestFailure::ErrorResponse(format!("{payload:?}"))));
+    }
+    let state = store.data_mut();
+    let response = state
+        .host
+        .resources
+        .take::<P3Response>(payload.into_handle()?)?;
+    let head = ResponseHead {
+        status: response.status,
+        content_length: content_length(&response.headers),
+        headers: response.headers,
+    };
+    let mut slot = lock(responder);
+    let mut sender = slot
+        .take()
+        .ok_or_else(|| wasmi::Error::new("host bug: the response was sent twice"))?;
+    if let Err(e) = sender.send_head(head) {
+        return Ok(Err(GuestFailure::Setup(e.to_string())));
+    }
+    let sent = match response.contents {
+        Contents::Guest {
+            stream: Some(stream),
+            ..
+        } => {
+            *slot = Some(sender);
+            let sink = ResponderSink {
+                responder: responder.clone(),
+                failure: failure.clone(),
+            };
+            state.tasks.attach_sink(stream, Box::new(sink));
+            Ok(())
+        }
+        // A body the host holds: a response the guest got from an outbound
+        // request and returns as it is.
+        Contents::Bytes(bytes) => sender.send_body(&bytes).and_then(|()| sender.finish()),
+        _ => sender.finish(),
+    };
+    if let Err(e) = sent {
+        *lock(failure) = Some(e);
+    }
+    Ok(Ok(()))
+}
+
+/// The body length a response's `content-length` header declares, if valid.
+fn content_length(headers: &[(String, Vec<u8>)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse().ok())
 }
 
 /// Runs an MQTT handler: a Spin MQTT guest's `handle-message`, or a WAGI

@@ -22,10 +22,7 @@ use flint_engine::InstanceLimits;
 use flint_engine::pool::{PoolError, WorkerPool};
 use flint_executor::respond::{self, BodyEvent, ResponseHead, ResponseStream};
 use flint_executor::wagi::{self, WagiRequest};
-use flint_executor::{
-    Component, GuestFailure, GuestKind, Invocation, SpinResponse, run_spin_http,
-    run_spin_http_async, run_wagi,
-};
+use flint_executor::{Component, GuestFailure, Invocation, SpinResponse, run_spin_http, run_wagi};
 use flint_host::http1::is_valid_header;
 use flint_host::{Engine, IncomingRequest};
 
@@ -642,11 +639,8 @@ impl FlintService {
         let limits = self.app.instance_limits.clone();
         let id = component.id.clone();
         let response = self
-            .on_worker(&component.clone(), move |engine| match component.kind {
-                GuestKind::SpinHttpAsync => {
-                    run_spin_http_async(engine, &component, request, &limits)
-                }
-                _ => run_spin_http(engine, &component, request, &limits),
+            .on_worker(&component.clone(), move |engine| {
+                run_spin_http(engine, &component, request, &limits)
             })
             .await;
         let SpinResponse {

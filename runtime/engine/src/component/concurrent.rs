@@ -923,7 +923,11 @@ fn transfer<H: 'static>(
     };
     if result != BLOCKED && result & 0xf == DROPPED {
         let c = caller.data_mut().tasks.channel(index);
-        if let Side::Guest(me) = if readable { &mut c.reader } else { &mut c.writer } {
+        if let Side::Guest(me) = if readable {
+            &mut c.reader
+        } else {
+            &mut c.writer
+        } {
             me.finished = true;
         }
     }
