@@ -6,6 +6,7 @@
 pub(crate) mod http_types;
 pub(crate) mod io;
 pub(crate) mod key_value;
+pub(crate) mod llm;
 pub(crate) mod mqtt;
 pub(crate) mod mysql;
 pub(crate) mod outgoing_handler;
@@ -18,9 +19,12 @@ pub(crate) mod wasi_cli;
 pub(crate) mod wasi_clocks;
 pub(crate) mod wasi_config;
 pub(crate) mod wasi_filesystem;
+pub(crate) mod wasi_filesystem_p3;
 pub(crate) mod wasi_keyvalue;
+pub(crate) mod wasi_p3;
 pub(crate) mod wasi_random;
 pub(crate) mod wasi_sockets;
+pub(crate) mod wasi_sockets_p3;
 
 use flint_engine::canon::{self, TableEntry};
 use wasmi::Error;
