@@ -165,7 +165,8 @@ pub(crate) const MAX_FLAT_PARAMS: usize = 16;
 const MAX_FLAT_RESULTS: usize = 1;
 
 impl Ty {
-    pub(crate) fn align(&self) -> usize {
+    /// The alignment of a value of this type in linear memory.
+    pub fn align(&self) -> usize {
         match self {
             Ty::Bool | Ty::U8 | Ty::S8 => 1,
             Ty::U16 | Ty::S16 => 2,
@@ -177,7 +178,9 @@ impl Ty {
         }
     }
 
-    pub(crate) fn size(&self) -> usize {
+    /// The bytes a value of this type takes in linear memory (public so
+    /// that host tables can test their layouts against the WIT's).
+    pub fn size(&self) -> usize {
         match self {
             Ty::Bool | Ty::U8 | Ty::S8 => 1,
             Ty::U16 | Ty::S16 => 2,
