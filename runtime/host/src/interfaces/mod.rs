@@ -14,6 +14,7 @@ pub(crate) mod outgoing_handler;
 pub(crate) mod postgres;
 pub(crate) mod rdbms;
 pub(crate) mod redis;
+pub(crate) mod row_stream;
 pub(crate) mod sqlite;
 pub(crate) mod variables;
 pub(crate) mod wasi_cli;
