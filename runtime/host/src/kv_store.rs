@@ -152,7 +152,10 @@ impl KvBackend for SledStore {
         current: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, KvError> {
-        match self.db.compare_and_swap(key.as_bytes(), current, Some(new))? {
+        match self
+            .db
+            .compare_and_swap(key.as_bytes(), current, Some(new))?
+        {
             Ok(()) => {
                 self.durable()?;
                 Ok(true)
