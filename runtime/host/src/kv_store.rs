@@ -1,13 +1,17 @@
 //! The app's key-value stores: one backend per label. On Linux each is a
-//! sled database opened at startup with a cache sized for the board; a board
-//! without a filesystem brings its own [`KvBackend`] (with the `embedded-svc`
-//! feature, any `embedded_svc::storage::RawStorage`).
+//! sled database opened at startup with a cache sized for the board, whose
+//! concurrent writers share flushes ([`group_commit`]); a board without a
+//! filesystem brings its own [`KvBackend`] (with the `embedded-svc` feature,
+//! any `embedded_svc::storage::RawStorage`).
+
+mod group_commit;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flint_engine::metrics::{Counter, MetricsWriter};
+use group_commit::GroupCommit;
 
 /// What the key-value interfaces and dead letters need of a store. Every
 /// change (`set`, `delete`, a successful `compare_and_swap`, `increment`,
@@ -59,7 +63,7 @@ pub trait KvBackend: Send + Sync {
 }
 
 /// A backend's failure, as the guest sees it (`error::other`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct KvError(pub String);
 
@@ -89,29 +93,52 @@ impl From<sled::Error> for KvError {
     }
 }
 
-impl KvBackend for sled::Db {
+/// A sled database as a store. sled's `flush` makes the whole database
+/// durable, so the writers of one database share flushes.
+pub struct SledStore {
+    db: sled::Db,
+    commits: GroupCommit,
+}
+
+impl SledStore {
+    pub fn new(db: sled::Db) -> Self {
+        Self {
+            db,
+            commits: GroupCommit::default(),
+        }
+    }
+
+    /// Returns once the writes applied so far are on disk (this writer's
+    /// among them), flushing or waiting for a flush another writer runs.
+    fn durable(&self) -> Result<(), KvError> {
+        self.commits.commit(|| {
+            self.db.flush()?;
+            Ok(())
+        })
+    }
+}
+
+impl KvBackend for SledStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(sled::Tree::get(self, key.as_bytes())?.map(|v| v.to_vec()))
+        Ok(self.db.get(key.as_bytes())?.map(|v| v.to_vec()))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.insert(key.as_bytes(), value)?;
-        self.flush()?;
-        Ok(())
+        self.db.insert(key.as_bytes(), value)?;
+        self.durable()
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.remove(key.as_bytes())?;
-        self.flush()?;
-        Ok(())
+        self.db.remove(key.as_bytes())?;
+        self.durable()
     }
 
     fn exists(&self, key: &str) -> Result<bool, KvError> {
-        Ok(self.contains_key(key.as_bytes())?)
+        Ok(self.db.contains_key(key.as_bytes())?)
     }
 
     fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), KvError> {
-        for key in self.iter().keys() {
+        for key in self.db.iter().keys() {
             if !visit(&key?) {
                 break;
             }
@@ -125,9 +152,12 @@ impl KvBackend for sled::Db {
         current: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, KvError> {
-        match sled::Tree::compare_and_swap(self, key.as_bytes(), current, Some(new))? {
+        match self
+            .db
+            .compare_and_swap(key.as_bytes(), current, Some(new))?
+        {
             Ok(()) => {
-                self.flush()?;
+                self.durable()?;
                 Ok(true)
             }
             Err(_changed) => Ok(false),
@@ -139,9 +169,8 @@ impl KvBackend for sled::Db {
         for (key, value) in entries {
             batch.insert(key.as_bytes(), value.as_slice());
         }
-        self.apply_batch(batch)?;
-        self.flush()?;
-        Ok(())
+        self.db.apply_batch(batch)?;
+        self.durable()
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
@@ -149,13 +178,12 @@ impl KvBackend for sled::Db {
         for key in keys {
             batch.remove(key.as_bytes());
         }
-        self.apply_batch(batch)?;
-        self.flush()?;
-        Ok(())
+        self.db.apply_batch(batch)?;
+        self.durable()
     }
 
     fn size_on_disk(&self) -> Option<u64> {
-        sled::Db::size_on_disk(self).ok()
+        self.db.size_on_disk().ok()
     }
 }
 
@@ -261,7 +289,7 @@ impl KvStores {
                 path: path.clone(),
                 source,
             })?;
-            stores.insert(label.clone(), Arc::new(db) as SharedStore);
+            stores.insert(label.clone(), Arc::new(SledStore::new(db)) as SharedStore);
         }
         Ok(Self::with(stores, defined))
     }
@@ -350,14 +378,13 @@ fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
 mod tests {
     use super::*;
 
-    fn db() -> sled::Db {
-        sled::Config::new().temporary(true).open().expect("sled")
+    fn store() -> SledStore {
+        SledStore::new(sled::Config::new().temporary(true).open().expect("sled"))
     }
 
     #[test]
     fn compare_and_swap_writes_only_over_the_value_it_was_given() {
-        let db = db();
-        let kv: &dyn KvBackend = &db;
+        let kv: &dyn KvBackend = &store();
         assert!(kv.compare_and_swap("k", None, b"1").expect("cas"));
         assert!(
             !kv.compare_and_swap("k", None, b"2").expect("cas"),
@@ -370,8 +397,7 @@ mod tests {
 
     #[test]
     fn counters_start_at_zero_and_refuse_what_is_not_a_counter() {
-        let db = db();
-        let kv: &dyn KvBackend = &db;
+        let kv: &dyn KvBackend = &store();
         assert_eq!(kv.increment("n", 5).expect("incr"), 5);
         assert_eq!(kv.increment("n", -7).expect("incr"), -2);
         assert_eq!(
@@ -390,8 +416,7 @@ mod tests {
 
     #[test]
     fn batches_set_and_delete_every_key() {
-        let db = db();
-        let kv: &dyn KvBackend = &db;
+        let kv: &dyn KvBackend = &store();
         kv.set_many(&[("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())])
             .expect("set_many");
         assert_eq!(kv.get("b").expect("get"), Some(b"2".to_vec()));
@@ -404,5 +429,34 @@ mod tests {
         })
         .expect("keys");
         assert_eq!(keys, vec![b"b".to_vec()]);
+    }
+
+    #[test]
+    fn concurrent_writers_each_see_their_own_writes() {
+        let kv = store();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let kv = &kv;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        kv.set(&format!("{t}-{i}"), &[t]).expect("set");
+                        if i % 2 == 1 {
+                            kv.delete(&format!("{t}-{}", i - 1)).expect("delete");
+                        }
+                    }
+                });
+            }
+        });
+        let mut count = 0;
+        kv.keys(&mut |k| {
+            let k = std::str::from_utf8(k).expect("utf-8");
+            let i: u32 = k.split_once('-').expect("t-i").1.parse().expect("i");
+            assert_eq!(i % 2, 1, "{k} was deleted");
+            count += 1;
+            true
+        })
+        .expect("keys");
+        assert_eq!(count, 8 * 25);
+        assert_eq!(kv.get("3-49").expect("get"), Some(vec![3]));
     }
 }
