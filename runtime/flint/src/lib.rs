@@ -13,5 +13,6 @@ pub mod mqtt_deploy;
 pub mod registry;
 pub mod reload;
 pub mod status;
+pub mod startup;
 pub mod status_client;
 pub mod systemd;

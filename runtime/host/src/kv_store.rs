@@ -1,14 +1,16 @@
 //! The app's key-value stores: one backend per label. On Linux each is a
-//! sled database opened at startup with a cache sized for the board, whose
-//! concurrent writers share flushes ([`group_commit`]); a board without a
-//! filesystem brings its own [`KvBackend`] (with the `embedded-svc` feature,
-//! any `embedded_svc::storage::RawStorage`).
+//! sled database with a cache sized for the board, checked at startup and
+//! opened on its first use (see [`OpenOnFirstUse`]), whose concurrent
+//! writers share flushes ([`group_commit`]); a board without a filesystem
+//! brings its own [`KvBackend`] (with the `embedded-svc` feature, any
+//! `embedded_svc::storage::RawStorage`).
 
 mod group_commit;
 
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use flint_engine::metrics::{Counter, MetricsWriter};
 use group_commit::GroupCommit;
@@ -272,11 +274,14 @@ pub enum Lookup<'a> {
 pub struct OpenError {
     label: String,
     path: PathBuf,
-    source: sled::Error,
+    source: std::io::Error,
 }
 
 impl KvStores {
-    /// Opens each labelled store at its path as a sled database.
+    /// Each labelled store at its path, as a sled database opened on first
+    /// use. What would stop it opening later is checked now, so that it
+    /// fails at startup: the directory can be created and written, and no
+    /// other process holds the database (sled's lock).
     pub fn open(
         paths: &BTreeMap<String, PathBuf>,
         cache_bytes: u64,
@@ -284,12 +289,23 @@ impl KvStores {
     ) -> Result<Self, OpenError> {
         let mut stores = BTreeMap::new();
         for (label, path) in paths {
-            let db = open_db(path, cache_bytes).map_err(|source| OpenError {
+            check_openable(path).map_err(|source| OpenError {
                 label: label.clone(),
                 path: path.clone(),
                 source,
             })?;
-            stores.insert(label.clone(), Arc::new(SledStore::new(db)) as SharedStore);
+            let (label_, path_) = (label.clone(), path.clone());
+            let store = OpenOnFirstUse::new(move || {
+                open_db(&path_, cache_bytes)
+                    .map(|db| Arc::new(SledStore::new(db)) as SharedStore)
+                    .map_err(|e| {
+                        KvError(format!(
+                            "key-value store `{label_}`: cannot open {}: {e}",
+                            path_.display()
+                        ))
+                    })
+            });
+            stores.insert(label.clone(), Arc::new(store) as SharedStore);
         }
         Ok(Self::with(stores, defined))
     }
@@ -360,6 +376,99 @@ impl KvStores {
                 w.value(&[("store", label)], bytes);
             }
         }
+    }
+}
+
+/// Whether sled could open a database at `path` now: the directory exists
+/// (or is created) and takes a new file, and its `db` file, if any, is not
+/// locked by another process (sled holds an exclusive `flock` on it).
+fn check_openable(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    let probe = path.join(".flint-write-check");
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)?;
+    let db = path.join("db");
+    if db.exists() {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&db)?;
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => std::io::Error::other(
+                "the database is in use by another process (another Flint with the same state directory?)",
+            ),
+            std::fs::TryLockError::Error(e) => e,
+        })?;
+    }
+    Ok(())
+}
+
+/// A store opened when an operation first needs it rather than at startup:
+/// opening a sled database (its files, a flusher thread) is most of what
+/// starting an app with a store costs, and many requests never touch one.
+/// A failed open is reported to that operation and tried again by the next.
+pub struct OpenOnFirstUse {
+    open: Box<dyn Fn() -> Result<SharedStore, KvError> + Send + Sync>,
+    store: OnceLock<SharedStore>,
+    /// Held while opening, so two first uses do not both open the store.
+    opening: Mutex<()>,
+}
+
+impl OpenOnFirstUse {
+    pub fn new(open: impl Fn() -> Result<SharedStore, KvError> + Send + Sync + 'static) -> Self {
+        Self {
+            open: Box::new(open),
+            store: OnceLock::new(),
+            opening: Mutex::new(()),
+        }
+    }
+
+    fn store(&self) -> Result<&SharedStore, KvError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = (self.open)()?;
+        Ok(self.store.get_or_init(|| store))
+    }
+}
+
+impl KvBackend for OpenOnFirstUse {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.store()?.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.store()?.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.store()?.delete(key)
+    }
+    fn exists(&self, key: &str) -> Result<bool, KvError> {
+        self.store()?.exists(key)
+    }
+    fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), KvError> {
+        self.store()?.keys(visit)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        self.store()?.compare_and_swap(key, current, new)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.store()?.increment(key, delta)
+    }
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        self.store()?.set_many(entries)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        self.store()?.delete_many(keys)
+    }
+    /// Only once open: asking must not open it.
+    fn size_on_disk(&self) -> Option<u64> {
+        self.store.get()?.size_on_disk()
     }
 }
 
@@ -458,5 +567,51 @@ mod tests {
         .expect("keys");
         assert_eq!(count, 8 * 25);
         assert_eq!(kv.get("3-49").expect("get"), Some(vec![3]));
+    }
+
+    /// A fresh directory under the system's temp dir, for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flint-kv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    fn open_one(path: &Path) -> Result<KvStores, OpenError> {
+        let paths = BTreeMap::from([("default".to_owned(), path.to_owned())]);
+        KvStores::open(&paths, 1 << 20, BTreeSet::from(["default".to_owned()]))
+    }
+
+    #[test]
+    fn stores_are_opened_on_first_use() {
+        let dir = scratch("lazy");
+        let path = dir.join("default");
+        let stores = open_one(&path).expect("open");
+        assert!(!path.join("db").exists(), "sled was not opened at startup");
+        let Lookup::Open(store) = stores.lookup("default") else {
+            panic!("default is open");
+        };
+        assert_eq!(store.size_on_disk(), None, "asking the size does not open it");
+        store.set("k", b"v").expect("set");
+        assert!(path.join("db").exists());
+        assert_eq!(store.get("k").expect("get"), Some(b"v".to_vec()));
+        drop(stores);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn what_would_stop_a_store_opening_is_reported_at_startup() {
+        let dir = scratch("refused");
+        let held = dir.join("held");
+        let db = open_db(&held, 1 << 20).expect("sled");
+        let err = open_one(&held).err().expect("a held store is refused");
+        assert!(err.to_string().contains("in use by another process"), "{err}");
+        drop(db);
+        open_one(&held).expect("free again");
+
+        std::fs::write(dir.join("file"), b"").expect("file");
+        let err = open_one(&dir.join("file/store")).err().expect("not a directory");
+        assert!(err.to_string().starts_with("key-value store `default`: cannot open"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
