@@ -47,7 +47,9 @@ fn assert_every_answer(addr: SocketAddr, path: &'static str, expected: &'static 
         })
         .collect();
     for client in clients {
-        client.join().expect("a client saw another request's secret");
+        client
+            .join()
+            .expect("a client saw another request's secret");
     }
 }
 
