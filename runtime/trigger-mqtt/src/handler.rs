@@ -3,8 +3,7 @@
 //! backoff, and dead-lettering a message that exhausted its attempts. A
 //! message is acknowledged only after one of those outcomes is durable.
 
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rumqttc::QoS;
@@ -15,6 +14,7 @@ use flint_host::Engine;
 use flint_host::kv_store::SharedStore;
 use flint_host::outbox::{Outbox, Sender};
 
+use crate::queue::Receiver;
 use crate::session::Delivery;
 use crate::status::{MqttStatus, SubscriptionStatus};
 
@@ -52,15 +52,12 @@ impl Handler {
         queue: Receiver<Delivery>,
         concurrency: usize,
     ) -> std::io::Result<()> {
-        let queue = Arc::new(Mutex::new(queue));
         for n in 0..concurrency {
             let (handler, queue) = (self.clone(), queue.clone());
             std::thread::Builder::new()
                 .name(format!("flint-mqtt-{}-{n}", self.trigger))
                 .spawn(move || {
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(delivery) = next else { return };
+                    while let Some(delivery) = queue.pop() {
                         let processed = handler.process(&delivery);
                         delivery.finish(processed);
                     }

@@ -4,6 +4,7 @@
 //! host's durable outbox.
 
 mod handler;
+mod queue;
 mod session;
 pub mod status;
 
@@ -58,7 +59,7 @@ pub fn start(
     let status = Arc::new(MqttStatus::new(session.broker.url(), statuses.clone()));
     let mut routes = Vec::new();
     for (s, subscription) in subscriptions.into_iter().zip(statuses) {
-        let (tx, rx) = std::sync::mpsc::sync_channel(s.concurrency * QUEUE_PER_HANDLER);
+        let (tx, rx) = queue::bounded(s.concurrency * QUEUE_PER_HANDLER);
         let handler = Arc::new(Handler {
             trigger: s.trigger.clone(),
             component: s.component,

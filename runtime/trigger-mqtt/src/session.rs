@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use rumqttc::{Client, Event, Packet, Publish, QoS, SubscribeFilter};
 use flint_host::backoff::Backoff;
 use flint_host::outbox::{Target, describe};
 
+use crate::queue::Sender;
 use crate::status::{MqttStatus, SubscriptionStatus};
 
 /// How to connect, with templates expanded.
@@ -30,7 +30,7 @@ pub struct Route {
     pub trigger: String,
     pub filter: String,
     pub qos: QoS,
-    pub queue: SyncSender<Delivery>,
+    pub queue: Sender<Delivery>,
     pub status: Arc<SubscriptionStatus>,
 }
 
@@ -168,8 +168,8 @@ pub fn run(config: SessionConfig, routes: Vec<Route>, status: Arc<MqttStatus>) {
 }
 
 /// Hands a message to the queue of every subscription it matches. A full
-/// queue blocks here, which stops reading from the broker: backpressure
-/// instead of memory.
+/// queue blocks here until its handlers took half of it, which stops reading
+/// from the broker: backpressure instead of memory.
 fn route(acks: &Arc<Acks>, routes: &[Route], publish: Publish) {
     // rumqttc has already refused a topic that is not UTF-8 (MQTT requires it).
     let topic: Arc<str> = Arc::from(publish.topic.as_str());
@@ -194,9 +194,9 @@ fn route(acks: &Arc<Acks>, routes: &[Route], publish: Publish) {
             topic: topic.clone(),
             ack: ack.clone(),
         };
-        if let Err(lost) = route.queue.send(delivery) {
+        if let Err(lost) = route.queue.push(delivery) {
             // The handler threads are gone (shutting down): leave it unacknowledged.
-            lost.0.finish(false);
+            lost.finish(false);
         }
     }
 }
