@@ -15,6 +15,7 @@
 //! - [`services::Mosquitto`], [`services::Upstream`]: a real MQTT broker and a
 //!   real HTTP server for outbound calls, on free ports.
 
+pub mod components;
 pub mod mariadb;
 pub mod services;
 
@@ -921,6 +922,36 @@ impl Conn {
     /// bytes received so far if the server closes or sends something that is not
     /// an HTTP/1.1 response.
     pub fn read_response(&mut self) -> Response {
+        let mut resp = self.read_head();
+        let status = resp.status;
+        // Interim responses precede the final one for the same request.
+        if (100..200).contains(&status) {
+            return resp;
+        }
+        let method = self.pending.pop_front().unwrap_or_default();
+        if method == "HEAD" || status == 204 || status == 304 {
+            return resp;
+        }
+        let chunked = resp
+            .header("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+        resp.body = if chunked {
+            self.read_chunked()
+        } else if let Some(len) = resp.header("content-length") {
+            let len: usize = len
+                .parse()
+                .unwrap_or_else(|_| panic!("bad content-length in {:?}", resp.head));
+            self.take_exact(len)
+        } else {
+            // No framing: the body runs until the server closes the connection.
+            self.read_until_close()
+        };
+        resp
+    }
+
+    /// Reads the head (status line and headers) of the next response into a
+    /// [`Response`] with an empty body.
+    fn read_head(&mut self) -> Response {
         let head_end = loop {
             if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
                 break pos;
@@ -946,37 +977,53 @@ impl Conn {
                 (k.trim().to_ascii_lowercase(), v.trim().to_owned())
             })
             .collect();
-        let mut resp = Response {
+        Response {
             status,
             reason: reason.to_owned(),
             headers,
             body: Vec::new(),
             head,
-        };
+        }
+    }
 
-        // Interim responses precede the final one for the same request.
-        if (100..200).contains(&status) {
-            return resp;
-        }
-        let method = self.pending.pop_front().unwrap_or_default();
-        if method == "HEAD" || status == 204 || status == 304 {
-            return resp;
-        }
-        let chunked = resp
-            .header("transfer-encoding")
-            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-        resp.body = if chunked {
-            self.read_chunked()
-        } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len
-                .parse()
-                .unwrap_or_else(|_| panic!("bad content-length in {:?}", resp.head));
-            self.take_exact(len)
-        } else {
-            // No framing: the body runs until the server closes the connection.
-            self.read_until_close()
+    /// Reads the head of the next final response, whose body must be chunked,
+    /// and leaves the body to [`Conn::read_chunk`]: lets a test see the first
+    /// part of a streamed body while the server is still producing the rest.
+    pub fn read_chunked_head(&mut self) -> Response {
+        let resp = loop {
+            let resp = self.read_head();
+            if !(100..200).contains(&resp.status) {
+                break resp;
+            }
         };
+        self.pending.pop_front();
+        assert!(
+            resp.header("transfer-encoding")
+                .is_some_and(|te| te.to_ascii_lowercase().contains("chunked")),
+            "not a chunked response: {resp:?}"
+        );
         resp
+    }
+
+    /// The data of the next chunk of a chunked body; empty for the last chunk
+    /// (its trailer fields are read and dropped).
+    pub fn read_chunk(&mut self) -> Vec<u8> {
+        let size_line = self.take_line();
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
+        if size == 0 {
+            // Trailer fields, then the empty line that ends the message.
+            while !self.take_line().is_empty() {}
+            return Vec::new();
+        }
+        let data = self.take_exact(size);
+        let crlf = self.take_line();
+        assert!(
+            crlf.is_empty(),
+            "chunk data not followed by CRLF (got {crlf:?})"
+        );
+        data
     }
 
     /// Whether response bytes are waiting to be read, without blocking: lets a
@@ -1064,21 +1111,11 @@ impl Conn {
     fn read_chunked(&mut self) -> Vec<u8> {
         let mut body = Vec::new();
         loop {
-            let size_line = self.take_line();
-            let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_hex, 16)
-                .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
-            if size == 0 {
-                // Trailer fields, then the empty line that ends the message.
-                while !self.take_line().is_empty() {}
+            let chunk = self.read_chunk();
+            if chunk.is_empty() {
                 return body;
             }
-            body.extend(self.take_exact(size));
-            let crlf = self.take_line();
-            assert!(
-                crlf.is_empty(),
-                "chunk data not followed by CRLF (got {crlf:?})"
-            );
+            body.extend(chunk);
         }
     }
 }

@@ -35,6 +35,14 @@ pub struct GuestState<H> {
     pub host: H,
     /// Resources a component defines itself (empty for a core module).
     pub guest_resources: component::GuestResources,
+    /// The async ABI's state: the task, streams, futures, waitable sets.
+    pub tasks: component::Tasks,
+}
+
+impl<H> canon::HasTasks for GuestState<H> {
+    fn tasks_mut(&mut self) -> &mut component::Tasks {
+        &mut self.tasks
+    }
 }
 
 impl<H> GuestState<H> {
@@ -278,6 +286,7 @@ impl<H: Host> Engine<H> {
                 run: RunBudget::unlimited(),
                 host: H::for_link_check(component, memory_limit),
                 guest_resources: Default::default(),
+                tasks: Default::default(),
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -326,6 +335,7 @@ impl<H: Host> Engine<H> {
             run: RunBudget::new(limits),
             host,
             guest_resources: Default::default(),
+            tasks: Default::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -32,7 +32,7 @@ pub use load::{
 };
 pub use run::{
     Invocation, MqttMessage, RedisMessage, SpinResponse, probe, run_mqtt, run_redis, run_spin_http,
-    run_wagi,
+    run_spin_http_async, run_wagi,
 };
 
 /// A component's code: a core module (`wasm32-wasip1`) or a component.

@@ -34,6 +34,8 @@ pub const SPIN_REDIS_EXPORTS: [&str; 2] = [
 
 /// The interface a component's Spin HTTP handler is exported in (any 0.2.x).
 pub const HTTP_HANDLER_INTERFACE: &str = "wasi:http/incoming-handler@0.2.0";
+/// The WASI 0.3 HTTP export (an async function).
+pub const HTTP_ASYNC_HANDLER_INTERFACE: &str = "wasi:http/handler@0.3.0";
 
 /// The interface a `wasm32-wasip2` program's `main` is exported in (any 0.2.x).
 pub const CLI_RUN_INTERFACE: &str = "wasi:cli/run@0.2.0";
@@ -45,6 +47,8 @@ pub enum GuestKind {
     Wagi,
     /// Spin SDK: `wasi:http/incoming-handler@0.2.0#handle`.
     SpinHttp,
+    /// Spin SDK on WASI 0.3 (Spin 4 templates): `wasi:http/handler@0.3.0#handle`, async.
+    SpinHttpAsync,
     /// Spin MQTT trigger plugin world: `handle-message`.
     SpinMqtt,
     /// Spin's Redis trigger: `fermyon:spin/inbound-redis#handle-message`.
@@ -54,7 +58,7 @@ pub enum GuestKind {
 /// What an HTTP route with the WAGI executor runs.
 pub const WAGI_ROUTE: &[GuestKind] = &[GuestKind::Wagi];
 /// What an HTTP route with the Spin executor runs.
-pub const SPIN_ROUTE: &[GuestKind] = &[GuestKind::SpinHttp];
+pub const SPIN_ROUTE: &[GuestKind] = &[GuestKind::SpinHttp, GuestKind::SpinHttpAsync];
 /// What an MQTT trigger runs.
 pub const MQTT_TRIGGER: &[GuestKind] = &[GuestKind::SpinMqtt, GuestKind::Wagi];
 /// What a Redis trigger runs.
@@ -136,6 +140,8 @@ fn module_kind(module: &Module) -> Option<GuestKind> {
 fn component_kind(image: &ComponentImage<HostState>) -> Option<GuestKind> {
     if image.exports(HTTP_HANDLER_INTERFACE, "handle") {
         Some(GuestKind::SpinHttp)
+    } else if image.exports(HTTP_ASYNC_HANDLER_INTERFACE, "handle") {
+        Some(GuestKind::SpinHttpAsync)
     } else if image.exports("", SPIN_MQTT_EXPORT) {
         Some(GuestKind::SpinMqtt)
     } else if SPIN_REDIS_INTERFACES
@@ -154,6 +160,7 @@ fn entry_point(kind: GuestKind) -> &'static str {
     match kind {
         GuestKind::Wagi => "_start",
         GuestKind::SpinHttp => SPIN_HTTP_EXPORT,
+        GuestKind::SpinHttpAsync => "wasi:http/handler@0.3.0#handle",
         GuestKind::SpinMqtt => SPIN_MQTT_EXPORT,
         GuestKind::SpinRedis => SPIN_REDIS_EXPORTS[0],
     }

@@ -2,20 +2,27 @@
 //! bounded stdout, a Spin SDK component's `incoming-handler.handle`, and an
 //! MQTT handler (a Spin MQTT guest's `handle-message` or a WAGI module).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use flint_engine::InstanceLimits;
+use flint_engine::LimitHit;
 use flint_engine::canon::{Ty, Value};
+use flint_engine::component::{SinkClosed, StreamSink};
 use flint_engine::result_ty;
-use flint_host::{Engine, GuestState, IncomingRequest, ResponseOutparam};
+use flint_host::{
+    Contents, Engine, GuestState, IncomingRequest, P3_RESPONSE_RESULT, P3Request, P3Response,
+    ResponseOutparam,
+};
 use wasmi::Store;
 
 use crate::instance::{
     CappedBuffer, Export, Live, call_entry, finished, instantiate, new_store, spin_store, start,
 };
 use crate::load::{
-    CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS, SPIN_REDIS_INTERFACES,
+    CLI_RUN_INTERFACE, HTTP_ASYNC_HANDLER_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS,
+    SPIN_REDIS_INTERFACES,
 };
+use crate::respond::{RespondError, Responder, ResponseHead};
 use crate::{Code, Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 
 /// What changes from one WAGI invocation to the next.
@@ -195,6 +202,180 @@ fn spin_http(
         headers: head.headers,
         body,
     })
+}
+
+/// Calls a WASI 0.3 component's async `wasi:http/handler#handle` with the
+/// request and runs its task to the end. The response it returns goes out
+/// through `responder` at once; its body follows as the guest writes it
+/// (the guest's writes wait while the client is behind), after the handler
+/// has returned.
+pub fn run_spin_http_async(
+    engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    limits: &InstanceLimits,
+    responder: Responder,
+) -> Result<(), GuestFailure> {
+    observed(component, |fuel| {
+        spin_http_async(engine, component, request, limits, responder, fuel)
+    })
+}
+
+/// Shared between the executor and the body's sink.
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+fn lock<T>(slot: &Slot<T>) -> std::sync::MutexGuard<'_, Option<T>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The guest's body stream, written to the client through the responder.
+/// A failed write (the client left, the body is over `max_response_bytes`,
+/// the deadline passed) is the guest's write seeing the stream dropped; the
+/// reason is kept for the invocation's outcome.
+struct ResponderSink {
+    responder: Slot<Responder>,
+    failure: Slot<RespondError>,
+}
+
+impl StreamSink for ResponderSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SinkClosed> {
+        let mut responder = lock(&self.responder);
+        let Some(responder) = responder.as_mut() else {
+            return Err(SinkClosed);
+        };
+        responder.send_body(bytes).map_err(|e| {
+            *lock(&self.failure) = Some(e);
+            SinkClosed
+        })
+    }
+
+    fn close(&mut self) {
+        let responder = lock(&self.responder).take();
+        if let Some(Err(e)) = responder.map(Responder::finish) {
+            *lock(&self.failure) = Some(e);
+        }
+    }
+}
+
+fn spin_http_async(
+    engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    limits: &InstanceLimits,
+    responder: Responder,
+    fuel: &mut Option<u64>,
+) -> Result<(), GuestFailure> {
+    let mut store = spin_store(engine, component, limits)?;
+    let live = start(engine, &mut store, component)?;
+    let Live::Component(mut instance, image) = live else {
+        return Err(GuestFailure::Instantiate(
+            "a WASI 0.3 HTTP handler must be a component".into(),
+        ));
+    };
+    let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
+    let request = store
+        .data_mut()
+        .host
+        .resources
+        .push(P3Request::incoming(request))
+        .map_err(setup_handle)?;
+    let responder: Slot<Responder> = Arc::new(Mutex::new(Some(responder)));
+    let failure: Slot<RespondError> = Arc::default();
+    let mut returned: Option<Result<(), GuestFailure>> = None;
+    let mut on_return = |store: &mut Store<GuestState>, value: Value| {
+        returned = Some(respond(store, value, &responder, &failure)?);
+        Ok(())
+    };
+    let result = instance.call_async(
+        &mut store,
+        &image,
+        HTTP_ASYNC_HANDLER_INTERFACE,
+        "handle",
+        &[Ty::Handle],
+        &[Value::Handle(request)],
+        Some(&P3_RESPONSE_RESULT),
+        flint_engine::call_guest,
+        &mut on_return,
+    );
+    *fuel = flint_engine::fuel_used(&store);
+    // A body the guest did not finish ends the response incomplete.
+    if let Some(unfinished) = lock(&responder).take() {
+        unfinished.fail("the guest did not finish the response body");
+    }
+    finished(&mut store, result)?;
+    returned.ok_or(GuestFailure::NoResponse)??;
+    match lock(&failure).take() {
+        Some(RespondError::Deadline) => Err(GuestFailure::Limit(LimitHit::Deadline(
+            limits.max_execution,
+        ))),
+        Some(RespondError::TooLarge(limit)) => Err(GuestFailure::OutputTooLarge(limit)),
+        // The client went away: nothing to answer, nothing the guest did wrong.
+        Some(RespondError::Closed) | None => Ok(()),
+        Some(other) => Err(GuestFailure::Setup(other.to_string())),
+    }
+}
+
+/// What the handler returned: an error code (a failure), or a response whose
+/// head goes out now and whose body follows from its stream.
+fn respond(
+    store: &mut Store<GuestState>,
+    value: Value,
+    responder: &Slot<Responder>,
+    failure: &Slot<RespondError>,
+) -> Result<Result<(), GuestFailure>, wasmi::Error> {
+    let (disc, payload) = value.into_variant()?;
+    let payload =
+        payload.ok_or_else(|| wasmi::Error::new("host bug: a result without its payload"))?;
+    if disc != 0 {
+        return Ok(Err(GuestFailure::ErrorResponse(format!("{payload:?}"))));
+    }
+    let state = store.data_mut();
+    let response = state
+        .host
+        .resources
+        .take::<P3Response>(payload.into_handle()?)?;
+    let head = ResponseHead {
+        status: response.status,
+        content_length: content_length(&response.headers),
+        headers: response.headers,
+    };
+    let mut slot = lock(responder);
+    let mut sender = slot
+        .take()
+        .ok_or_else(|| wasmi::Error::new("host bug: the response was sent twice"))?;
+    if let Err(e) = sender.send_head(head) {
+        return Ok(Err(GuestFailure::Setup(e.to_string())));
+    }
+    let sent = match response.contents {
+        Contents::Guest {
+            stream: Some(stream),
+            ..
+        } => {
+            *slot = Some(sender);
+            let sink = ResponderSink {
+                responder: responder.clone(),
+                failure: failure.clone(),
+            };
+            state.tasks.attach_sink(stream, Box::new(sink));
+            Ok(())
+        }
+        // A body the host holds: a response the guest got from an outbound
+        // request and returns as it is.
+        Contents::Bytes(bytes) => sender.send_body(&bytes).and_then(|()| sender.finish()),
+        _ => sender.finish(),
+    };
+    if let Err(e) = sent {
+        *lock(failure) = Some(e);
+    }
+    Ok(Ok(()))
+}
+
+/// The body length a response's `content-length` header declares, if valid.
+fn content_length(headers: &[(String, Vec<u8>)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse().ok())
 }
 
 /// Runs an MQTT handler: a Spin MQTT guest's `handle-message`, or a WAGI

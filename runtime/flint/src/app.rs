@@ -255,6 +255,11 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
                     component: compiled,
                     argv: argv.clone(),
                 },
+                // A WASI 0.3 handler answers while it runs.
+                Executor::Spin if compiled.kind == GuestKind::SpinHttpAsync => Target::Streaming {
+                    component: compiled,
+                    run: Arc::new(flint_executor::run_spin_http_async),
+                },
                 Executor::Spin => Target::Spin {
                     component: compiled,
                 },

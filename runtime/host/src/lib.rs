@@ -33,6 +33,10 @@ use flint_engine::canon::{HandleTable, TableEntry};
 use wasmi::Error;
 
 use capabilities::Capabilities;
+pub use interfaces::http_p3::{
+    CollectSink, Contents, RESPONSE_RESULT as P3_RESPONSE_RESULT, Request as P3Request,
+    Response as P3Response,
+};
 pub use interfaces::http_types::{ErrorCode, IncomingRequest, ResponseOutparam};
 pub use interfaces::io::BodyError;
 use wasi::WasiState;
@@ -65,6 +69,7 @@ macro_rules! resources {
     };
 }
 
+use interfaces::http_p3::{Request, Response};
 use interfaces::http_types::{
     Fields, FutureIncomingResponse, FutureTrailers, IncomingBody, IncomingResponse, OutgoingBody,
     OutgoingRequest, OutgoingResponse, RequestOptions, ResponseHead,
@@ -96,6 +101,8 @@ resources! {
     RequestOptions => "request-options",
     ResponseOutparam => "response-outparam",
     FutureIncomingResponse => "future-incoming-response",
+    Request => "request",
+    Response => "response",
     InputStream => "input-stream",
     OutputStream => "output-stream",
     Pollable => "pollable",
@@ -191,6 +198,17 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         "wasi:http/outgoing-handler@0.2.0",
         interfaces::outgoing_handler::FUNCTIONS,
     )?;
+    // The release candidate shipping SDKs still import has the same WIT.
+    for version in ["0.3.0", "0.3.0-rc-2026-03-15"] {
+        engine.register(
+            &format!("wasi:http/types@{version}"),
+            interfaces::http_p3::TYPES,
+        )?;
+        engine.register(
+            &format!("wasi:http/client@{version}"),
+            interfaces::http_p3::CLIENT,
+        )?;
+    }
     engine.register("wasi:io/streams@0.2.0", interfaces::io::STREAMS)?;
     engine.register("wasi:io/poll@0.2.0", interfaces::io::POLL)?;
     engine.register("wasi:io/error@0.2.0", interfaces::io::ERROR)?;
@@ -246,7 +264,9 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         "wasi:config/store@0.2.0-draft-2024-09-27",
         interfaces::wasi_config::STORE,
     )?;
+    engine.register("fermyon:spin/llm@2.0.0", interfaces::llm::FUNCTIONS)?;
     register_wasi(&mut engine)?;
+    register_wasi_p3(&mut engine)?;
     Ok(engine)
 }
 
@@ -303,6 +323,60 @@ fn register_wasi(engine: &mut Engine) -> Result<(), LinkError> {
     ];
     for &(interface, functions) in tables {
         engine.register(interface, functions)?;
+    }
+    Ok(())
+}
+
+/// WASI 0.3 (but `wasi:http`) at `0.3.0` and the release candidates
+/// shipping SDKs import. A pre-release version matches only itself, so
+/// each is registered; `0.3.0-rc-2026-03-15`'s WIT is `0.3.0`'s, and the
+/// 2026-01-06 candidate differs in the tables named for it.
+fn register_wasi_p3(engine: &mut Engine) -> Result<(), LinkError> {
+    use interfaces::{
+        wasi_cli, wasi_filesystem, wasi_filesystem_p3 as fs, wasi_p3 as p3, wasi_random,
+        wasi_sockets_p3 as sockets,
+    };
+    type Table = &'static [flint_engine::canon::HostFn<GuestState>];
+    let rc_0106 = "0.3.0-rc-2026-01-06";
+    let shared: &[(&str, Table)] = &[
+        ("wasi:cli/environment", p3::ENVIRONMENT),
+        ("wasi:cli/exit", wasi_cli::EXIT),
+        ("wasi:cli/stdin", p3::STDIN),
+        ("wasi:cli/terminal-input", wasi_cli::TERMINAL_INPUT),
+        ("wasi:cli/terminal-output", wasi_cli::TERMINAL_OUTPUT),
+        ("wasi:cli/terminal-stdin", wasi_cli::TERMINAL_STDIN),
+        ("wasi:cli/terminal-stdout", wasi_cli::TERMINAL_STDOUT),
+        ("wasi:cli/terminal-stderr", wasi_cli::TERMINAL_STDERR),
+        ("wasi:clocks/monotonic-clock", p3::MONOTONIC_CLOCK),
+        ("wasi:clocks/system-clock", p3::SYSTEM_CLOCK),
+        ("wasi:clocks/timezone", p3::TIMEZONE),
+        ("wasi:random/random", wasi_random::RANDOM),
+        ("wasi:random/insecure", wasi_random::INSECURE),
+        ("wasi:random/insecure-seed", p3::INSECURE_SEED),
+        ("wasi:filesystem/preopens", wasi_filesystem::PREOPENS),
+    ];
+    let current: &[(&str, Table)] = &[
+        ("wasi:cli/stdout", p3::STDOUT),
+        ("wasi:cli/stderr", p3::STDERR),
+        ("wasi:filesystem/types", fs::TYPES),
+        ("wasi:sockets/types", sockets::TYPES),
+        ("wasi:sockets/ip-name-lookup", sockets::IP_NAME_LOOKUP),
+    ];
+    let rc: &[(&str, Table)] = &[
+        ("wasi:cli/stdout", p3::STDOUT_RC_2026_01_06),
+        ("wasi:cli/stderr", p3::STDERR_RC_2026_01_06),
+        ("wasi:filesystem/types", fs::TYPES_RC_2026_01_06),
+        ("wasi:sockets/types", sockets::TYPES_RC_2026_01_06),
+        (
+            "wasi:sockets/ip-name-lookup",
+            sockets::IP_NAME_LOOKUP_RC_2026_01_06,
+        ),
+    ];
+    for version in ["0.3.0", "0.3.0-rc-2026-03-15", rc_0106] {
+        let specific = if version == rc_0106 { rc } else { current };
+        for &(interface, functions) in shared.iter().chain(specific) {
+            engine.register(&format!("{interface}@{version}"), functions)?;
+        }
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ const VALUE_COST: usize = std::mem::size_of::<Value>();
 
 /// A guest's memory, seen from a host call (`C` is its `Caller`) or from the
 /// host calling an export (`C` is the `Store`).
-pub(super) struct Guest<C> {
+pub(crate) struct Guest<C> {
     ctx: C,
     /// `None` for a component lowering without a `memory` option, which the
     /// validator allows only when nothing goes through memory.
@@ -62,7 +62,7 @@ impl<'c, 'a, T> Guest<&'c mut Caller<'a, T>> {
 impl<C: AsContextMut> Guest<C> {
     /// The guest memory a call works on: a core module's own `memory`, or
     /// the memory a component's `canon lower`/`lift` names in its options.
-    pub(super) fn new(
+    pub(crate) fn new(
         ctx: C,
         memory: Option<Memory>,
         realloc: Option<Func>,
@@ -87,7 +87,7 @@ impl<C: AsContextMut> Guest<C> {
         Ok(())
     }
 
-    fn slice(&self, addr: usize, len: usize) -> Result<&[u8], Error> {
+    pub(crate) fn slice(&self, addr: usize, len: usize) -> Result<&[u8], Error> {
         let end = addr
             .checked_add(len)
             .ok_or_else(|| trap("pointer + length overflows"))?;
@@ -98,7 +98,7 @@ impl<C: AsContextMut> Guest<C> {
             .ok_or_else(|| trap(format!("out-of-bounds pointer {addr:#x} (length {len})")))
     }
 
-    fn write(&mut self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
+    pub(crate) fn write(&mut self, addr: usize, bytes: &[u8]) -> Result<(), Error> {
         let end = addr
             .checked_add(bytes.len())
             .ok_or_else(|| trap("pointer + length overflows"))?;
@@ -133,7 +133,7 @@ impl<C: AsContextMut> Guest<C> {
     // ---- lifting ----
 
     /// The arguments of a call, from its flat core values.
-    pub(super) fn lift_params(
+    pub(crate) fn lift_params(
         &mut self,
         params: &'static [Ty],
         flat: &[Val],
@@ -265,7 +265,7 @@ impl<C: AsContextMut> Guest<C> {
         }
     }
 
-    pub(super) fn load(&mut self, ty: &Ty, addr: usize) -> Result<Value, Error> {
+    pub(crate) fn load(&mut self, ty: &Ty, addr: usize) -> Result<Value, Error> {
         Self::check_align(addr, ty.align())?;
         Ok(match ty {
             Ty::Bool => Value::Bool(self.slice(addr, 1)?[0] != 0),
@@ -381,7 +381,7 @@ impl<C: AsContextMut> Guest<C> {
         Ok(ptr)
     }
 
-    pub(super) fn store(&mut self, ty: &Ty, value: &Value, addr: usize) -> Result<(), Error> {
+    pub(crate) fn store(&mut self, ty: &Ty, value: &Value, addr: usize) -> Result<(), Error> {
         Self::check_align(addr, ty.align())?;
         match (ty, value) {
             (Ty::Bool, Value::Bool(b)) => self.write(addr, &[u8::from(*b)]),
@@ -556,7 +556,7 @@ pub(super) struct FlatValues<'v> {
 }
 
 impl<'v> FlatValues<'v> {
-    pub(super) fn new(values: &'v [Val]) -> Self {
+    pub(crate) fn new(values: &'v [Val]) -> Self {
         Self { values, pos: 0 }
     }
 

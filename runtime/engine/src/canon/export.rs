@@ -46,6 +46,28 @@ pub fn call_export<T>(
     call_lifted(store, &lifted, name, params, args, result, invoke)
 }
 
+/// The flat core arguments of a call to `lifted`: strings and lists are
+/// copied into guest allocations.
+pub(crate) fn lower_args<T>(
+    store: &mut Store<T>,
+    lifted: &Lifted,
+    name: &str,
+    params: &'static [Ty],
+    args: &[Value],
+) -> Result<Vec<Val>, Error> {
+    if Ty::Tuple(params).flat_count() > MAX_FLAT_PARAMS {
+        return Err(Error::new(format!(
+            "`{name}`: arguments passed in memory are not supported"
+        )));
+    }
+    let mut flat_args = Vec::new();
+    let mut guest = Guest::new(&mut *store, lifted.memory, lifted.realloc, lifted.encoding);
+    for (ty, value) in params.iter().zip(args) {
+        guest.lower_args(ty, value, &mut flat_args)?;
+    }
+    Ok(flat_args)
+}
+
 /// Calls a lifted function (`name` is for errors).
 pub fn call_lifted<T>(
     store: &mut Store<T>,
@@ -56,18 +78,7 @@ pub fn call_lifted<T>(
     result: Option<Ty>,
     invoke: Invoke<T>,
 ) -> Result<Option<Value>, Error> {
-    if Ty::Tuple(params).flat_count() > MAX_FLAT_PARAMS {
-        return Err(Error::new(format!(
-            "`{name}`: arguments passed in memory are not supported"
-        )));
-    }
-    let mut flat_args = Vec::new();
-    {
-        let mut guest = Guest::new(&mut *store, lifted.memory, lifted.realloc, lifted.encoding);
-        for (ty, value) in params.iter().zip(args) {
-            guest.lower_args(ty, value, &mut flat_args)?;
-        }
-    }
+    let flat_args = lower_args(store, lifted, name, params, args)?;
     let result_flat = result.map(|ty| ty.flat()).unwrap_or_default();
     // A result too large for one core value comes back as a pointer to it.
     let mut results: Vec<Val> = if result_flat.len() > MAX_FLAT_RESULTS {

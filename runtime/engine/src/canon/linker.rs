@@ -14,6 +14,10 @@ pub struct HostFn<T> {
     pub params: &'static [Ty],
     pub result: Option<Ty>,
     pub call: fn(&mut T, Args) -> Result<Value, Error>,
+    /// For a function that waits on the guest itself (a request whose body
+    /// the guest is still writing): whether `call` can complete now. An
+    /// async-lowered call that cannot starts a subtask, completed when it can.
+    pub ready: Option<fn(&mut T, &[Value]) -> bool>,
 }
 
 /// The core signature of `f`: flat parameters (one pointer when there are
@@ -22,6 +26,27 @@ struct CoreSignature {
     ty: FuncType,
     arg_count: usize,
     return_area: bool,
+}
+
+/// An async lowering's parameters beyond this go through memory.
+const MAX_FLAT_ASYNC_PARAMS: usize = 4;
+
+/// The core signature of `f` lowered `async`: flat parameters (a pointer
+/// when there are more than four), a pointer for the result, a status back.
+fn async_core_signature<T>(f: &HostFn<T>) -> CoreSignature {
+    let mut params: Vec<Flat> = Ty::Tuple(f.params).flat();
+    if params.len() > MAX_FLAT_ASYNC_PARAMS {
+        params = vec![Flat::I32];
+    }
+    let arg_count = params.len();
+    if f.result.is_some() {
+        params.push(Flat::I32);
+    }
+    CoreSignature {
+        ty: FuncType::new(params.into_iter().map(val_type), [ValType::I32]),
+        arg_count,
+        return_area: f.result.is_some(),
+    }
 }
 
 fn core_signature<T>(f: &HostFn<T>) -> CoreSignature {
@@ -49,10 +74,11 @@ fn core_signature<T>(f: &HostFn<T>) -> CoreSignature {
 }
 
 /// What a component's `canon lower` options name.
-struct LowerOptions {
-    memory: Option<wasmi::Memory>,
-    realloc: Option<wasmi::Func>,
-    encoding: StringEncoding,
+#[derive(Clone, Copy)]
+pub(crate) struct LowerOptions {
+    pub memory: Option<wasmi::Memory>,
+    pub realloc: Option<wasmi::Func>,
+    pub encoding: StringEncoding,
 }
 
 fn guest<'c, 'a, T>(
@@ -90,6 +116,92 @@ fn call_host<T>(
     }
 }
 
+/// What async-lowered host calls need of the store's data: the instance's
+/// async state, where a call that cannot complete yet becomes a subtask.
+pub trait HasTasks {
+    fn tasks_mut(&mut self) -> &mut crate::component::Tasks;
+}
+
+/// One call of `f` lowered `async`. Flint's host functions finish before
+/// they return, so the call is `RETURNED` (its result stored through its
+/// pointer) unless it waits on the guest itself (`HostFn::ready`): then it
+/// is a subtask, completed when the guest has done what it waits for.
+fn call_host_async<T: HasTasks + 'static>(
+    f: &'static HostFn<T>,
+    arg_count: usize,
+    caller: &mut wasmi::Caller<'_, T>,
+    options: Option<&LowerOptions>,
+    flat_args: &[wasmi::Val],
+    flat_results: &mut [wasmi::Val],
+) -> Result<(), Error> {
+    let params = Ty::Tuple(f.params);
+    let args = if params.flat_count() > MAX_FLAT_ASYNC_PARAMS {
+        let addr = flat_i32(flat_args.first())? as u32 as usize;
+        guest(caller, options)?.load(&params, addr)?.into_tuple()?
+    } else {
+        guest(caller, options)?.lift_params(f.params, &flat_args[..arg_count])?
+    };
+    let retptr = match f.result {
+        Some(_) => Some(flat_i32(flat_args.last())? as u32),
+        None => None,
+    };
+    if let Some(ready) = f.ready
+        && !ready(caller.data_mut(), &args)
+        && let Some(options) = options
+    {
+        let call = PendingCall {
+            f,
+            args,
+            retptr,
+            options: *options,
+        };
+        let status = caller
+            .data_mut()
+            .tasks_mut()
+            .start_subtask(Box::new(call))?;
+        flat_results[0] = wasmi::Val::I32(status as i32);
+        return Ok(());
+    }
+    let value = (f.call)(caller.data_mut(), Args(args.into_iter()))?;
+    if let (Some(ty), Some(addr)) = (&f.result, retptr) {
+        guest(caller, options)?.store(ty, &value, addr as usize)?;
+    }
+    flat_results[0] = wasmi::Val::I32(crate::component::SUBTASK_RETURNED as i32);
+    Ok(())
+}
+
+/// An async-lowered host call waiting until it can complete (a subtask).
+pub(crate) struct PendingCall<T: 'static> {
+    pub f: &'static HostFn<T>,
+    pub args: Vec<Value>,
+    pub retptr: Option<u32>,
+    pub options: LowerOptions,
+}
+
+impl<T: 'static> PendingCall<T> {
+    /// Completes the call if it can: runs it and stores its result.
+    pub(crate) fn try_complete(&mut self, store: &mut wasmi::Store<T>) -> Result<bool, Error> {
+        let ready = self
+            .f
+            .ready
+            .is_none_or(|ready| ready(store.data_mut(), &self.args));
+        if !ready {
+            return Ok(false);
+        }
+        let args = std::mem::take(&mut self.args);
+        let value = (self.f.call)(store.data_mut(), Args(args.into_iter()))?;
+        if let (Some(ty), Some(addr)) = (&self.f.result, self.retptr) {
+            let o = &self.options;
+            Guest::new(&mut *store, o.memory, o.realloc, o.encoding).store(
+                ty,
+                &value,
+                addr as usize,
+            )?;
+        }
+        Ok(true)
+    }
+}
+
 /// Registers every function of one interface (`module` is the import module
 /// name, e.g. `wasi:http/types@0.2.0`) for core modules, which pass their
 /// own `memory` and `cabi_realloc` exports.
@@ -113,14 +225,18 @@ pub fn register<T: 'static>(
 pub struct Lowering<T: 'static> {
     f: &'static HostFn<T>,
     sig: CoreSignature,
+    async_: bool,
 }
 
-impl<T: 'static> Lowering<T> {
-    pub fn new(f: &'static HostFn<T>) -> Self {
-        Self {
-            f,
-            sig: core_signature(f),
-        }
+impl<T: HasTasks + 'static> Lowering<T> {
+    /// `async_`: lowered with the `async` option (WASI 0.3).
+    pub fn new(f: &'static HostFn<T>, async_: bool) -> Self {
+        let sig = if async_ {
+            async_core_signature(f)
+        } else {
+            core_signature(f)
+        };
+        Self { f, sig, async_ }
     }
 
     /// Whether a core import of type `ty` can take this function.
@@ -144,6 +260,15 @@ impl<T: 'static> Lowering<T> {
             realloc,
             encoding,
         };
+        if self.async_ {
+            return wasmi::Func::new(
+                store,
+                self.sig.ty.clone(),
+                move |mut caller, args, results| {
+                    call_host_async(f, shape.0, &mut caller, Some(&options), args, results)
+                },
+            );
+        }
         wasmi::Func::new(
             store,
             self.sig.ty.clone(),

@@ -7,19 +7,23 @@
 //!
 //! Reference: the component model's `design/mvp/CanonicalABI.md`.
 
-mod abi;
+pub(crate) mod abi;
 mod export;
 mod linker;
 mod table;
 
+pub(crate) use export::lower_args;
 pub use export::{Invoke, Lifted, call_export, call_lifted};
+pub(crate) use linker::PendingCall;
 pub(crate) use linker::register;
-pub use linker::{Args, HostFn, Lowering};
+pub use linker::{Args, HasTasks, HostFn, Lowering};
 pub use table::{HandleTable, TableEntry};
 
 /// A WIT type, reduced to what decides its layout. Records are tuples; enums,
 /// options and results are variants whose cases may have no payload.
-#[derive(Debug, Clone, Copy)]
+/// `stream<T>`, `future<T>` and `error-context` are [`Ty::Handle`]s: indices
+/// into the instance's table of waitables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ty {
     Bool,
     U8,
@@ -156,12 +160,13 @@ impl Flat {
 }
 
 /// Flattened arguments beyond this go through memory.
-const MAX_FLAT_PARAMS: usize = 16;
+pub(crate) const MAX_FLAT_PARAMS: usize = 16;
 /// Flattened results beyond this go through a return area.
 const MAX_FLAT_RESULTS: usize = 1;
 
 impl Ty {
-    fn align(&self) -> usize {
+    /// The alignment of a value of this type in linear memory.
+    pub fn align(&self) -> usize {
         match self {
             Ty::Bool | Ty::U8 | Ty::S8 => 1,
             Ty::U16 | Ty::S16 => 2,
@@ -173,7 +178,9 @@ impl Ty {
         }
     }
 
-    fn size(&self) -> usize {
+    /// The bytes a value of this type takes in linear memory (public so
+    /// that host tables can test their layouts against the WIT's).
+    pub fn size(&self) -> usize {
         match self {
             Ty::Bool | Ty::U8 | Ty::S8 => 1,
             Ty::U16 | Ty::S16 => 2,
@@ -231,7 +238,7 @@ impl Ty {
 
     /// How many core values carry this type (`flat().len()`, without
     /// allocating: lifting asks for it on every variant).
-    fn flat_count(&self) -> usize {
+    pub(crate) fn flat_count(&self) -> usize {
         match self {
             Ty::String | Ty::List(_) => 2,
             Ty::Tuple(fields) => fields.iter().map(Ty::flat_count).sum(),

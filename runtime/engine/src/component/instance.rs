@@ -5,7 +5,9 @@
 //! instantiation this is a walk over indices: host functions bound to their
 //! options, then the core instances in the component's order.
 
-use wasmi::{Extern, ExternType, Func, Instance, Memory, Store};
+use std::collections::HashMap;
+
+use wasmi::{Extern, ExternType, Func, FuncType, Instance, Memory, Store};
 
 use super::ComponentImage;
 use super::plan::{CoreFunc, CoreInstance, CoreItem, Plan, PlanError, ResourceOp};
@@ -36,6 +38,9 @@ pub(crate) struct Step {
 pub(crate) struct Resolved {
     pub steps: Vec<Step>,
     pub memories: Vec<Source>,
+    /// The core type each async built-in is imported as (`task.return`'s
+    /// is its results', which only its importer declares).
+    pub builtin_types: HashMap<u32, FuncType>,
 }
 
 /// Where a core item really comes from, through instances of exports.
@@ -95,6 +100,7 @@ pub(crate) fn resolve<H: Host>(
     lowerings: &[Option<Lowering<GuestState<H>>>],
 ) -> Result<Resolved, PlanError> {
     let mut steps = Vec::new();
+    let mut builtin_types = HashMap::new();
     for (index, instance) in plan.core_instances.iter().enumerate() {
         let CoreInstance::Instantiate { module, args } = instance else {
             continue;
@@ -114,14 +120,27 @@ pub(crate) fn resolve<H: Host>(
                     ))
                 })?;
             let source = export_source(plan, *arg, import.name(), 0)?;
-            if let (Source::Made(f), ExternType::Func(want)) = (&source, import.ty())
-                && let Some(Some(lowering)) = lowerings.get(*f as usize)
-                && !lowering.has_type(want)
-            {
-                return Err(PlanError::Signature {
-                    import: format!("{}#{}", import.module(), import.name()),
-                    expected: format!("{want:?}"),
-                });
+            let mismatch = || PlanError::Signature {
+                import: format!("{}#{}", import.module(), import.name()),
+                expected: format!("{:?}", import.ty()),
+            };
+            if let (Source::Made(f), ExternType::Func(want)) = (&source, import.ty()) {
+                if let Some(Some(lowering)) = lowerings.get(*f as usize)
+                    && !lowering.has_type(want)
+                {
+                    return Err(mismatch());
+                }
+                if let Some(CoreFunc::Builtin { op, .. }) = plan.core_funcs.get(*f as usize) {
+                    if op.core_type().is_some_and(|t| &t != want) {
+                        return Err(mismatch());
+                    }
+                    match builtin_types.get(f) {
+                        Some(known) if known != want => return Err(mismatch()),
+                        _ => {
+                            builtin_types.insert(*f, want.clone());
+                        }
+                    }
+                }
             }
             imports.push(source);
         }
@@ -134,7 +153,11 @@ pub(crate) fn resolve<H: Host>(
     let memories = (0..plan.core_memories.len() as u32)
         .map(|m| item_source(plan, CoreItem::Memory(m), 0))
         .collect::<Result<_, _>>()?;
-    Ok(Resolved { steps, memories })
+    Ok(Resolved {
+        steps,
+        memories,
+        builtin_types,
+    })
 }
 
 /// A live component: its core instances, and the functions made for it.
@@ -219,6 +242,18 @@ impl<'p, H: Host> Builder<'p, '_, H> {
                 };
                 super::resources::builtin(store, *op, *resource, dtor)
             }
+            CoreFunc::Builtin { op, options } => {
+                let ty = image
+                    .resolved
+                    .builtin_types
+                    .get(&index)
+                    .cloned()
+                    .or_else(|| op.core_type())
+                    .ok_or_else(|| fail("an async built-in no core module imports"))?;
+                let memory = options.memory.map(|m| self.memory(store, m)).transpose()?;
+                let realloc = options.realloc.map(|f| self.func(store, f)).transpose()?;
+                super::concurrent::builtin(store, *op, ty, memory, realloc, options.encoding)
+            }
         };
         if let Some(slot) = self.made.funcs.get_mut(index as usize) {
             *slot = Some(func);
@@ -257,6 +292,7 @@ impl ComponentInstance {
             .data_mut()
             .guest_resources
             .reset(plan.guest_resources.len());
+        store.data_mut().tasks.reset();
         let mut imports = Vec::new();
         for step in &image.resolved.steps {
             imports.clear();
@@ -269,6 +305,16 @@ impl ComponentInstance {
             builder.made.instances[step.instance as usize] = Some(instance);
         }
         Ok(made)
+    }
+
+    /// Core function `index` of the component, made for this instance.
+    pub(super) fn core_func<H: Host>(
+        &mut self,
+        store: &mut Store<GuestState<H>>,
+        image: &ComponentImage<H>,
+        index: u32,
+    ) -> Result<Func, wasmi::Error> {
+        Builder { image, made: self }.func(store, index)
     }
 
     /// The lifted function `export` with its options bound to this instance.

@@ -5,16 +5,23 @@
 //! function tables (the same tables core-module guests import) and `canon
 //! lift`ed exports called through the same canonical ABI layer.
 //!
-//! Only the synchronous ABI is implemented; a component that needs anything
-//! else is refused at load time with what it uses.
+//! Async exports (WASI 0.3) run as a task with its event loop in
+//! [`concurrent`]; what Flint does not implement (threads, stream
+//! forwarding, stackful async exports) is refused at load time by name.
 
+mod concurrent;
 mod instance;
 mod plan;
 mod resources;
+mod types;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+pub(crate) use concurrent::SUBTASK_RETURNED;
+pub use concurrent::{
+    ChannelId, FutureSink, OnReturn, SinkClosed, SourceRead, StreamSink, StreamSource, Tasks,
+};
 pub use instance::ComponentInstance;
 pub use plan::PlanError;
 pub use resources::GuestResources;
@@ -77,7 +84,10 @@ pub(crate) fn load<H: Host>(
     let lowerings: Vec<_> = plan
         .core_funcs
         .iter()
-        .map(|f| Ok(bind(interfaces, f)?.map(Lowering::new)))
+        .map(|f| {
+            let async_ = matches!(f, plan::CoreFunc::Lower { options, .. } if options.async_);
+            Ok(bind(interfaces, f)?.map(|host| Lowering::new(host, async_)))
+        })
         .collect::<Result<_, PlanError>>()?;
     let resolved = instance::resolve(&plan, &modules, &lowerings)?;
     let mut exports: HashMap<String, HashMap<String, plan::LiftedExport>> = HashMap::new();
@@ -129,8 +139,9 @@ fn bind<H: Host>(
 }
 
 fn validate(bytes: &[u8]) -> Result<(), PlanError> {
-    let mut validator =
-        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
+    let mut validator = wasmparser::Validator::new_with_features(
+        wasmparser::WasmFeatures::default() | wasmparser::WasmFeatures::CM_ERROR_CONTEXT,
+    );
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| PlanError::Invalid(e.to_string()))?;
         // Function bodies (`ValidPayload::Func`) are wasmi's to validate.
@@ -205,7 +216,58 @@ impl ComponentInstance {
                 "the component does not export {interface}#{function}"
             ))
         })?;
+        if export.options.async_ {
+            return Err(wasmi::Error::new(format!(
+                "{interface}#{function} is an async export"
+            )));
+        }
         let lifted: Lifted = self.lifted(store, image, export)?;
         crate::canon::call_lifted(store, &lifted, function, params, args, result, invoke)
+    }
+
+    /// Whether exported `function` of `interface` is lifted `async`.
+    pub fn is_async<H: Host>(image: &ComponentImage<H>, interface: &str, function: &str) -> bool {
+        image
+            .export(interface, function)
+            .is_some_and(|e| e.options.async_)
+    }
+
+    /// Calls an async export (lifted with a callback) and runs its task to
+    /// the end; `on_return` gets its result when the guest returns it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn call_async<H: Host>(
+        &mut self,
+        store: &mut wasmi::Store<GuestState<H>>,
+        image: &ComponentImage<H>,
+        interface: &str,
+        function: &str,
+        params: &'static [Ty],
+        args: &[Value],
+        result: Option<&'static Ty>,
+        invoke: crate::canon::Invoke<GuestState<H>>,
+        on_return: &mut concurrent::OnReturn<'_, H>,
+    ) -> Result<(), wasmi::Error> {
+        let export = image.export(interface, function).ok_or_else(|| {
+            wasmi::Error::new(format!(
+                "the component does not export {interface}#{function}"
+            ))
+        })?;
+        let callback = export.options.callback.ok_or_else(|| {
+            wasmi::Error::new(format!(
+                "{interface}#{function} is not an async export with a callback"
+            ))
+        })?;
+        let lifted: Lifted = self.lifted(store, image, export)?;
+        let callback = self.core_func(store, image, callback)?;
+        let flat = crate::canon::lower_args(store, &lifted, function, params, args)?;
+        concurrent::run_task(
+            store,
+            &lifted.func,
+            &callback,
+            &flat,
+            result,
+            invoke,
+            on_return,
+        )
     }
 }

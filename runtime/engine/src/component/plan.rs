@@ -10,13 +10,18 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use std::rc::Rc;
+
 use wasmparser::{
-    CanonicalFunction, CanonicalOption, ComponentAlias, ComponentExternalKind,
-    ComponentOuterAliasKind, ComponentType, ComponentTypeRef, ExternalKind, Instance, Parser,
-    Payload, TypeBounds,
+    CanonicalFunction, CanonicalOption, ComponentAlias, ComponentDefinedType, ComponentExternName,
+    ComponentExternalKind, ComponentOuterAliasKind, ComponentType, ComponentTypeRef,
+    ComponentValType, ExternalKind, Instance, InstanceTypeDeclaration, Parser, Payload,
+    PrimitiveValType, TypeBounds,
 };
 
-use crate::canon::StringEncoding;
+use super::concurrent::{Builtin, ChannelOp, Elem};
+use super::types::{intern, intern_cases, intern_fields};
+use crate::canon::{StringEncoding, Ty};
 
 /// Why a component cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,8 @@ pub(crate) enum CoreFunc {
     HostResourceDrop { interface: String, resource: String },
     /// `canon resource.new|rep|drop` of a resource the component defines.
     GuestResource { op: ResourceOp, resource: u32 },
+    /// One of the async ABI's built-ins (tasks, waitables, streams, futures).
+    Builtin { op: Builtin, options: Options },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +104,11 @@ pub(crate) struct Options {
     pub realloc: Option<u32>,
     pub post_return: Option<u32>,
     pub encoding: StringEncoding,
+    /// `async`: a lowered import returns a status instead of its result, a
+    /// lifted export delivers its result through `task.return`.
+    pub async_: bool,
+    /// The core function an async export's event loop calls back.
+    pub callback: Option<u32>,
 }
 
 /// A resource type the component defines, with its destructor.
@@ -156,14 +168,28 @@ enum FuncDef {
 
 #[derive(Debug, Clone)]
 enum InstanceDef {
-    Imported(String),
+    /// An imported interface, with the types its instance type exports.
+    Imported(String, Rc<HashMap<String, TypeDef>>),
     Exports(HashMap<String, Item>),
 }
 
 #[derive(Debug, Clone)]
 enum TypeDef {
-    HostResource { interface: String, resource: String },
+    HostResource {
+        interface: String,
+        resource: String,
+    },
     GuestResource(u32),
+    /// A value type whose layout Flint knows (what stream and future
+    /// elements need when they are copied).
+    Value(&'static Ty),
+    /// `stream<T>` or `future<T>`.
+    Channel {
+        future: bool,
+        elem: Elem,
+    },
+    /// An instance type: the types it exports, by name.
+    Instance(Rc<HashMap<String, TypeDef>>),
     Other,
 }
 
@@ -211,7 +237,7 @@ impl<'a> Scope<'a> {
 
 fn instance_export(instance: &Item, name: &str) -> Result<Item, PlanError> {
     match instance {
-        Item::Instance(InstanceDef::Imported(interface)) => Ok(Item::Func(FuncDef::Imported {
+        Item::Instance(InstanceDef::Imported(interface, _)) => Ok(Item::Func(FuncDef::Imported {
             interface: interface.clone(),
             function: name.to_owned(),
         })),
@@ -223,14 +249,19 @@ fn instance_export(instance: &Item, name: &str) -> Result<Item, PlanError> {
     }
 }
 
-/// An alias of a type exported by an imported interface is one of its
-/// resources (the only types Flint needs to tell apart).
+/// An alias of a type exported by an imported interface: a value type its
+/// instance type defines, or else one of its resources.
 fn type_export(instance: &Item, name: &str) -> Result<Item, PlanError> {
     match instance {
-        Item::Instance(InstanceDef::Imported(interface)) => Ok(Item::Type(TypeDef::HostResource {
-            interface: interface.clone(),
-            resource: name.to_owned(),
-        })),
+        Item::Instance(InstanceDef::Imported(interface, types)) => {
+            Ok(Item::Type(match types.get(name) {
+                Some(def @ (TypeDef::Value(_) | TypeDef::Channel { .. })) => def.clone(),
+                _ => TypeDef::HostResource {
+                    interface: interface.clone(),
+                    resource: name.to_owned(),
+                },
+            }))
+        }
         Item::Instance(InstanceDef::Exports(items)) => Ok(items
             .get(name)
             .cloned()
@@ -287,10 +318,10 @@ fn options(options: &[CanonicalOption], what: &str) -> Result<Options, PlanError
             CanonicalOption::Memory(m) => out.memory = Some(*m),
             CanonicalOption::Realloc(f) => out.realloc = Some(*f),
             CanonicalOption::PostReturn(f) => out.post_return = Some(*f),
-            CanonicalOption::Async | CanonicalOption::Callback(_) => {
-                return Err(unsupported(format!(
-                    "the async ABI ({what}): WASI 0.3 components are not supported yet"
-                )));
+            CanonicalOption::Async => out.async_ = true,
+            CanonicalOption::Callback(f) => out.callback = Some(*f),
+            CanonicalOption::CoreType(_) | CanonicalOption::Gc => {
+                return Err(unsupported(format!("GC-typed canonical options ({what})")));
             }
         }
     }
@@ -328,14 +359,16 @@ fn walk<'a>(
             } => {
                 core_allowed("core modules")?;
                 // The parser has stepped over the module; the bytes are ours to skip.
-                offset += unchecked_range.len();
-                plan.modules.push(unchecked_range);
+                let range = usize_range(&unchecked_range)?;
+                offset += range.len();
+                plan.modules.push(range);
             }
             Payload::ComponentSection {
                 unchecked_range, ..
             } => {
-                offset += unchecked_range.len();
-                scope.components.push(&bytes[unchecked_range]);
+                let range = usize_range(&unchecked_range)?;
+                offset += range.len();
+                scope.components.push(&bytes[range]);
             }
             Payload::CoreTypeSection(_) => {}
             Payload::InstanceSection(reader) => {
@@ -351,7 +384,9 @@ fn walk<'a>(
                                 .iter()
                                 .map(|e| {
                                     let item = match e.kind {
-                                        ExternalKind::Func => CoreItem::Func(e.index),
+                                        ExternalKind::Func | ExternalKind::FuncExact => {
+                                            CoreItem::Func(e.index)
+                                        }
                                         ExternalKind::Memory => CoreItem::Memory(e.index),
                                         ExternalKind::Table => CoreItem::Table(e.index),
                                         ExternalKind::Global => CoreItem::Global(e.index),
@@ -374,6 +409,8 @@ fn walk<'a>(
                             plan.guest_resources.push(GuestResourceType { dtor });
                             TypeDef::GuestResource(plan.guest_resources.len() as u32 - 1)
                         }
+                        ComponentType::Defined(def) => defined(&scope.types, &def),
+                        ComponentType::Instance(decls) => instance_type(&scope, &decls),
                         _ => TypeDef::Other,
                     };
                     scope.types.push(Item::Type(def));
@@ -382,7 +419,8 @@ fn walk<'a>(
             Payload::ComponentImportSection(reader) => {
                 for import in reader {
                     let import = import.map_err(invalid)?;
-                    let name = import.name.0;
+                    let name = import_name(&import.name);
+                    let name = name.as_ref();
                     if depth > 0 {
                         let item = scope.args.get(name).cloned().unwrap_or(Item::Opaque);
                         let item = match (import.ty, item) {
@@ -395,9 +433,13 @@ fn walk<'a>(
                         continue;
                     }
                     let item = match import.ty {
-                        ComponentTypeRef::Instance(_) => {
+                        ComponentTypeRef::Instance(ty) => {
                             plan.imports.push(name.to_owned());
-                            Item::Instance(InstanceDef::Imported(name.to_owned()))
+                            let types = match scope.types.get(ty as usize) {
+                                Some(Item::Type(TypeDef::Instance(types))) => types.clone(),
+                                _ => Rc::default(),
+                            };
+                            Item::Instance(InstanceDef::Imported(name.to_owned(), types))
                         }
                         ComponentTypeRef::Func(_) => Item::Func(FuncDef::Bare(name.to_owned())),
                         ComponentTypeRef::Type(_) => Item::Type(TypeDef::Other),
@@ -440,10 +482,12 @@ fn walk<'a>(
                                 name: name.to_owned(),
                             };
                             match kind {
-                                ExternalKind::Func => plan.core_funcs.push(CoreFunc::Export {
-                                    instance: export.instance,
-                                    name: export.name,
-                                }),
+                                ExternalKind::Func | ExternalKind::FuncExact => {
+                                    plan.core_funcs.push(CoreFunc::Export {
+                                        instance: export.instance,
+                                        name: export.name,
+                                    })
+                                }
                                 ExternalKind::Memory => plan.core_memories.push(export),
                                 ExternalKind::Table => plan.core_tables.push(export),
                                 ExternalKind::Global => plan.core_globals.push(export),
@@ -500,7 +544,10 @@ fn walk<'a>(
                         wasmparser::ComponentInstance::FromExports(exports) => {
                             let mut items = HashMap::new();
                             for e in exports.iter() {
-                                items.insert(e.name.0.to_owned(), scope.get(e.kind, e.index)?);
+                                items.insert(
+                                    e.name.full_name().into_owned(),
+                                    scope.get(e.kind, e.index)?,
+                                );
                             }
                             InstanceDef::Exports(items)
                         }
@@ -531,7 +578,9 @@ fn walk<'a>(
                 for export in reader {
                     let export = export.map_err(invalid)?;
                     let item = scope.get(export.kind, export.index)?;
-                    scope.exports.insert(export.name.0.to_owned(), item.clone());
+                    scope
+                        .exports
+                        .insert(export.name.full_name().into_owned(), item.clone());
                     // An export introduces a new index (the exported item, possibly
                     // with an ascribed type), as in the binary format.
                     scope.push(export.kind, item)?;
@@ -551,6 +600,12 @@ fn walk<'a>(
         }
     }
     Ok(scope)
+}
+
+fn usize_range(range: &Range<u64>) -> Result<Range<usize>, PlanError> {
+    let start = usize::try_from(range.start).map_err(invalid)?;
+    let end = usize::try_from(range.end).map_err(invalid)?;
+    Ok(start..end)
 }
 
 fn section_name(payload: &Payload<'_>) -> String {
@@ -668,12 +723,225 @@ fn canonical(
                 .push(CoreFunc::GuestResource { op, resource });
         }
         other => {
-            let name = format!("{other:?}");
-            let name = name.split([' ', '(', '{']).next().unwrap_or("?").to_owned();
-            return Err(unsupported(format!(
-                "the canonical built-in `{name}` (WASI 0.3 async and threads are not supported yet)"
-            )));
+            let op = builtin(scope, &other)?;
+            let options = match &other {
+                CanonicalFunction::TaskReturn { options: o, .. }
+                | CanonicalFunction::StreamRead { options: o, .. }
+                | CanonicalFunction::StreamWrite { options: o, .. }
+                | CanonicalFunction::FutureRead { options: o, .. }
+                | CanonicalFunction::FutureWrite { options: o, .. }
+                | CanonicalFunction::ErrorContextNew { options: o }
+                | CanonicalFunction::ErrorContextDebugMessage { options: o } => {
+                    options(o, "an async built-in")?
+                }
+                CanonicalFunction::WaitableSetWait { memory }
+                | CanonicalFunction::WaitableSetPoll { memory } => Options {
+                    memory: Some(*memory),
+                    ..Options::default()
+                },
+                _ => Options::default(),
+            };
+            plan.core_funcs.push(CoreFunc::Builtin { op, options });
         }
     }
     Ok(())
+}
+
+/// The async ABI's built-in `canon` describes, or why Flint refuses it.
+fn builtin(scope: &Scope<'_>, canon: &CanonicalFunction) -> Result<Builtin, PlanError> {
+    use CanonicalFunction as C;
+    let channel = |ty: u32, op: ChannelOp| -> Result<Builtin, PlanError> {
+        match scope.get(ComponentExternalKind::Type, ty)? {
+            Item::Type(TypeDef::Channel { future, elem }) => {
+                Ok(Builtin::Channel { future, op, elem })
+            }
+            _ => Err(invalid("a stream or future built-in of another type")),
+        }
+    };
+    Ok(match *canon {
+        C::TaskReturn { .. } => Builtin::TaskReturn,
+        C::TaskCancel => Builtin::TaskCancel,
+        C::ContextGet { slot, .. } => Builtin::ContextGet(slot),
+        C::ContextSet { slot, .. } => Builtin::ContextSet(slot),
+        C::BackpressureInc | C::BackpressureDec => Builtin::Backpressure,
+        C::ThreadYield => Builtin::Yield,
+        C::SubtaskDrop => Builtin::SubtaskDrop,
+        C::SubtaskCancel { .. } => Builtin::SubtaskCancel,
+        C::StreamNew { ty } | C::FutureNew { ty } => channel(ty, ChannelOp::New)?,
+        C::StreamRead { ty, .. } | C::FutureRead { ty, .. } => channel(ty, ChannelOp::Read)?,
+        C::StreamWrite { ty, .. } | C::FutureWrite { ty, .. } => channel(ty, ChannelOp::Write)?,
+        C::StreamCancelRead { ty, .. } | C::FutureCancelRead { ty, .. } => {
+            channel(ty, ChannelOp::CancelRead)?
+        }
+        C::StreamCancelWrite { ty, .. } | C::FutureCancelWrite { ty, .. } => {
+            channel(ty, ChannelOp::CancelWrite)?
+        }
+        C::StreamDropReadable { ty } | C::FutureDropReadable { ty } => {
+            channel(ty, ChannelOp::DropReadable)?
+        }
+        C::StreamDropWritable { ty } | C::FutureDropWritable { ty } => {
+            channel(ty, ChannelOp::DropWritable)?
+        }
+        C::ErrorContextNew { .. } => Builtin::ErrorContextNew,
+        C::ErrorContextDebugMessage { .. } => Builtin::ErrorContextDebugMessage,
+        C::ErrorContextDrop => Builtin::ErrorContextDrop,
+        C::WaitableSetNew => Builtin::SetNew,
+        C::WaitableSetWait { .. } => Builtin::SetWait,
+        C::WaitableSetPoll { .. } => Builtin::SetPoll,
+        C::WaitableSetDrop => Builtin::SetDrop,
+        C::WaitableJoin => Builtin::Join,
+        ref other => {
+            let name = format!("{other:?}");
+            let name = name.split([' ', '(', '{']).next().unwrap_or("?").to_owned();
+            return Err(unsupported(format!(
+                "the canonical built-in `{name}` (threads and stream forwarding are not supported)"
+            )));
+        }
+    })
+}
+
+/// The name an import is bound by: the interface it implements when it is
+/// a labelled import of one (`[implements=<a:b/c>]label`), else its name.
+fn import_name<'a>(name: &ComponentExternName<'a>) -> std::borrow::Cow<'a, str> {
+    name.full_implements().unwrap_or_else(|| name.full_name())
+}
+
+/// A defined type, as far as Flint needs to know it.
+fn defined(types: &[Item], def: &ComponentDefinedType<'_>) -> TypeDef {
+    let channel = |future, elem: &Option<ComponentValType>| TypeDef::Channel {
+        future,
+        elem: match elem {
+            None => Elem::Unit,
+            Some(ty) => val_ty(types, ty).map_or(Elem::Unknown, |t| Elem::Known(intern(t))),
+        },
+    };
+    let ty = match def {
+        ComponentDefinedType::Future(elem) => return channel(true, elem),
+        ComponentDefinedType::Stream(elem) => return channel(false, elem),
+        ComponentDefinedType::Primitive(p) => Some(primitive(*p)),
+        ComponentDefinedType::Record(fields) => fields
+            .iter()
+            .map(|(_, t)| val_ty(types, t))
+            .collect::<Option<Vec<_>>>()
+            .map(|f| Ty::Tuple(intern_fields(f))),
+        ComponentDefinedType::Tuple(fields) => fields
+            .iter()
+            .map(|t| val_ty(types, t))
+            .collect::<Option<Vec<_>>>()
+            .map(|f| Ty::Tuple(intern_fields(f))),
+        ComponentDefinedType::Variant(cases) => cases
+            .iter()
+            .map(|c| match &c.ty {
+                None => Some(None),
+                Some(t) => val_ty(types, t).map(Some),
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|c| Ty::Variant(intern_cases(c))),
+        ComponentDefinedType::List(t) => val_ty(types, t).map(|t| Ty::List(intern(t))),
+        ComponentDefinedType::Flags(names) => u8::try_from(names.len()).ok().map(Ty::Flags),
+        ComponentDefinedType::Enum(names) => {
+            Some(Ty::Variant(intern_cases(vec![None; names.len()])))
+        }
+        ComponentDefinedType::Option(t) => {
+            val_ty(types, t).map(|t| Ty::Variant(intern_cases(vec![None, Some(t)])))
+        }
+        ComponentDefinedType::Result { ok, err } => {
+            let case = |t: &Option<ComponentValType>| match t {
+                None => Some(None),
+                Some(t) => val_ty(types, t).map(Some),
+            };
+            match (case(ok), case(err)) {
+                (Some(ok), Some(err)) => Some(Ty::Variant(intern_cases(vec![ok, err]))),
+                _ => None,
+            }
+        }
+        ComponentDefinedType::Own(_) | ComponentDefinedType::Borrow(_) => Some(Ty::Handle),
+        ComponentDefinedType::Map(..) | ComponentDefinedType::FixedLengthList(..) => None,
+    };
+    ty.map_or(TypeDef::Other, |t| TypeDef::Value(intern(t)))
+}
+
+/// A value type's layout, when Flint knows it.
+fn val_ty(types: &[Item], ty: &ComponentValType) -> Option<Ty> {
+    match ty {
+        ComponentValType::Primitive(p) => Some(primitive(*p)),
+        ComponentValType::Type(index) => match types.get(*index as usize)? {
+            Item::Type(TypeDef::Value(ty)) => Some(**ty),
+            // Stream and future ends are handles.
+            Item::Type(TypeDef::Channel { .. }) => Some(Ty::Handle),
+            _ => None,
+        },
+    }
+}
+
+fn primitive(p: PrimitiveValType) -> Ty {
+    match p {
+        PrimitiveValType::Bool => Ty::Bool,
+        PrimitiveValType::S8 => Ty::S8,
+        PrimitiveValType::U8 => Ty::U8,
+        PrimitiveValType::S16 => Ty::S16,
+        PrimitiveValType::U16 => Ty::U16,
+        PrimitiveValType::S32 => Ty::S32,
+        PrimitiveValType::U32 => Ty::U32,
+        PrimitiveValType::S64 => Ty::S64,
+        PrimitiveValType::U64 => Ty::U64,
+        PrimitiveValType::F32 => Ty::F32,
+        PrimitiveValType::F64 => Ty::F64,
+        PrimitiveValType::Char => Ty::Char,
+        PrimitiveValType::String => Ty::String,
+        PrimitiveValType::ErrorContext => Ty::Handle,
+    }
+}
+
+/// The types an instance type exports (an imported interface's value types,
+/// which its stream and future elements may use), in the instance type's own
+/// index space.
+fn instance_type(scope: &Scope<'_>, decls: &[InstanceTypeDeclaration<'_>]) -> TypeDef {
+    let mut types: Vec<Item> = Vec::new();
+    let mut exports = HashMap::new();
+    for decl in decls {
+        match decl {
+            InstanceTypeDeclaration::Type(ComponentType::Defined(def)) => {
+                types.push(Item::Type(defined(&types, def)));
+            }
+            InstanceTypeDeclaration::Type(_) => types.push(Item::Type(TypeDef::Other)),
+            InstanceTypeDeclaration::Alias(ComponentAlias::Outer {
+                kind: ComponentOuterAliasKind::Type,
+                count: 1,
+                index,
+            }) => types.push(
+                scope
+                    .types
+                    .get(*index as usize)
+                    .cloned()
+                    .unwrap_or(Item::Type(TypeDef::Other)),
+            ),
+            InstanceTypeDeclaration::Alias(ComponentAlias::Outer {
+                kind: ComponentOuterAliasKind::Type,
+                ..
+            })
+            | InstanceTypeDeclaration::Alias(ComponentAlias::InstanceExport {
+                kind: ComponentExternalKind::Type,
+                ..
+            }) => types.push(Item::Type(TypeDef::Other)),
+            InstanceTypeDeclaration::Export {
+                name,
+                ty: ComponentTypeRef::Type(bounds),
+            } => {
+                let item = match bounds {
+                    TypeBounds::Eq(index) => types
+                        .get(*index as usize)
+                        .cloned()
+                        .unwrap_or(Item::Type(TypeDef::Other)),
+                    TypeBounds::SubResource => Item::Type(TypeDef::Other),
+                };
+                if let Item::Type(def) = &item {
+                    exports.insert(name.full_name().into_owned(), def.clone());
+                }
+                types.push(item);
+            }
+            _ => {}
+        }
+    }
+    TypeDef::Instance(Rc::new(exports))
 }

@@ -24,12 +24,13 @@ const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 pub const SCHEME: Ty = Ty::Variant(&[None, None, Some(Ty::String)]);
-const HEADER_ERROR: Ty = Ty::Variant(&[None, None, None]);
-const BYTES: Ty = Ty::List(&Ty::U8);
-const ENTRY: Ty = Ty::Tuple(&[Ty::String, BYTES]);
-const OPT_STRING: Ty = option_ty!(Ty::String);
+/// `header-error` at 0.2; 0.3 adds two cases (`HEADER_ERROR_P3`).
+pub(super) const HEADER_ERROR: Ty = Ty::Variant(&[None, None, None]);
+pub(super) const BYTES: Ty = Ty::List(&Ty::U8);
+pub(super) const ENTRY: Ty = Ty::Tuple(&[Ty::String, BYTES]);
+pub(super) const OPT_STRING: Ty = option_ty!(Ty::String);
 const OPT_U32: Ty = option_ty!(Ty::U32);
-const OPT_U64: Ty = option_ty!(Ty::U64);
+pub(super) const OPT_U64: Ty = option_ty!(Ty::U64);
 const FIELD_SIZE: Ty = Ty::Tuple(&[OPT_STRING, OPT_U32]);
 pub const ERROR_CODE: Ty = Ty::Variant(&[
     None,                                                // DNS-timeout
@@ -133,8 +134,8 @@ impl ErrorCode {
 pub type HeaderList = Vec<(String, Vec<u8>)>;
 
 pub struct Fields {
-    entries: HeaderList,
-    immutable: bool,
+    pub(super) entries: HeaderList,
+    pub(super) immutable: bool,
 }
 
 fn header_bytes(entries: &HeaderList) -> usize {
@@ -142,7 +143,11 @@ fn header_bytes(entries: &HeaderList) -> usize {
 }
 
 /// Pushes a fields resource, charging its bytes to the instance.
-fn push_fields(state: &mut GuestState, entries: HeaderList, immutable: bool) -> Result<u32, Error> {
+pub(super) fn push_fields(
+    state: &mut GuestState,
+    entries: HeaderList,
+    immutable: bool,
+) -> Result<u32, Error> {
     state.host.charge(header_bytes(&entries))?;
     state.host.resources.push(Fields { entries, immutable })
 }
@@ -224,7 +229,7 @@ pub fn method_value(method: &str) -> Value {
     }
 }
 
-fn method_from(value: Value) -> Result<Option<String>, Error> {
+pub(super) fn method_from(value: Value) -> Result<Option<String>, Error> {
     let (disc, payload) = value.into_variant()?;
     Ok(match (METHODS.get(disc as usize), payload) {
         (Some(m), _) => Some((*m).to_owned()),
@@ -233,7 +238,7 @@ fn method_from(value: Value) -> Result<Option<String>, Error> {
     })
 }
 
-fn scheme_value(scheme: &str) -> Value {
+pub(super) fn scheme_value(scheme: &str) -> Value {
     match scheme {
         "http" => Value::case(0, None),
         "https" => Value::case(1, None),
@@ -241,7 +246,7 @@ fn scheme_value(scheme: &str) -> Value {
     }
 }
 
-fn scheme_from(value: Value) -> Result<String, Error> {
+pub(super) fn scheme_from(value: Value) -> Result<String, Error> {
     let (disc, payload) = value.into_variant()?;
     Ok(match (disc, payload) {
         (0, _) => "http".to_owned(),
@@ -251,7 +256,7 @@ fn scheme_from(value: Value) -> Result<String, Error> {
     })
 }
 
-fn headers_value(entries: &HeaderList) -> Value {
+pub(super) fn headers_value(entries: &HeaderList) -> Value {
     Value::List(
         entries
             .iter()
@@ -281,7 +286,7 @@ const INVALID_SYNTAX: u32 = 0;
 const FORBIDDEN_FIELD: u32 = 1;
 const IMMUTABLE: u32 = 2;
 
-fn check_field(name: &str, value: &[u8]) -> Result<String, u32> {
+pub(super) fn check_field(name: &str, value: &[u8]) -> Result<String, u32> {
     let value_ok = std::str::from_utf8(value)
         .map_or(!value.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)), |v| {
             is_valid_header(name, v)
@@ -296,18 +301,18 @@ fn check_field(name: &str, value: &[u8]) -> Result<String, u32> {
     Ok(name)
 }
 
-fn header_result(result: Result<(), u32>) -> Value {
+pub(super) fn header_result(result: Result<(), u32>) -> Value {
     match result {
         Ok(()) => Value::ok_unit(),
         Err(e) => Value::err(Value::case(e, None)),
     }
 }
 
-fn fields_new(state: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn fields_new(state: &mut GuestState, _: Args) -> Result<Value, Error> {
     Ok(Value::Handle(push_fields(state, Vec::new(), false)?))
 }
 
-fn fields_from_list(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_from_list(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let mut entries = Vec::new();
     for entry in args.list()? {
         let mut pair = entry.into_tuple()?.into_iter();
@@ -325,7 +330,7 @@ fn fields_from_list(state: &mut GuestState, mut args: Args) -> Result<Value, Err
     )?)))
 }
 
-fn fields_get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let fields = state.host.resources.get::<Fields>(args.handle()?)?;
     let name = args.string()?;
     Ok(Value::List(
@@ -338,7 +343,7 @@ fn fields_get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     ))
 }
 
-fn fields_has(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_has(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let fields = state.host.resources.get::<Fields>(args.handle()?)?;
     let name = args.string()?;
     Ok(Value::Bool(
@@ -350,7 +355,7 @@ fn fields_has(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
 }
 
 /// `set`, `delete` and `append`: one checked edit of mutable fields.
-fn edit_fields(
+pub(super) fn edit_fields(
     state: &mut GuestState,
     handle: u32,
     name: &str,
@@ -381,7 +386,7 @@ fn edit_fields(
     Ok(header_result(Ok(())))
 }
 
-fn fields_set(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_set(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let name = args.string()?;
     let values = args
@@ -392,25 +397,25 @@ fn fields_set(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     edit_fields(state, handle, &name, &values, true)
 }
 
-fn fields_delete(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_delete(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let name = args.string()?;
     edit_fields(state, handle, &name, &[], true)
 }
 
-fn fields_append(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_append(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let name = args.string()?;
     let value = args.bytes()?;
     edit_fields(state, handle, &name, &[value], false)
 }
 
-fn fields_entries(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_entries(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let fields = state.host.resources.get::<Fields>(args.handle()?)?;
     Ok(headers_value(&fields.entries))
 }
 
-fn fields_clone(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn fields_clone(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let entries = state
         .host
         .resources
@@ -543,7 +548,7 @@ fn trailers_get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> 
 
 // ---- outgoing responses and bodies ----
 
-fn take_fields(state: &mut GuestState, handle: u32) -> Result<HeaderList, Error> {
+pub(super) fn take_fields(state: &mut GuestState, handle: u32) -> Result<HeaderList, Error> {
     Ok(state.host.resources.take::<Fields>(handle)?.entries)
 }
 
@@ -771,7 +776,7 @@ fn out_headers(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     Ok(Value::Handle(push_fields(state, entries, true)?))
 }
 
-fn options_new(state: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn options_new(state: &mut GuestState, _: Args) -> Result<Value, Error> {
     Ok(Value::Handle(
         state.host.resources.push(RequestOptions::default())?,
     ))
@@ -780,11 +785,11 @@ fn options_new(state: &mut GuestState, _: Args) -> Result<Value, Error> {
 /// Getters and setters of the three `request-options` timeouts.
 macro_rules! timeout_accessors {
     ($($get:ident, $set:ident => $field:ident;)+) => {$(
-        fn $get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+        pub(super) fn $get(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             let options = state.host.resources.get::<RequestOptions>(args.handle()?)?;
             Ok(Value::option(options.$field.map(Value::U64)))
         }
-        fn $set(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+        pub(super) fn $set(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             let options = state.host.resources.get::<RequestOptions>(args.handle()?)?;
             options.$field = match args.option()? {
                 Some(Value::U64(ns)) => Some(ns),

@@ -18,6 +18,7 @@ use crate::Resource;
 use crate::capabilities::{Capabilities, Services};
 use crate::kv_store::{KvError, KvOp, KvOutcome, Lookup, SharedStore};
 use flint_engine::canon::{Args, HostFn, TableEntry, Ty, Value};
+use flint_engine::component::{SourceRead, StreamSource};
 use flint_engine::{option_ty, result_ty};
 
 const ERROR: Ty = Ty::Variant(&[
@@ -262,14 +263,87 @@ pub const FUNCTIONS: &[HostFn<GuestState>] = &[
     DROP,
 ];
 
+/// The keys of a store as a `stream<string>`, read page by page (each
+/// read lists at most what the guest asked for, after the last key sent),
+/// so a large store never sits in host memory at once.
+struct KeysSource {
+    backend: SharedStore,
+    after: Option<String>,
+    budget: usize,
+    /// The store's label, for the log line when listing fails.
+    label: String,
+}
+
+impl StreamSource for KeysSource {
+    fn read(&mut self, max: usize) -> SourceRead {
+        let mut keys = Vec::new();
+        let mut bytes = 0usize;
+        let after = self.after.clone();
+        let listed = self.backend.keys(&mut |key| {
+            if after.as_deref().is_some_and(|a| key <= a.as_bytes()) {
+                return true;
+            }
+            if keys.len() >= max.max(1) || (!keys.is_empty() && bytes + key.len() > self.budget) {
+                return false;
+            }
+            bytes += key.len() + 8;
+            keys.push(String::from_utf8_lossy(key).into_owned());
+            true
+        });
+        if let Err(e) = listed {
+            tracing::warn!(target: "flint::kv", store = %self.label, "listing keys failed: {e}");
+            return SourceRead::End;
+        }
+        match keys.last() {
+            None => SourceRead::End,
+            Some(last) => {
+                self.after = Some(last.clone());
+                SourceRead::Values(keys.into_iter().map(Value::String).collect())
+            }
+        }
+    }
+}
+
+/// `get-keys` (3.0.0): `tuple<stream<string>, future<result<_, error>>>`.
+/// The future says whether listing failed, once the stream has ended; it is
+/// resolved now as `ok`, and a failure while listing ends the stream early
+/// and is logged.
+fn get_keys_v3(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+    let budget = state.host.memory_limit;
+    let store = store::<Spin>(state, &mut args)?;
+    let source = KeysSource {
+        backend: store.backend.clone(),
+        after: None,
+        budget,
+        label: store.label.clone(),
+    };
+    store.record(KvOp::GetKeys, true);
+    let stream = state
+        .tasks
+        .new_stream_from(Some(&Ty::String), Box::new(source))?;
+    let (done, _) = state
+        .tasks
+        .new_future_from(Some(&result_ty!(_, ERROR)), Some(Value::ok_unit()))?;
+    Ok(Value::Tuple(vec![
+        Value::Handle(stream),
+        Value::Handle(done),
+    ]))
+}
+
 /// `spin:key-value/key-value@3.0.0` (Spin's `wit/deps/spin-key-value@3.0.0`):
 /// the same resource, `error` and semantics as 2.0.0 (Spin's `v3` host shares
 /// the store table and `open`'s checks). Its functions are declared `async`;
-/// these are their synchronous lowering, whose core signatures are those of
-/// the 2.0.0 functions. `get-keys` is left out: it returns
-/// `tuple<stream<string>, future<result<_, error>>>`, and Flint has no
-/// streams or futures (a guest importing it fails to link).
-pub const FUNCTIONS_V3: &[HostFn<GuestState>] = &[OPEN, GET, SET, DELETE, EXISTS, DROP];
+/// the engine lowers them onto these, whose core signatures are those of
+/// the 2.0.0 functions; `get-keys` streams the keys.
+pub const FUNCTIONS_V3: &[HostFn<GuestState>] = &[
+    OPEN,
+    GET,
+    SET,
+    DELETE,
+    EXISTS,
+    host_fn!("[method]store.get-keys", [Ty::Handle] -> Ty::Tuple(&[Ty::Handle, Ty::Handle]), get_keys_v3),
+    DROP,
+];
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@
 use wasmi::Error;
 
 use super::rdbms::{self, DataType, DbValue, V2, outcome};
-use super::{GuestState, drop_fn, host_fn};
+use super::{GuestState, drop_fn, host_fn, row_stream};
 use crate::capabilities::Capabilities;
 use crate::outbound_mysql::binary::{column_flag, column_type};
 use crate::outbound_mysql::{self as client, Client, Dial, MysqlError, Opts, Param, Value};
@@ -316,13 +316,30 @@ pub const FUNCTIONS: &[HostFn<GuestState>] = &[
     DROP,
 ];
 
+/// 3.0.0's `query`: 2.0.0's, its rows then handed out as a stream.
+fn query_streamed(state: &mut GuestState, args: Args) -> Result<Canon, Error> {
+    let answer = query(state, args)?;
+    row_stream::streamed(state, answer, ROW, &DONE)
+}
+
+const ROW: &Ty = row_stream::row_of(&V2.row_set);
+const DONE: Ty = result_ty!(_, V2.error);
+const STREAMED: Ty = Ty::Tuple(&[row_stream::columns_of(&V2.row_set), Ty::Handle, Ty::Handle]);
+
 /// `spin:mysql/mysql@3.0.0`: the same cases, resource and semantics as 2.0.0
-/// (Spin's `v3` host opens and executes as its `v2` does). `open` and
-/// `execute` are declared `async`; these are their synchronous lowering,
-/// whose core signatures are those of 2.0.0's. `query` is left out: it
-/// returns a `stream<row>` and a `future`, and Flint has no streams or
-/// futures (a guest importing it fails to link, naming it).
-pub const FUNCTIONS_V3: &[HostFn<GuestState>] = &[OPEN, EXECUTE, DROP];
+/// (Spin's `v3` host opens and executes as its `v2` does). Every function is
+/// declared `async`, which the engine lowers onto these; `query` returns the
+/// columns, a `stream<row>` and a `future`.
+pub const FUNCTIONS_V3: &[HostFn<GuestState>] = &[
+    OPEN,
+    host_fn!(
+        "[method]connection.query",
+        [Ty::Handle, Ty::String, Ty::List(&V2.parameter_value)] -> result_ty!(STREAMED, V2.error),
+        query_streamed
+    ),
+    EXECUTE,
+    DROP,
+];
 
 #[cfg(test)]
 mod tests {

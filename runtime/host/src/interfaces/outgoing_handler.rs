@@ -33,7 +33,21 @@ fn handle(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             .take::<RequestOptions>(handle.into_handle()?)?,
         None => RequestOptions::default(),
     };
-    let caps = &state.host.caps;
+    let future = match admit(&state.host.caps, &request) {
+        Ok(pattern) => FutureIncomingResponse::Pending(Box::new((request, options, pattern))),
+        Err(refused @ (ErrorCode::ProtocolError | ErrorCode::RequestUriInvalid)) => {
+            return Ok(Value::err(refused.to_value()));
+        }
+        Err(denied) => FutureIncomingResponse::Ready(Err(denied)),
+    };
+    Ok(Value::ok(Value::Handle(state.host.resources.push(future)?)))
+}
+
+/// Whether `request` may go out, and through which allow-list entry: a
+/// scheme other than http/https is `HTTP-protocol-error`, an authority
+/// without a host `HTTP-request-URI-invalid`, a host not in
+/// `allowed_outbound_hosts` `HTTP-request-denied` (each logged).
+fn admit(caps: &Capabilities, request: &OutgoingRequest) -> Result<usize, ErrorCode> {
     let scheme = request.scheme.as_deref().unwrap_or("https");
     let authority = request.authority.as_deref().unwrap_or_default();
     let url = format!(
@@ -42,7 +56,7 @@ fn handle(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     );
     if !matches!(scheme, "http" | "https") {
         tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP refused: scheme `{scheme}` is not http or https");
-        return Ok(Value::err(ErrorCode::ProtocolError.to_value()));
+        return Err(ErrorCode::ProtocolError);
     }
     // No authority is, for Spin, a request to the app itself (service
     // chaining), which Flint does not offer: refused as not permitted.
@@ -51,18 +65,30 @@ fn handle(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
         None if authority.is_empty() => None,
         None => {
             tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP refused: no host or port in the URL");
-            return Ok(Value::err(ErrorCode::RequestUriInvalid.to_value()));
+            return Err(ErrorCode::RequestUriInvalid);
         }
     };
-    let future = match allowed {
-        Some(pattern) => FutureIncomingResponse::Pending(Box::new((request, options, pattern))),
-        None => {
-            tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP denied: not in allowed_outbound_hosts");
-            caps.outbound_metrics.denied();
-            FutureIncomingResponse::Ready(Err(ErrorCode::RequestDenied))
+    allowed.ok_or_else(|| {
+        tracing::warn!(target: "flint::outbound", component = %caps.component, %url, "outbound HTTP denied: not in allowed_outbound_hosts");
+        caps.outbound_metrics.denied();
+        ErrorCode::RequestDenied
+    })
+}
+
+/// Checks and sends a request whose body is complete (WASI 0.3's
+/// `client.send`): the outcome the guest gets, or a trap.
+pub fn send_checked(
+    state: &mut GuestState,
+    request: OutgoingRequest,
+    options: RequestOptions,
+    body: &[u8],
+) -> Result<Result<IncomingResponse, ErrorCode>, Error> {
+    match admit(&state.host.caps, &request) {
+        Ok(pattern) => {
+            deliver::<std::convert::Infallible>(state, &request, options, pattern, Ok(body))
         }
-    };
-    Ok(Value::ok(Value::Handle(state.host.resources.push(future)?)))
+        Err(code) => Ok(Err(code)),
+    }
 }
 
 /// `host[:port]`, with the scheme's default port.
@@ -98,14 +124,29 @@ pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
         unreachable!("matched above");
     };
     let (request, options, pattern) = *pending;
-    let caps = state.host.caps.clone();
     let body = match request.body {
         Some(id) => state.host.bodies.take(id),
         None => Ok(Vec::new()),
     };
+    let outcome = deliver(state, &request, options, pattern, body.as_deref())?;
+    *state.host.resources.get::<FutureIncomingResponse>(handle)? =
+        FutureIncomingResponse::Ready(outcome);
+    Ok(true)
+}
+
+/// Sends an admitted request, counts the outcome for its allow-list entry
+/// and charges the response to the instance.
+fn deliver<E: std::fmt::Display>(
+    state: &mut GuestState,
+    request: &OutgoingRequest,
+    options: RequestOptions,
+    pattern: usize,
+    body: Result<&[u8], E>,
+) -> Result<Result<IncomingResponse, ErrorCode>, Error> {
+    let caps = state.host.caps.clone();
     let outcome = match body {
         Err(e) => Err(ErrorCode::Internal(format!("request body: {e}"))),
-        Ok(body) => send(&caps, &request, options, &body),
+        Ok(body) => send(&caps, request, options, body),
     };
     let counted = match outcome {
         Ok(_) => OutboundOutcome::Ok,
@@ -125,9 +166,7 @@ pub fn resolve(state: &mut GuestState, handle: u32) -> Result<bool, Error> {
                     .sum::<usize>(),
         )?,
     }
-    *state.host.resources.get::<FutureIncomingResponse>(handle)? =
-        FutureIncomingResponse::Ready(outcome);
-    Ok(true)
+    Ok(outcome)
 }
 
 fn send(

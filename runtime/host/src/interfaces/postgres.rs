@@ -16,7 +16,7 @@ use std::sync::Arc;
 use wasmi::Error as Trap;
 
 use super::rdbms::{self, DbValue, Dialect, Error};
-use super::{GuestState, drop_fn, host_fn};
+use super::{GuestState, drop_fn, host_fn, row_stream};
 use crate::capabilities::OutboundOutcome;
 use crate::outbound_pg::{self, Address, Client, Failure, Network};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
@@ -223,16 +223,36 @@ fn build(state: &mut GuestState, mut args: Args) -> Result<Value, Trap> {
     Ok(answer(&rdbms::PG4, opened))
 }
 
+/// 4.2's `query-async`: `query`, its rows then handed out as a stream.
+fn query_streamed(state: &mut GuestState, args: Args) -> Result<Value, Trap> {
+    let answer = statement(state, &rdbms::PG4, Run::Query, args)?;
+    row_stream::streamed(state, answer, PG4_ROW, &PG4_DONE)
+}
+
+const PG4_ROW: &Ty = row_stream::row_of(&rdbms::PG4.row_set);
+const PG4_DONE: Ty = result_ty!(_, rdbms::PG4.error);
+const PG4_STREAMED: Ty = Ty::Tuple(&[
+    row_stream::columns_of(&rdbms::PG4.row_set),
+    Ty::Handle,
+    Ty::Handle,
+]);
+const PG4_PARAMS: Ty = Ty::List(&rdbms::PG4.parameter_value);
+
 /// `spin:postgres/postgres@4.2.0`, which serves every 4.x import (4.0 and
-/// 4.1 are subsets with the same types). The 4.2 `*-async` functions
-/// (`open-async`, `query-async`, `execute-async`, `build-async`) are left
-/// out: they need the component model's async ABI, streams and futures,
-/// which Flint does not have; a component importing them is refused at
-/// load, naming the function.
+/// 4.1 are subsets with the same types). 4.2's `*-async` forms are the
+/// same functions, lowered `async` by the engine; `query-async` returns
+/// the columns, a `stream<row>` and a `future`.
 pub const FUNCTIONS_V4: &[HostFn<GuestState>] = &connection_fns!(
     rdbms::PG4,
     host_fn!("[constructor]connection-builder", [Ty::String] -> Ty::Handle, builder_new),
     host_fn!("[method]connection-builder.set-ca-root", [Ty::Handle, Ty::String] -> result_ty!(_, rdbms::PG4.error), set_ca_root),
     host_fn!("[method]connection-builder.build", [Ty::Handle] -> result_ty!(Ty::Handle, rdbms::PG4.error), build),
+    host_fn!("[method]connection-builder.build-async", [Ty::Handle] -> result_ty!(Ty::Handle, rdbms::PG4.error), build),
+    host_fn!("[static]connection.open-async", [Ty::String] -> result_ty!(Ty::Handle, rdbms::PG4.error),
+        |s, a| open_with(s, &rdbms::PG4, a)),
+    host_fn!("[method]connection.query-async", [Ty::Handle, Ty::String, PG4_PARAMS] -> result_ty!(PG4_STREAMED, rdbms::PG4.error),
+        query_streamed),
+    host_fn!("[method]connection.execute-async", [Ty::Handle, Ty::String, PG4_PARAMS] -> result_ty!(Ty::U64, rdbms::PG4.error),
+        |s, a| statement(s, &rdbms::PG4, Run::Execute, a)),
     drop_fn!("connection-builder", PgConnectionBuilder),
 );

@@ -7,7 +7,7 @@
 use rusqlite::types::Value as SqlValue;
 use wasmi::Error;
 
-use super::{GuestState, drop_fn, host_fn};
+use super::{GuestState, drop_fn, host_fn, row_stream};
 use crate::sqlite_db::{Lease, StatementError};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
 use flint_engine::result_ty;
@@ -143,13 +143,26 @@ const DROP: HostFn<GuestState> = drop_fn!("connection", SqliteConnection);
 /// `fermyon:spin/sqlite@2.0.0`.
 pub const FUNCTIONS: &[HostFn<GuestState>] = &[OPEN, EXECUTE, DROP];
 
+/// 3.1's `execute-async`: `execute`, its rows then handed out as a stream.
+fn execute_streamed(state: &mut GuestState, args: Args) -> Result<Value, Error> {
+    let answer = execute(state, args)?;
+    row_stream::streamed(state, answer, ROW, &DONE)
+}
+
+const ROW: &Ty = row_stream::row_of(&QUERY_RESULT);
+const DONE: Ty = result_ty!(_, ERROR);
+const STREAMED: Ty = Ty::Tuple(&[
+    row_stream::columns_of(&QUERY_RESULT),
+    Ty::Handle,
+    Ty::Handle,
+]);
+
 /// `spin:sqlite/sqlite@3.1.0`, which also serves 3.0.0 imports: 2.0.0's
 /// functions plus `last-insert-rowid` and `changes`, and 3.1.0's `-async`
-/// forms of `open`, `last-insert-rowid` and `changes` lowered synchronously
-/// (their core signatures are those of the plain ones). `execute-async`
-/// returns a `stream` and a `future`, which need the component model's async
-/// ABI: it is left out, and a guest importing it fails to link.
+/// forms, the same functions lowered `async` by the engine; `execute-async`
+/// returns the columns, a `stream<row-result>` and a `future`.
 pub const FUNCTIONS_V3: &[HostFn<GuestState>] = &[
+    host_fn!("[method]connection.execute-async", [Ty::Handle, Ty::String, Ty::List(&VALUE)] -> result_ty!(STREAMED, ERROR), execute_streamed),
     OPEN,
     EXECUTE,
     host_fn!("[method]connection.last-insert-rowid", [Ty::Handle] -> Ty::S64, last_insert_rowid),

@@ -31,7 +31,7 @@ fn check_size<'a>(
     Ok(())
 }
 
-fn get_environment(state: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn get_environment(state: &mut GuestState, _: Args) -> Result<Value, Error> {
     let env = &state.host.wasi_state.env;
     let strings = env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
     check_size(state, "environment", strings)?;
@@ -42,13 +42,13 @@ fn get_environment(state: &mut GuestState, _: Args) -> Result<Value, Error> {
     ))
 }
 
-fn get_arguments(state: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn get_arguments(state: &mut GuestState, _: Args) -> Result<Value, Error> {
     let args = &state.host.wasi_state.args;
     check_size(state, "argument list", args.iter().map(String::as_str))?;
     Ok(Value::List(args.iter().map(Value::string).collect()))
 }
 
-fn initial_cwd(_: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn initial_cwd(_: &mut GuestState, _: Args) -> Result<Value, Error> {
     Ok(Value::none())
 }
 

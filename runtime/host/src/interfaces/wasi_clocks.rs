@@ -18,11 +18,11 @@ pub(crate) fn datetime(seconds: u64, nanoseconds: u32) -> Value {
     Value::Tuple(vec![Value::U64(seconds), Value::U32(nanoseconds)])
 }
 
-fn monotonic_now(state: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn monotonic_now(state: &mut GuestState, _: Args) -> Result<Value, Error> {
     Ok(Value::U64(state.host.wasi_state.monotonic_now()))
 }
 
-fn monotonic_resolution(_: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn monotonic_resolution(_: &mut GuestState, _: Args) -> Result<Value, Error> {
     Ok(Value::U64(1))
 }
 

@@ -16,10 +16,10 @@ use flint_engine::{option_ty, result_ty};
 
 const ERROR_CODE: Ty = Ty::Variant(&[None; ERROR_CODES]);
 const DESCRIPTOR_TYPE: Ty = Ty::Variant(&[None; 8]);
-const DESCRIPTOR_FLAGS: Ty = Ty::Flags(6);
-const PATH_FLAGS: Ty = Ty::Flags(1);
-const OPEN_FLAGS: Ty = Ty::Flags(4);
-const ADVICE: Ty = Ty::Variant(&[None; 6]);
+pub(super) const DESCRIPTOR_FLAGS: Ty = Ty::Flags(6);
+pub(super) const PATH_FLAGS: Ty = Ty::Flags(1);
+pub(super) const OPEN_FLAGS: Ty = Ty::Flags(4);
+pub(super) const ADVICE: Ty = Ty::Variant(&[None; 6]);
 /// `new-timestamp`: `no-change`, `now`, `timestamp(datetime)`.
 const NEW_TIMESTAMP: Ty = Ty::Variant(&[None, None, Some(DATETIME)]);
 const DESCRIPTOR_STAT: Ty = Ty::Tuple(&[
@@ -31,11 +31,11 @@ const DESCRIPTOR_STAT: Ty = Ty::Tuple(&[
     option_ty!(DATETIME),
 ]);
 const DIRECTORY_ENTRY: Ty = Ty::Tuple(&[DESCRIPTOR_TYPE, Ty::String]);
-const METADATA_HASH_VALUE: Ty = Ty::Tuple(&[Ty::U64, Ty::U64]);
+pub(super) const METADATA_HASH_VALUE: Ty = Ty::Tuple(&[Ty::U64, Ty::U64]);
 const BYTES: Ty = Ty::List(&Ty::U8);
 
 /// Largest chunk one `read` hands to a guest.
-const MAX_READ: u64 = 1 << 20;
+pub(super) const MAX_READ: u64 = 1 << 20;
 
 fn error(code: ErrorCode) -> Value {
     Value::err(Value::case(code as u32, None))
@@ -62,7 +62,10 @@ fn follow(args: &mut Args) -> Result<bool, Error> {
     Ok(flag_bits(args)? & SYMLINK_FOLLOW != 0)
 }
 
-fn descriptor<'s>(state: &'s mut GuestState, args: &mut Args) -> Result<&'s mut Descriptor, Error> {
+pub(super) fn descriptor<'s>(
+    state: &'s mut GuestState,
+    args: &mut Args,
+) -> Result<&'s mut Descriptor, Error> {
     state.host.resources.get::<Descriptor>(args.handle()?)
 }
 
@@ -109,20 +112,20 @@ fn refuse_file_change(state: &mut GuestState, mut args: Args) -> Result<Value, E
 }
 
 /// `set-times`: on a file or a directory, never.
-fn refuse_change(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn refuse_change(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     descriptor(state, &mut args)?;
     unit_result(ErrorCode::ReadOnly)
 }
 
 /// `create-directory-at`, `remove-directory-at`, `unlink-file-at`: never.
-fn refuse_change_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn refuse_change_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let path = args.string()?;
     let d = state.host.resources.get::<Descriptor>(handle)?;
     unit_result(d.refuse_dir_change(&[&path]))
 }
 
-fn set_times_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn set_times_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     follow(&mut args)?;
     let path = args.string()?;
@@ -151,7 +154,7 @@ fn refuse_between(
     })
 }
 
-fn link_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn link_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     follow(&mut args)?;
     let old = args.string()?;
@@ -160,7 +163,7 @@ fn link_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     refuse_between(state, handle, &old, new_handle, &new)
 }
 
-fn rename_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn rename_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let old = args.string()?;
     let new_handle = args.handle()?;
@@ -169,7 +172,7 @@ fn rename_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
 }
 
 /// `symlink-at`: a link to an absolute path is `not-permitted`; any other, `read-only`.
-fn symlink_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn symlink_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let old = args.string()?;
     let new = args.string()?;
@@ -181,18 +184,18 @@ fn symlink_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
 }
 
 /// `advise`, `sync-data`, `sync`: nothing to do for files read in place.
-fn nothing_to_do(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn nothing_to_do(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     descriptor(state, &mut args)?;
     Ok(Value::ok_unit())
 }
 
 /// Every descriptor is open for reading only; a directory never for mutation.
-fn get_flags(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn get_flags(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     descriptor(state, &mut args)?;
     Ok(Value::ok(Value::Flags(flags::READ)))
 }
 
-fn get_type(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn get_type(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let kind = descriptor(state, &mut args)?.get_type();
     result(kind.map(|k| Value::case(k as u32, None)))
 }
@@ -218,11 +221,11 @@ fn read_directory(state: &mut GuestState, mut args: Args) -> Result<Value, Error
     }
 }
 
-fn stat(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn stat(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     result(descriptor(state, &mut args)?.stat().map(stat_value))
 }
 
-fn stat_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn stat_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let follow = follow(&mut args)?;
     let path = args.string()?;
@@ -230,7 +233,7 @@ fn stat_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     result(d.stat_at(follow, &path).map(stat_value))
 }
 
-fn open_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn open_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let follow = follow(&mut args)?;
     let path = args.string()?;
@@ -241,14 +244,14 @@ fn open_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     push_descriptor(state, opened)
 }
 
-fn readlink_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn readlink_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let path = args.string()?;
     let d = state.host.resources.get::<Descriptor>(handle)?;
     result(d.readlink_at(&path).map(Value::String))
 }
 
-fn is_same_object(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn is_same_object(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let a = descriptor(state, &mut args)?.identity();
     let b = descriptor(state, &mut args)?.identity();
     Ok(Value::Bool(matches!((a, b), (Ok(a), Ok(b)) if a == b)))
@@ -259,12 +262,12 @@ fn hash_value(state: &GuestState, identity: (u64, u64)) -> Value {
     Value::Tuple(vec![Value::U64(lower), Value::U64(upper)])
 }
 
-fn metadata_hash(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn metadata_hash(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let identity = descriptor(state, &mut args)?.identity();
     result(identity.map(|id| hash_value(state, id)))
 }
 
-fn metadata_hash_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
+pub(super) fn metadata_hash_at(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let handle = args.handle()?;
     let follow = follow(&mut args)?;
     let path = args.string()?;

@@ -53,7 +53,7 @@ pub const INSECURE: &[HostFn<GuestState>] = &[
     host_fn!("get-insecure-random-u64", [] -> Ty::U64, get_random_u64),
 ];
 
-fn insecure_seed(state: &mut GuestState, _: Args) -> Result<Value, Error> {
+pub(super) fn insecure_seed(state: &mut GuestState, _: Args) -> Result<Value, Error> {
     let (a, b) = state
         .host
         .wasi_state

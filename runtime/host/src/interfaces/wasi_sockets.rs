@@ -31,15 +31,16 @@ pub enum ResolveAddressStream {}
 /// `network.error-code`: 21 cases, `access-denied` is case 1.
 const ERROR_CODE: Ty = Ty::Variant(&[None; 21]);
 const ACCESS_DENIED: u32 = 1;
-const IP_ADDRESS_FAMILY: Ty = Ty::Variant(&[None, None]);
+pub(super) const IP_ADDRESS_FAMILY: Ty = Ty::Variant(&[None, None]);
 const IPV4_ADDRESS: Ty = Ty::Tuple(&[Ty::U8; 4]);
 const IPV6_ADDRESS: Ty = Ty::Tuple(&[Ty::U16; 8]);
-const IP_ADDRESS: Ty = Ty::Variant(&[Some(IPV4_ADDRESS), Some(IPV6_ADDRESS)]);
+pub(super) const IP_ADDRESS: Ty = Ty::Variant(&[Some(IPV4_ADDRESS), Some(IPV6_ADDRESS)]);
 /// `ipv4-socket-address`: `port`, `address`.
 const IPV4_SOCKET_ADDRESS: Ty = Ty::Tuple(&[Ty::U16, IPV4_ADDRESS]);
 /// `ipv6-socket-address`: `port`, `flow-info`, `address`, `scope-id`.
 const IPV6_SOCKET_ADDRESS: Ty = Ty::Tuple(&[Ty::U16, Ty::U32, IPV6_ADDRESS, Ty::U32]);
-const IP_SOCKET_ADDRESS: Ty = Ty::Variant(&[Some(IPV4_SOCKET_ADDRESS), Some(IPV6_SOCKET_ADDRESS)]);
+pub(super) const IP_SOCKET_ADDRESS: Ty =
+    Ty::Variant(&[Some(IPV4_SOCKET_ADDRESS), Some(IPV6_SOCKET_ADDRESS)]);
 /// `shutdown-type`: `receive`, `send`, `both`.
 const SHUTDOWN_TYPE: Ty = Ty::Variant(&[None; 3]);
 const INCOMING_DATAGRAM: Ty = Ty::Tuple(&[Ty::List(&Ty::U8), IP_SOCKET_ADDRESS]);
@@ -55,7 +56,7 @@ fn denied() -> Value {
 
 /// A method on a resource of type `K`, which never exists: checking the
 /// handle always fails, so the call traps.
-fn method<K: TableEntry<Resource> + Uninhabited>(
+pub(super) fn method<K: TableEntry<Resource> + Uninhabited>(
     state: &mut GuestState,
     mut args: Args,
 ) -> Result<Value, Error> {
@@ -64,7 +65,7 @@ fn method<K: TableEntry<Resource> + Uninhabited>(
 }
 
 /// A resource type with no values.
-trait Uninhabited {
+pub(super) trait Uninhabited {
     fn absurd(&mut self) -> !;
 }
 

@@ -130,6 +130,17 @@ impl Sink {
         (Sink::Buffer(buffer.clone()), buffer)
     }
 
+    /// Another sink writing where this one does (WASI 0.3's stdout is a
+    /// stream the host keeps apart from the instance's state): the same
+    /// buffer, or the same log with a line of its own.
+    pub fn share(&self) -> Sink {
+        match self {
+            Sink::Buffer(buffer) => Sink::Buffer(buffer.clone()),
+            Sink::Log(log) => Sink::Log(GuestLog::new(log.component.clone())),
+            Sink::Discard => Sink::Discard,
+        }
+    }
+
     /// Bytes that may be written now; `None` when there is no limit.
     pub fn room(&self) -> Option<usize> {
         match self {
