@@ -99,3 +99,31 @@ callgrind_per_request() {
     rm -rf "$dir"
     echo $(((many - one) / n))
 }
+
+# first_200_runs DIR N PATH CMD...: starts `CMD --listen 127.0.0.1:<free port>`
+# N times, each until GET PATH answers 200 (curl every 2 ms), then stops it.
+# Run i leaves its stderr in DIR/i.log and "exec_ns first_200_ns" in
+# DIR/i.times (wall clock, date +%s%N). Used by scripts/measure and
+# scripts/bench-peer, so both runtimes are timed the same way.
+first_200_runs() {
+    local dir=$1 n=$2 path=$3 i port t0 pid
+    shift 3
+    mkdir -p "$dir"
+    for i in $(seq 1 "$n"); do
+        port=$(free_port)
+        t0=$(date +%s%N)
+        "$@" --listen "127.0.0.1:$port" >/dev/null 2>"$dir/$i.log" &
+        pid=$!
+        for _ in $(seq 1 5000); do curl -sf -o /dev/null "http://127.0.0.1:$port$path" && break; sleep 0.002; done
+        echo "$t0 $(date +%s%N)" >"$dir/$i.times"
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+    done
+}
+
+# first_200_median DIR N: the median exec -> first 200 of first_200_runs, in µs.
+first_200_median() {
+    local i
+    for i in $(seq 1 "$2"); do
+        awk '{ print int(($2 - $1) / 1000) }' "$1/$i.times"
+    done | sort -n | sed -n "$((($2 + 1) / 2))p"
+}

@@ -2,7 +2,14 @@
 //! app in apps/spin-kv: every operation, every error case, and durability
 //! across `kill -9`.
 
-use flint_e2e::{Flint, FlintBuilder, Signal, TempDir, apps_dir, run_flint};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use flint_e2e::{Flint, FlintBuilder, Request, Signal, TempDir, apps_dir, poll_until, run_flint};
 
 fn kv_app() -> FlintBuilder {
     Flint::builder(apps_dir().join("spin-kv")).runtime_config(
@@ -87,6 +94,86 @@ fn acknowledged_writes_survive_kill_9() {
         let resp = conn.request("GET", &format!("/kv/key{i:04}"), &[], []);
         assert_eq!(resp.text(), format!("value {i}"));
     }
+}
+
+/// Concurrent writers share flushes (group commit), and still every `set`
+/// acknowledged to any of them before a `kill -9` mid-load is there after
+/// a restart.
+#[test]
+fn concurrent_acknowledged_writes_survive_kill_9_mid_load() {
+    let state = TempDir::new("kv-concurrent");
+    let flint = kv_app().state_dir(state.path()).start();
+    let clients = 8;
+    let acknowledged: Vec<Mutex<Vec<usize>>> = (0..clients).map(|_| Mutex::default()).collect();
+    let total = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for (client, acked) in acknowledged.iter().enumerate() {
+            let (addr, total) = (flint.addr(), &total);
+            // Writes until flint is gone.
+            s.spawn(move || {
+                for i in 0.. {
+                    let (path, value) = (format!("/kv/c{client}-{i:06}"), format!("v{client}-{i}"));
+                    if !put_acknowledged(addr, &path, &value) {
+                        break;
+                    }
+                    acked.lock().unwrap().push(i);
+                    total.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        // The clients are still writing when flint dies.
+        let loaded = poll_until(Duration::from_secs(60), || {
+            total.load(Ordering::SeqCst) >= 50 * clients
+        });
+        flint.signal(Signal::Kill);
+        assert!(
+            loaded,
+            "{} writes acknowledged",
+            total.load(Ordering::SeqCst)
+        );
+    });
+    drop(flint);
+
+    let flint = kv_app().state_dir(state.path()).start();
+    let keys = flint.get("/kv").text();
+    let keys: std::collections::BTreeSet<&str> = keys.lines().collect();
+    let mut conn = flint.connect();
+    for (client, acked) in acknowledged.iter().enumerate() {
+        let acked = acked.lock().unwrap();
+        for i in acked.iter() {
+            let key = format!("c{client}-{i:06}");
+            assert!(keys.contains(key.as_str()), "acknowledged {key} lost");
+        }
+        let last = acked.last().expect("every client had a write acknowledged");
+        let resp = conn.request("GET", &format!("/kv/c{client}-{last:06}"), &[], []);
+        assert_eq!(resp.text(), format!("v{client}-{last}"));
+    }
+}
+
+/// PUTs `value` at `path` on a connection of its own: whether flint answered
+/// 200 (acknowledged the write), which stops being so once it is killed.
+fn put_acknowledged(addr: SocketAddr, path: &str, value: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let request = Request::new("PUT", path, &[], value).to_bytes(&addr.to_string());
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .is_err()
+        || stream.write_all(&request).is_err()
+    {
+        return false;
+    }
+    // The status line is the acknowledgement; the rest is not needed.
+    let mut head = Vec::new();
+    let mut chunk = [0; 256];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => head.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    head.starts_with(b"HTTP/1.1 200 ")
 }
 
 /// A WAGI module (no SDK) reaches the same store and its variables through the

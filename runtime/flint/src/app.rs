@@ -89,11 +89,13 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
     let board = crate::board::select(args.board.as_deref().or(runtime_config.board.as_deref()))?;
     let mut limits = board.limits.clone();
     limits.apply(&runtime_config.limits);
+    crate::startup::mark("config");
     let reuse = serve.as_ref().and_then(|s| s.reuse);
     let engine = match reuse {
         Some(r) => r.engine.clone(),
         None => Arc::new(flint_host::engine(limits.fuel_per_invocation > 0)?),
     };
+    crate::startup::mark("engine");
     let state_dir = match &serve {
         Some(opts) => Some(state_dir(&manifest, opts.state_dir)?),
         None => None,
@@ -202,6 +204,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             },
         )?,
     };
+    crate::startup::mark("services");
     let env = serve.as_ref().map_or(&[][..], |s| s.env);
     let staging = state_dir.as_ref().map(|d| d.join("files"));
     let mut loader = ComponentLoader {
@@ -318,6 +321,7 @@ pub fn load(args: &AppArgs, serve: Option<ServeOptions<'_>>) -> anyhow::Result<L
             }),
         _ => Vec::new(),
     };
+    crate::startup::mark("components");
     if !errors.is_empty() {
         bail!(
             "{} problem(s) in {}:\n{}",
@@ -663,6 +667,7 @@ impl ComponentLoader<'_> {
         let (module, kind) = match self.modules.get(&component.source) {
             Some((module, kind)) if accepted.contains(kind) => (module.clone(), *kind),
             _ => {
+                let began = std::time::Instant::now();
                 let (module, kind) = flint_executor::load_module(
                     self.engine,
                     &component.id,
@@ -670,6 +675,7 @@ impl ComponentLoader<'_> {
                     accepted,
                     self.memory_limit,
                 )?;
+                crate::startup::module_loaded(&component.id, &component.source, began);
                 self.modules
                     .insert(component.source.clone(), (module.clone(), kind));
                 (module, kind)

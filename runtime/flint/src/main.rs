@@ -23,6 +23,7 @@ use flint_trigger_redis as redis;
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 fn main() -> ExitCode {
+    flint::startup::begin();
     // An `anyhow` error captures a backtrace when RUST_BACKTRACE is set: 30 µs
     // (glibc) to 1.2 ms (musl) each, which once cost every request (wasi-common
     // reported `proc_exit` as one). RUST_LIB_BACKTRACE=0 turns that off for
@@ -32,6 +33,8 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     logging::init(cli.log_format);
+    flint::startup::main_line();
+    flint::startup::mark("cli");
     let result = match cli.command {
         Command::Up(args) => up(args),
         Command::Status(args) => status_of(args),
@@ -122,6 +125,7 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
             }
         }
     };
+    flint::startup::mark("loaded");
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -214,6 +218,7 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
         operator_routes: metrics_listener.is_none(),
     };
     let server = http::server::start(app.clone(), listener, &limits, role)?;
+    flint::startup::mark("listening");
     let (operator_addr, metrics_server) = match metrics_listener {
         Some(listener) => {
             let at = listener.local_addr()?;
@@ -299,6 +304,7 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
         }
     }
     println!("Metrics: http://{operator_addr}/.well-known/flint/metrics");
+    flint::startup::mark("serving");
     tracing::info!(board = %loaded.board, workers = limits.workers, "serving http://{addr}");
     systemd::notify("READY=1");
     for signal in signals.forever() {

@@ -1,13 +1,18 @@
 //! The app's key-value stores: one backend per label. On Linux each is a
-//! sled database opened at startup with a cache sized for the board; a board
-//! without a filesystem brings its own [`KvBackend`] (with the `embedded-svc`
-//! feature, any `embedded_svc::storage::RawStorage`).
+//! sled database with a cache sized for the board, checked at startup and
+//! opened on its first use (see [`OpenOnFirstUse`]), whose concurrent
+//! writers share flushes ([`group_commit`]); a board without a filesystem
+//! brings its own [`KvBackend`] (with the `embedded-svc` feature, any
+//! `embedded_svc::storage::RawStorage`).
+
+mod group_commit;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use flint_engine::metrics::{Counter, MetricsWriter};
+use group_commit::GroupCommit;
 
 /// What the key-value interfaces and dead letters need of a store. Every
 /// change (`set`, `delete`, a successful `compare_and_swap`, `increment`,
@@ -59,7 +64,7 @@ pub trait KvBackend: Send + Sync {
 }
 
 /// A backend's failure, as the guest sees it (`error::other`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct KvError(pub String);
 
@@ -89,29 +94,52 @@ impl From<sled::Error> for KvError {
     }
 }
 
-impl KvBackend for sled::Db {
+/// A sled database as a store. sled's `flush` makes the whole database
+/// durable, so the writers of one database share flushes.
+pub struct SledStore {
+    db: sled::Db,
+    commits: GroupCommit,
+}
+
+impl SledStore {
+    pub fn new(db: sled::Db) -> Self {
+        Self {
+            db,
+            commits: GroupCommit::default(),
+        }
+    }
+
+    /// Returns once the writes applied so far are on disk (this writer's
+    /// among them), flushing or waiting for a flush another writer runs.
+    fn durable(&self) -> Result<(), KvError> {
+        self.commits.commit(|| {
+            self.db.flush()?;
+            Ok(())
+        })
+    }
+}
+
+impl KvBackend for SledStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(sled::Tree::get(self, key.as_bytes())?.map(|v| v.to_vec()))
+        Ok(self.db.get(key.as_bytes())?.map(|v| v.to_vec()))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.insert(key.as_bytes(), value)?;
-        self.flush()?;
-        Ok(())
+        self.db.insert(key.as_bytes(), value)?;
+        self.durable()
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.remove(key.as_bytes())?;
-        self.flush()?;
-        Ok(())
+        self.db.remove(key.as_bytes())?;
+        self.durable()
     }
 
     fn exists(&self, key: &str) -> Result<bool, KvError> {
-        Ok(self.contains_key(key.as_bytes())?)
+        Ok(self.db.contains_key(key.as_bytes())?)
     }
 
     fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), KvError> {
-        for key in self.iter().keys() {
+        for key in self.db.iter().keys() {
             if !visit(&key?) {
                 break;
             }
@@ -125,9 +153,12 @@ impl KvBackend for sled::Db {
         current: Option<&[u8]>,
         new: &[u8],
     ) -> Result<bool, KvError> {
-        match sled::Tree::compare_and_swap(self, key.as_bytes(), current, Some(new))? {
+        match self
+            .db
+            .compare_and_swap(key.as_bytes(), current, Some(new))?
+        {
             Ok(()) => {
-                self.flush()?;
+                self.durable()?;
                 Ok(true)
             }
             Err(_changed) => Ok(false),
@@ -139,9 +170,8 @@ impl KvBackend for sled::Db {
         for (key, value) in entries {
             batch.insert(key.as_bytes(), value.as_slice());
         }
-        self.apply_batch(batch)?;
-        self.flush()?;
-        Ok(())
+        self.db.apply_batch(batch)?;
+        self.durable()
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
@@ -149,13 +179,12 @@ impl KvBackend for sled::Db {
         for key in keys {
             batch.remove(key.as_bytes());
         }
-        self.apply_batch(batch)?;
-        self.flush()?;
-        Ok(())
+        self.db.apply_batch(batch)?;
+        self.durable()
     }
 
     fn size_on_disk(&self) -> Option<u64> {
-        sled::Db::size_on_disk(self).ok()
+        self.db.size_on_disk().ok()
     }
 }
 
@@ -244,11 +273,14 @@ pub enum Lookup<'a> {
 pub struct OpenError {
     label: String,
     path: PathBuf,
-    source: sled::Error,
+    source: std::io::Error,
 }
 
 impl KvStores {
-    /// Opens each labelled store at its path as a sled database.
+    /// Each labelled store at its path, as a sled database opened on first
+    /// use. What would stop it opening later is checked now, so that it
+    /// fails at startup: the directory can be created and written, and no
+    /// other process holds the database (sled's lock).
     pub fn open(
         paths: &BTreeMap<String, PathBuf>,
         cache_bytes: u64,
@@ -256,12 +288,23 @@ impl KvStores {
     ) -> Result<Self, OpenError> {
         let mut stores = BTreeMap::new();
         for (label, path) in paths {
-            let db = open_db(path, cache_bytes).map_err(|source| OpenError {
+            check_openable(path).map_err(|source| OpenError {
                 label: label.clone(),
                 path: path.clone(),
                 source,
             })?;
-            stores.insert(label.clone(), Arc::new(db) as SharedStore);
+            let (label_, path_) = (label.clone(), path.clone());
+            let store = OpenOnFirstUse::new(move || {
+                open_db(&path_, cache_bytes)
+                    .map(|db| Arc::new(SledStore::new(db)) as SharedStore)
+                    .map_err(|e| {
+                        KvError(format!(
+                            "key-value store `{label_}`: cannot open {}: {e}",
+                            path_.display()
+                        ))
+                    })
+            });
+            stores.insert(label.clone(), Arc::new(store) as SharedStore);
         }
         Ok(Self::with(stores, defined))
     }
@@ -335,6 +378,102 @@ impl KvStores {
     }
 }
 
+/// Whether sled could open a database at `path` now: the directory exists
+/// (or is created) and takes a new file, and its `db` file, if any, is not
+/// locked by another process (sled holds an exclusive `flock` on it).
+fn check_openable(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    let probe = path.join(".flint-write-check");
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)?;
+    let db = path.join("db");
+    if db.exists() {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&db)?;
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => std::io::Error::other(
+                "the database is in use by another process (another Flint with the same state directory?)",
+            ),
+            std::fs::TryLockError::Error(e) => e,
+        })?;
+    }
+    Ok(())
+}
+
+/// A store opened when an operation first needs it rather than at startup:
+/// opening a sled database (its files, a flusher thread) is most of what
+/// starting an app with a store costs, and many requests never touch one.
+/// A failed open is reported to that operation and tried again by the next.
+pub struct OpenOnFirstUse {
+    open: Box<dyn Fn() -> Result<SharedStore, KvError> + Send + Sync>,
+    store: OnceLock<SharedStore>,
+    /// Held while opening, so two first uses do not both open the store.
+    opening: Mutex<()>,
+}
+
+impl OpenOnFirstUse {
+    pub fn new(open: impl Fn() -> Result<SharedStore, KvError> + Send + Sync + 'static) -> Self {
+        Self {
+            open: Box::new(open),
+            store: OnceLock::new(),
+            opening: Mutex::new(()),
+        }
+    }
+
+    fn store(&self) -> Result<&SharedStore, KvError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = (self.open)()?;
+        Ok(self.store.get_or_init(|| store))
+    }
+}
+
+impl KvBackend for OpenOnFirstUse {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.store()?.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.store()?.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.store()?.delete(key)
+    }
+    fn exists(&self, key: &str) -> Result<bool, KvError> {
+        self.store()?.exists(key)
+    }
+    fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), KvError> {
+        self.store()?.keys(visit)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        current: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        self.store()?.compare_and_swap(key, current, new)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.store()?.increment(key, delta)
+    }
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        self.store()?.set_many(entries)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        self.store()?.delete_many(keys)
+    }
+    /// Only once open: asking must not open it.
+    fn size_on_disk(&self) -> Option<u64> {
+        self.store.get()?.size_on_disk()
+    }
+}
+
 fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
     sled::Config::new()
         .path(path)
@@ -350,14 +489,13 @@ fn open_db(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
 mod tests {
     use super::*;
 
-    fn db() -> sled::Db {
-        sled::Config::new().temporary(true).open().expect("sled")
+    fn store() -> SledStore {
+        SledStore::new(sled::Config::new().temporary(true).open().expect("sled"))
     }
 
     #[test]
     fn compare_and_swap_writes_only_over_the_value_it_was_given() {
-        let db = db();
-        let kv: &dyn KvBackend = &db;
+        let kv: &dyn KvBackend = &store();
         assert!(kv.compare_and_swap("k", None, b"1").expect("cas"));
         assert!(
             !kv.compare_and_swap("k", None, b"2").expect("cas"),
@@ -370,8 +508,7 @@ mod tests {
 
     #[test]
     fn counters_start_at_zero_and_refuse_what_is_not_a_counter() {
-        let db = db();
-        let kv: &dyn KvBackend = &db;
+        let kv: &dyn KvBackend = &store();
         assert_eq!(kv.increment("n", 5).expect("incr"), 5);
         assert_eq!(kv.increment("n", -7).expect("incr"), -2);
         assert_eq!(
@@ -390,8 +527,7 @@ mod tests {
 
     #[test]
     fn batches_set_and_delete_every_key() {
-        let db = db();
-        let kv: &dyn KvBackend = &db;
+        let kv: &dyn KvBackend = &store();
         kv.set_many(&[("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())])
             .expect("set_many");
         assert_eq!(kv.get("b").expect("get"), Some(b"2".to_vec()));
@@ -404,5 +540,93 @@ mod tests {
         })
         .expect("keys");
         assert_eq!(keys, vec![b"b".to_vec()]);
+    }
+
+    #[test]
+    fn concurrent_writers_each_see_their_own_writes() {
+        let kv = store();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let kv = &kv;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        kv.set(&format!("{t}-{i}"), &[t]).expect("set");
+                        if i % 2 == 1 {
+                            kv.delete(&format!("{t}-{}", i - 1)).expect("delete");
+                        }
+                    }
+                });
+            }
+        });
+        let mut count = 0;
+        kv.keys(&mut |k| {
+            let k = std::str::from_utf8(k).expect("utf-8");
+            let i: u32 = k.split_once('-').expect("t-i").1.parse().expect("i");
+            assert_eq!(i % 2, 1, "{k} was deleted");
+            count += 1;
+            true
+        })
+        .expect("keys");
+        assert_eq!(count, 8 * 25);
+        assert_eq!(kv.get("3-49").expect("get"), Some(vec![3]));
+    }
+
+    /// A fresh directory under the system's temp dir, for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flint-kv-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    fn open_one(path: &Path) -> Result<KvStores, OpenError> {
+        let paths = BTreeMap::from([("default".to_owned(), path.to_owned())]);
+        KvStores::open(&paths, 1 << 20, BTreeSet::from(["default".to_owned()]))
+    }
+
+    #[test]
+    fn stores_are_opened_on_first_use() {
+        let dir = scratch("lazy");
+        let path = dir.join("default");
+        let stores = open_one(&path).expect("open");
+        assert!(!path.join("db").exists(), "sled was not opened at startup");
+        let Lookup::Open(store) = stores.lookup("default") else {
+            panic!("default is open");
+        };
+        assert_eq!(
+            store.size_on_disk(),
+            None,
+            "asking the size does not open it"
+        );
+        store.set("k", b"v").expect("set");
+        assert!(path.join("db").exists());
+        assert_eq!(store.get("k").expect("get"), Some(b"v".to_vec()));
+        drop(stores);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn what_would_stop_a_store_opening_is_reported_at_startup() {
+        let dir = scratch("refused");
+        let held = dir.join("held");
+        let db = open_db(&held, 1 << 20).expect("sled");
+        let err = open_one(&held).err().expect("a held store is refused");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+        drop(db);
+        open_one(&held).expect("free again");
+
+        std::fs::write(dir.join("file"), b"").expect("file");
+        let err = open_one(&dir.join("file/store"))
+            .err()
+            .expect("not a directory");
+        assert!(
+            err.to_string()
+                .starts_with("key-value store `default`: cannot open"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -11,7 +11,7 @@ use flint_engine::InstanceLimits;
 use flint_engine::metrics::{Format, MetricsWriter};
 use flint_host::HostState;
 use flint_host::capabilities::{Capabilities, OutboundMetrics, Services};
-use flint_host::kv_store::{KvBackend, KvStores, SharedStore};
+use flint_host::kv_store::{KvStores, SharedStore, SledStore};
 use flint_host::outbound_hosts::AllowedHosts;
 use flint_host::outbound_http::Bounds;
 
@@ -254,10 +254,10 @@ impl Guest {
 #[test]
 fn wasi_keyvalue_config_and_spin_v3_run_over_the_same_store() {
     let db = sled::Config::new().temporary(true).open().expect("sled");
-    let guest = guest(Arc::new(db.clone()));
+    let backend: SharedStore = Arc::new(SledStore::new(db));
+    let guest = guest(backend.clone());
     assert_eq!(guest.call("run").expect("run"), 0, "the step that failed");
 
-    let backend: &dyn KvBackend = &db;
     assert_eq!(backend.get("k").expect("get"), Some(b"v3".to_vec()));
     // Spin's counter encoding: an i64 in 8 little-endian bytes.
     assert_eq!(
@@ -285,7 +285,7 @@ fn wasi_keyvalue_config_and_spin_v3_run_over_the_same_store() {
 fn handles_keep_their_type_and_counters_are_checked() {
     let db = sled::Config::new().temporary(true).open().expect("sled");
     db.insert("k", &b"v1"[..]).expect("insert");
-    let guest = guest(Arc::new(db));
+    let guest = guest(Arc::new(SledStore::new(db)));
     let trap = guest.call("confused").expect_err("a cas is not a bucket");
     assert!(
         trap.to_string().contains("invalid `bucket` handle"),

@@ -15,6 +15,9 @@
 //!   call stack overflow)
 //! - `/handle-flood`: `fields` created and leaked until the host refuses more
 //! - `/memory-bomb`: 1 MiB allocations kept until memory runs out
+//! - `/isolation`: looks for what an earlier request left behind (a secret in
+//!   a static, a leaked `fields` in the host's handle table), then leaves both
+//!   (tests/tests/isolation.rs)
 //! - `/ok`: 200 `still serving\n`
 //!
 //! The abuse goes through raw lowered imports declared here, with the same
@@ -85,6 +88,7 @@ fn handle(req: Request) -> Response {
         "/deep-recursion" => deep_recursion(),
         "/handle-flood" => handle_flood(),
         "/memory-bomb" => memory_bomb(),
+        "/isolation" => isolation(),
         _ => text(404, format!("no route for {path}\n")),
     }
 }
@@ -168,6 +172,34 @@ fn handle_flood() -> Response {
         std::mem::forget(Fields::new());
         created = black_box(created + 1);
     }
+}
+
+/// What `/isolation` leaves in linear memory.
+static mut SECRET: u64 = 0;
+const PLANTED: u64 = 0x5ec2_e75e_c2e7;
+
+/// `memory=M handle=H after=M`: whether the static holds the secret before
+/// and after this request sets it, and the handle a new `fields` gets (the
+/// same in every fresh instance; higher if an earlier one's leaked `fields`
+/// were still in the table).
+fn isolation() -> Response {
+    let seen = || unsafe { std::ptr::read_volatile(&raw const SECRET) } == PLANTED;
+    let before = seen();
+    let probe = Fields::new();
+    let handle = probe.handle();
+    drop(probe);
+    unsafe { std::ptr::write_volatile(&raw mut SECRET, PLANTED) };
+    // Never dropped: it stays in this instance's handle table.
+    std::mem::forget(Fields::new());
+    let after = seen();
+    text(
+        200,
+        format!(
+            "memory={} handle={handle} after={}\n",
+            u8::from(before),
+            u8::from(after)
+        ),
+    )
 }
 
 fn memory_bomb() -> Response {

@@ -357,8 +357,13 @@ impl<C: AsContextMut> Guest<C> {
     }
 
     /// Allocates `size` bytes in the guest with its `cabi_realloc`.
+    /// Even a zero-sized list or string is allocated with a call, as the
+    /// canonical ABI says (`realloc(0, 0, align, 0)`): a guest whose
+    /// allocator hands out real pointers for it (CPython's, through
+    /// componentize-py) frees what it gets back. A module without a
+    /// `cabi_realloc` gets the alignment as the pointer of nothing.
     fn alloc(&mut self, size: usize, align: usize) -> Result<usize, Error> {
-        if size == 0 {
+        if size == 0 && self.realloc.is_none() {
             return Ok(align);
         }
         let realloc = self

@@ -164,6 +164,9 @@ pub(crate) fn resolve<H: Host>(
 pub struct ComponentInstance {
     instances: Vec<Option<Instance>>,
     funcs: Vec<Option<Func>>,
+    /// The memories found so far: most lowerings name the same one, and
+    /// each lookup is one by export name.
+    memories: Vec<Option<Memory>>,
 }
 
 fn fail(message: impl Into<String>) -> wasmi::Error {
@@ -185,15 +188,23 @@ impl<'p, H: Host> Builder<'p, '_, H> {
     ) -> Result<Extern, wasmi::Error> {
         match source {
             Source::Made(index) => Ok(Extern::Func(self.func(store, *index)?)),
-            Source::Export { instance, name } => self
-                .made
-                .instances
-                .get(*instance as usize)
-                .copied()
-                .flatten()
-                .and_then(|i| i.get_export(&*store, name))
-                .ok_or_else(|| fail(format!("core instance {instance} has no export `{name}`"))),
+            Source::Export { instance, name } => self.export(store, *instance, name),
         }
+    }
+
+    fn export(
+        &self,
+        store: &Store<GuestState<H>>,
+        instance: u32,
+        name: &str,
+    ) -> Result<Extern, wasmi::Error> {
+        self.made
+            .instances
+            .get(instance as usize)
+            .copied()
+            .flatten()
+            .and_then(|i| i.get_export(store, name))
+            .ok_or_else(|| fail(format!("core instance {instance} has no export `{name}`")))
     }
 
     fn memory(
@@ -201,11 +212,19 @@ impl<'p, H: Host> Builder<'p, '_, H> {
         store: &mut Store<GuestState<H>>,
         index: u32,
     ) -> Result<Memory, wasmi::Error> {
+        if let Some(Some(memory)) = self.made.memories.get(index as usize) {
+            return Ok(*memory);
+        }
         let source = self.image.resolved.memories.get(index as usize);
         let source = source.ok_or_else(|| fail("memory index out of range"))?;
-        self.source(store, source)?
+        let memory = self
+            .source(store, source)?
             .into_memory()
-            .ok_or_else(|| fail("a memory option that is not a memory"))
+            .ok_or_else(|| fail("a memory option that is not a memory"))?;
+        if let Some(slot) = self.made.memories.get_mut(index as usize) {
+            *slot = Some(memory);
+        }
+        Ok(memory)
     }
 
     fn func(&mut self, store: &mut Store<GuestState<H>>, index: u32) -> Result<Func, wasmi::Error> {
@@ -216,15 +235,10 @@ impl<'p, H: Host> Builder<'p, '_, H> {
         let plan = &image.plan;
         let def = plan.core_funcs.get(index as usize);
         let func = match def.ok_or_else(|| fail("core function index out of range"))? {
-            CoreFunc::Export { instance, name } => {
-                let source = Source::Export {
-                    instance: *instance,
-                    name: name.clone(),
-                };
-                self.source(store, &source)?
-                    .into_func()
-                    .ok_or_else(|| fail(format!("`{name}` is not a function")))?
-            }
+            CoreFunc::Export { instance, name } => self
+                .export(store, *instance, name)?
+                .into_func()
+                .ok_or_else(|| fail(format!("`{name}` is not a function")))?,
             CoreFunc::Lower { options, .. } => {
                 let lowering = lowering_of(image, index)?;
                 let memory = options.memory.map(|m| self.memory(store, m)).transpose()?;
@@ -283,6 +297,7 @@ impl ComponentInstance {
         let mut made = ComponentInstance {
             instances: vec![None; plan.core_instances.len()],
             funcs: vec![None; plan.core_funcs.len()],
+            memories: vec![None; plan.core_memories.len()],
         };
         let mut builder = Builder {
             image,

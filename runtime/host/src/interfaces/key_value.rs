@@ -348,14 +348,14 @@ pub const FUNCTIONS_V3: &[HostFn<GuestState>] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv_store::KvStores;
+    use crate::kv_store::{KvStores, SledStore};
     use std::collections::BTreeMap;
 
     fn caps(listed: &[&str]) -> Capabilities {
         let db = sled::Config::new().temporary(true).open().expect("sled");
         let kv = KvStores::from_backends(BTreeMap::from([(
             "default".to_owned(),
-            Arc::new(db) as SharedStore,
+            Arc::new(SledStore::new(db)) as SharedStore,
         )]));
         let mut caps = Capabilities::none("c");
         caps.key_value_stores = listed.iter().map(|l| l.to_string()).collect();
