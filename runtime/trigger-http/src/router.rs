@@ -38,7 +38,11 @@ pub enum Target {
 }
 
 /// How a [`Target::Streaming`] route's guest is run on a worker thread; the
-/// request is what a Spin guest gets (with the `spin-*` headers).
+/// request is what a Spin guest gets (with the `spin-*` headers). It returns
+/// when the guest's invocation ends, and the `Responder` must not outlive
+/// it: the service takes the invocation's end as the response's end.
+/// Its failure before the head is answered as a buffered guest's (504 for a
+/// CPU or deadline limit, 503 for the memory budget, 500 otherwise).
 pub type StreamingRun = Arc<
     dyn Fn(
             &Engine,

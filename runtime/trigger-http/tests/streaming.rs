@@ -16,8 +16,11 @@ use flint_engine::{InstanceLimits, LimitHit};
 use flint_executor::respond::{MAX_CHUNK, QUEUED_CHUNKS, RespondError, Responder, ResponseHead};
 use flint_executor::{Code, Component, GuestFailure, GuestKind};
 use flint_host::capabilities::Capabilities;
+use flint_host::{Engine, IncomingRequest};
 use flint_trigger_http::metrics::HttpMetrics;
-use flint_trigger_http::router::{RouteEntry, Router, RouterSlot, StaticReply, Target};
+use flint_trigger_http::router::{
+    RouteEntry, Router, RouterSlot, StaticReply, StreamingRun, Target,
+};
 use flint_trigger_http::server::{self, ShutdownHandle};
 use flint_trigger_http::service::{HttpApp, Operator, Role, StatusFormat};
 
@@ -70,6 +73,15 @@ struct Server {
 }
 
 fn start(limits: Limits, routes: Vec<(&str, Arc<Job>)>) -> Server {
+    start_with(limits, routes, Vec::new())
+}
+
+/// `routes` run test jobs; `runs` are routes with a `StreamingRun` of their own.
+fn start_with(
+    limits: Limits,
+    routes: Vec<(&str, Arc<Job>)>,
+    runs: Vec<(&str, StreamingRun)>,
+) -> Server {
     let engine = Arc::new(flint_host::engine(true).expect("engine"));
     // The jobs run no Wasm, but a route needs a component: the smallest module.
     let dir = std::env::temp_dir().join(format!("flint-streaming-{}", std::process::id()));
@@ -101,6 +113,13 @@ fn start(limits: Limits, routes: Vec<(&str, Arc<Job>)>) -> Server {
             };
             RouteEntry::new(RoutePattern::parse(route).expect("route"), target)
         })
+        .chain(runs.into_iter().map(|(route, run)| {
+            let target = Target::Streaming {
+                component: component.clone(),
+                run,
+            };
+            RouteEntry::new(RoutePattern::parse(route).expect("route"), target)
+        }))
         .collect();
     entries.push(RouteEntry::new(
         RoutePattern::parse("/static").expect("route"),
@@ -486,4 +505,94 @@ fn http_1_0_gets_a_body_that_ends_with_the_connection_and_head_gets_none() {
     let mut seen = Vec::new();
     read_until(&mut client, &mut seen, b"\r\n\r\nfirstsecond");
     assert!(head_of(&seen).starts_with("http/1.1 200"));
+}
+
+/// The shape of the executor function a streaming route is wired to
+/// (`Target::Streaming { run: Arc::new(flint_executor::run_p3_http), .. }`):
+/// this one answers with what it was asked, in two pieces.
+fn echo(
+    _engine: &Engine,
+    component: &Component,
+    request: IncomingRequest,
+    _limits: &InstanceLimits,
+    mut responder: Responder,
+) -> Result<(), GuestFailure> {
+    let respond = |e: RespondError| GuestFailure::Handler(e.to_string());
+    responder
+        .send_head(ResponseHead {
+            status: 201,
+            headers: Vec::new(),
+            content_length: None,
+        })
+        .map_err(respond)?;
+    let route = request
+        .headers
+        .iter()
+        .find(|(name, _)| name == "spin-component-route")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    let said = format!("{} {} ", component.id, request.path_with_query);
+    responder.send_body(said.as_bytes()).map_err(respond)?;
+    responder
+        .send_body(&request.body.unwrap_or_default())
+        .map_err(respond)?;
+    responder.send_body(b" ").map_err(respond)?;
+    responder.send_body(&route).map_err(respond)?;
+    responder.finish().map_err(respond)
+}
+
+#[test]
+fn a_streaming_route_runs_an_executor_function_with_the_spin_request() {
+    let server = start_with(limits(), Vec::new(), vec![("/echo/...", Arc::new(echo))]);
+    let mut client = connect(&server);
+    send(
+        &mut client,
+        "POST /echo/x?q=1 HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n\r\nbody",
+    );
+    let mut seen = Vec::new();
+    read_until(&mut client, &mut seen, b"0\r\n\r\n");
+    assert!(head_of(&seen).starts_with("http/1.1 201"));
+    let body = String::from_utf8_lossy(&seen);
+    for piece in ["streamer /echo/x?q=1 ", "\r\nbody\r\n", "\r\n/echo\r\n"] {
+        assert!(body.contains(piece), "{piece:?} in {body:?}");
+    }
+}
+
+#[test]
+fn a_client_gone_mid_body_closes_the_guests_responder() {
+    let mut limits = limits();
+    limits.max_response_bytes = 1 << 30;
+    let (go, wait_for_go) = signal();
+    let (report, reported) = mpsc::channel();
+    let report = Mutex::new(report);
+    let server = start(
+        limits,
+        vec![(
+            "/stream",
+            job(move |mut r| {
+                r.send_head(head(None)).expect("head");
+                r.send_body(b"first").expect("body");
+                wait(&wait_for_go);
+                let error = loop {
+                    if let Err(e) = r.send_body(&[b'x'; 1000]) {
+                        break e;
+                    }
+                };
+                let _ = report.lock().expect("report").send(error.clone());
+                Err(GuestFailure::Handler(error.to_string()))
+            }),
+        )],
+    );
+    let mut client = connect(&server);
+    send(&mut client, GET);
+    let mut seen = Vec::new();
+    read_until(&mut client, &mut seen, b"5\r\nfirst\r\n");
+    drop(client);
+    go.send(()).expect("go");
+    let error = reported.recv_timeout(PATIENCE).expect("the guest's report");
+    assert_eq!(error, RespondError::Closed);
+    // The server still answers.
+    let mut client = connect(&server);
+    send(&mut client, "GET /static HTTP/1.1\r\nHost: test\r\n\r\n");
+    read_until(&mut client, &mut Vec::new(), b"static");
 }
