@@ -229,7 +229,7 @@ enum HostEnd {
     Sink(Box<dyn StreamSink>),
     FutureSink(FutureSink),
     Source(Box<dyn StreamSource>),
-    /// A future the host writes: its value once the host has it.
+    /// A future the host writes: its value, until the guest reads it.
     Value(Option<Value>),
 }
 
@@ -532,15 +532,15 @@ impl Tasks {
     }
 
     /// A future whose readable end goes to the guest (its handle is
-    /// returned) and that the host writes: `value` now, or later with
-    /// [`Tasks::resolve`].
+    /// returned), holding `value`, which the host has already.
     pub fn new_future_from(
         &mut self,
         elem: Option<&'static Ty>,
-        value: Option<Value>,
-    ) -> Result<(u32, ChannelId), wasmi::Error> {
+        value: Value,
+    ) -> Result<u32, wasmi::Error> {
         let elem = elem.map_or(Elem::Unit, Elem::Known);
-        self.new_host_writer(true, elem, HostEnd::Value(value))
+        self.new_host_writer(true, elem, HostEnd::Value(Some(value)))
+            .map(|(handle, _)| handle)
     }
 
     fn new_host_writer(
@@ -565,15 +565,6 @@ impl Tasks {
         c.reader = Side::Guest(guest_end(handle));
         c.writer = Side::Host(writer);
         Ok((handle, self.id(index)))
-    }
-
-    /// The host writes `value` into the future `id` it created.
-    pub fn resolve(&mut self, id: ChannelId, value: Value) {
-        if let Some(c) = self.by_id(id)
-            && let Side::Host(HostEnd::Value(slot @ None)) = &mut c.writer
-        {
-            *slot = Some(value);
-        }
     }
 
     // ---- events ----
@@ -1017,22 +1008,6 @@ fn progress_channels<H: 'static>(
             };
             ctx.data_mut().tasks.complete(index, false, code);
             continue;
-        }
-        // A guest future read waiting on the host's value, which it now has.
-        if let (Side::Guest(r), Side::Host(HostEnd::Value(value @ Some(_)))) =
-            (&mut c.reader, &mut c.writer)
-            && let Some(op) = r.op
-        {
-            let value = value.take().expect("matched Some");
-            let Elem::Known(ty) = elem else {
-                return Err(trap("a future value of a type Flint cannot lay out"));
-            };
-            guest(ctx, &op.opts).store(ty, &value, op.ptr as usize)?;
-            let tasks = &mut ctx.data_mut().tasks;
-            let c = tasks.channel(index);
-            c.writer = Side::Dropped;
-            c.done = true;
-            tasks.complete(index, true, future_done(COMPLETED));
         }
     }
     Ok(())

@@ -181,6 +181,19 @@ impl<H: Host> ComponentImage<H> {
         names
     }
 
+    /// The export, or the error a call of a missing one is.
+    fn exported(
+        &self,
+        interface: &str,
+        function: &str,
+    ) -> Result<&plan::LiftedExport, wasmi::Error> {
+        self.export(interface, function).ok_or_else(|| {
+            wasmi::Error::new(format!(
+                "the component does not export {interface}#{function}"
+            ))
+        })
+    }
+
     fn export(&self, interface: &str, function: &str) -> Option<&plan::LiftedExport> {
         self.exports
             .get(interface_key(interface).as_ref())
@@ -211,11 +224,7 @@ impl ComponentInstance {
         result: Option<Ty>,
         invoke: crate::canon::Invoke<GuestState<H>>,
     ) -> Result<Option<Value>, wasmi::Error> {
-        let export = image.export(interface, function).ok_or_else(|| {
-            wasmi::Error::new(format!(
-                "the component does not export {interface}#{function}"
-            ))
-        })?;
+        let export = image.exported(interface, function)?;
         if export.options.async_ {
             return Err(wasmi::Error::new(format!(
                 "{interface}#{function} is an async export"
@@ -223,13 +232,6 @@ impl ComponentInstance {
         }
         let lifted: Lifted = self.lifted(store, image, export)?;
         crate::canon::call_lifted(store, &lifted, function, params, args, result, invoke)
-    }
-
-    /// Whether exported `function` of `interface` is lifted `async`.
-    pub fn is_async<H: Host>(image: &ComponentImage<H>, interface: &str, function: &str) -> bool {
-        image
-            .export(interface, function)
-            .is_some_and(|e| e.options.async_)
     }
 
     /// Calls an async export (lifted with a callback) and runs its task to
@@ -247,11 +249,7 @@ impl ComponentInstance {
         invoke: crate::canon::Invoke<GuestState<H>>,
         on_return: &mut concurrent::OnReturn<'_, H>,
     ) -> Result<(), wasmi::Error> {
-        let export = image.export(interface, function).ok_or_else(|| {
-            wasmi::Error::new(format!(
-                "the component does not export {interface}#{function}"
-            ))
-        })?;
+        let export = image.exported(interface, function)?;
         let callback = export.options.callback.ok_or_else(|| {
             wasmi::Error::new(format!(
                 "{interface}#{function} is not an async export with a callback"

@@ -105,9 +105,9 @@ fn body_to_guest(state: &mut GuestState, data: Vec<u8>) -> Result<Value, Error> 
     let stream = state
         .tasks
         .new_stream_from(Some(&Ty::U8), Box::new(BytesSource { data, at: 0 }))?;
-    let (trailers, _) = state
+    let trailers = state
         .tasks
-        .new_future_from(Some(&TRAILERS), Some(Value::ok(Value::none())))?;
+        .new_future_from(Some(&TRAILERS), Value::ok(Value::none()))?;
     Ok(Value::Tuple(vec![
         Value::Handle(stream),
         Value::Handle(trailers),
@@ -157,9 +157,9 @@ fn contents_from_guest(
 /// it resolves once the body has been sent, which for Flint is when the
 /// guest has finished writing it.
 fn transmitted_future(state: &mut GuestState) -> Result<u32, Error> {
-    let (handle, _) = state
+    let handle = state
         .tasks
-        .new_future_from(Some(&OUTCOME), Some(Value::ok_unit()))?;
+        .new_future_from(Some(&OUTCOME), Value::ok_unit())?;
     Ok(handle)
 }
 

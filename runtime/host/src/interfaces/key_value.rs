@@ -321,9 +321,9 @@ fn get_keys_v3(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let stream = state
         .tasks
         .new_stream_from(Some(&Ty::String), Box::new(source))?;
-    let (done, _) = state
+    let done = state
         .tasks
-        .new_future_from(Some(&result_ty!(_, ERROR)), Some(Value::ok_unit()))?;
+        .new_future_from(Some(&result_ty!(_, ERROR)), Value::ok_unit())?;
     Ok(Value::Tuple(vec![
         Value::Handle(stream),
         Value::Handle(done),

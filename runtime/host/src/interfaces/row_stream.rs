@@ -51,9 +51,7 @@ pub(super) fn streamed(
     let stream = state
         .tasks
         .new_stream_from(Some(row), Box::new(Rows(rows.into_iter())))?;
-    let (future, _) = state
-        .tasks
-        .new_future_from(Some(done), Some(Value::ok_unit()))?;
+    let future = state.tasks.new_future_from(Some(done), Value::ok_unit())?;
     Ok(Value::ok(Value::Tuple(vec![
         columns,
         Value::Handle(stream),

@@ -46,7 +46,7 @@ pub(super) fn ready_future(
     ty: &'static Ty,
     value: Value,
 ) -> Result<Value, Error> {
-    let (handle, _) = state.tasks.new_future_from(Some(ty), Some(value))?;
+    let handle = state.tasks.new_future_from(Some(ty), value)?;
     Ok(Value::Handle(handle))
 }
 
