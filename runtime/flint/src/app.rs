@@ -753,6 +753,7 @@ impl ComponentLoader<'_> {
             allowed_hosts,
             key_value_stores: component.key_value_stores.clone(),
             sqlite_databases: component.sqlite_databases.clone(),
+            ai_models: component.ai_models.clone(),
             variables,
             services: self.services.clone(),
         })

@@ -18,6 +18,8 @@ pub struct Capabilities {
     pub key_value_stores: Vec<String>,
     /// Labels from the component's `sqlite_databases`.
     pub sqlite_databases: Vec<String>,
+    /// Models from the component's `ai_models` (`fermyon:spin/llm`).
+    pub ai_models: Vec<String>,
     /// The component's variables with templates expanded. Values may be secrets.
     pub variables: BTreeMap<String, String>,
     pub services: Arc<Services>,
@@ -120,6 +122,7 @@ impl Capabilities {
             allowed_hosts: AllowedHosts::default(),
             key_value_stores: Vec::new(),
             sqlite_databases: Vec::new(),
+            ai_models: Vec::new(),
             variables: BTreeMap::new(),
             outbound_metrics: OutboundMetrics::new(0),
             services: Arc::new(Services {

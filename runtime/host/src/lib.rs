@@ -265,6 +265,9 @@ pub fn engine(fuel: bool) -> Result<Engine, LinkError> {
         interfaces::wasi_config::STORE,
     )?;
     engine.register("fermyon:spin/llm@2.0.0", interfaces::llm::FUNCTIONS)?;
+    engine.register("wasi:otel/tracing@0.2.0-rc.2", interfaces::otel::TRACING)?;
+    engine.register("wasi:otel/logs@0.2.0-rc.2", interfaces::otel::LOGS)?;
+    engine.register("wasi:otel/metrics@0.2.0-rc.2", interfaces::otel::METRICS)?;
     register_wasi(&mut engine)?;
     register_wasi_p3(&mut engine)?;
     Ok(engine)

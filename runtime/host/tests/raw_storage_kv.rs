@@ -110,6 +110,7 @@ fn key_value_interface_runs_on_a_raw_storage() {
         allowed_hosts: AllowedHosts::default(),
         key_value_stores: vec!["default".to_owned()],
         sqlite_databases: Vec::new(),
+        ai_models: Vec::new(),
         variables: BTreeMap::new(),
         outbound_metrics: OutboundMetrics::new(0),
         services: Arc::new(Services {

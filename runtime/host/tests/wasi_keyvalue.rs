@@ -190,6 +190,7 @@ fn guest(store: SharedStore) -> Guest {
         // `missing` is listed but no store backs it.
         key_value_stores: vec!["default".to_owned(), "missing".to_owned()],
         sqlite_databases: Vec::new(),
+        ai_models: Vec::new(),
         variables: BTreeMap::from([("greeting".to_owned(), "hi".to_owned())]),
         outbound_metrics: OutboundMetrics::new(0),
         services: Arc::new(Services {

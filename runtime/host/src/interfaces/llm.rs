@@ -1,6 +1,8 @@
 //! `fermyon:spin/llm@2.0.0`, linked so that components importing it load.
-//! Flint has no model backend, so every call answers what Spin answers
-//! without one (its `NoopLlmEngine`, in `crates/factor-llm/src/spin.rs`):
+//! Flint has no model backend. As in Spin (`crates/factor-llm/src/host.rs`),
+//! a model missing from the component's `ai_models` is `invalid-input`
+//! with Spin's text; any other call answers what Spin answers without a
+//! backend (its `NoopLlmEngine`, `crates/factor-llm/src/spin.rs`):
 //! `runtime-error("Local LLM operations are not supported in this version
 //! of Spin.")`. The operator learns of it once per component, in the log.
 
@@ -14,12 +16,12 @@ use flint_engine::canon::{Args, HostFn, Ty, Value};
 use flint_engine::{option_ty, result_ty};
 
 /// Spin's text for a missing backend.
-pub(crate) const NO_BACKEND: &str =
-    "Local LLM operations are not supported in this version of Spin.";
+const NO_BACKEND: &str = "Local LLM operations are not supported in this version of Spin.";
 
 /// `error`: `model-not-supported`, `runtime-error(string)`, `invalid-input(string)`.
 const ERROR: Ty = Ty::Variant(&[None, Some(Ty::String), Some(Ty::String)]);
 const RUNTIME_ERROR: u32 = 1;
+const INVALID_INPUT: u32 = 2;
 
 /// `inferencing-params`: `max-tokens`, `repeat-penalty`,
 /// `repeat-penalty-last-n-token-count`, `temperature`, `top-k`, `top-p`.
@@ -38,20 +40,31 @@ fn first_call(component: &str) -> bool {
     !warned.contains(component) && warned.insert(component.to_owned())
 }
 
+/// Spin's answer to a call naming `model`, from a component allowed `allowed`.
+fn refusal(allowed: &[String], model: &str) -> Value {
+    if !allowed.iter().any(|m| m == model) {
+        return Value::err(Value::case(
+            INVALID_INPUT,
+            Some(Value::string(format!(
+                "The component does not have access to use '{model}'. To give the component access, add '{model}' to the 'ai_models' key for the component in your spin.toml manifest"
+            ))),
+        ));
+    }
+    Value::err(Value::case(RUNTIME_ERROR, Some(Value::string(NO_BACKEND))))
+}
+
 fn no_backend(state: &mut GuestState, model: &str) -> Result<Value, Error> {
-    let component = &state.host.caps.component;
+    let caps = &state.host.caps;
+    let component = &caps.component;
     if first_call(component) {
         tracing::warn!(
             target: "flint::llm",
             component = %component,
             model,
-            "the component uses fermyon:spin/llm, which Flint does not provide: every call fails with Spin's runtime-error"
+            "the component uses fermyon:spin/llm, which Flint does not provide: every call fails (runtime-error, or invalid-input for a model not in ai_models)"
         );
     }
-    Ok(Value::err(Value::case(
-        RUNTIME_ERROR,
-        Some(Value::string(NO_BACKEND)),
-    )))
+    Ok(refusal(&caps.ai_models, model))
 }
 
 fn infer(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
@@ -78,6 +91,24 @@ mod tests {
         assert!(first_call("llm-test-a"));
         assert!(!first_call("llm-test-a"));
         assert!(first_call("llm-test-b"));
+    }
+
+    #[test]
+    fn a_model_outside_ai_models_is_invalid_input_first() {
+        let allowed = ["llama2-chat".to_owned()];
+        let Value::Variant(1, Some(error)) = refusal(&allowed, "other") else {
+            panic!("an err");
+        };
+        let Value::Variant(INVALID_INPUT, Some(text)) = *error else {
+            panic!("invalid-input");
+        };
+        assert!(
+            matches!(*text, Value::String(t) if t.starts_with("The component does not have access to use 'other'."))
+        );
+        assert_eq!(
+            refusal(&allowed, "llama2-chat"),
+            Value::err(Value::case(RUNTIME_ERROR, Some(Value::string(NO_BACKEND))))
+        );
     }
 
     #[test]

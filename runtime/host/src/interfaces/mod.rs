@@ -10,6 +10,7 @@ pub(crate) mod key_value;
 pub(crate) mod llm;
 pub(crate) mod mqtt;
 pub(crate) mod mysql;
+pub(crate) mod otel;
 pub(crate) mod outgoing_handler;
 pub(crate) mod postgres;
 pub(crate) mod rdbms;
