@@ -12,7 +12,7 @@ pub mod logging;
 pub mod mqtt_deploy;
 pub mod registry;
 pub mod reload;
-pub mod status;
 pub mod startup;
+pub mod status;
 pub mod status_client;
 pub mod systemd;

@@ -360,7 +360,10 @@ fn check_openable(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)?;
     let db = path.join("db");
     if db.exists() {
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(&db)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&db)?;
         file.try_lock().map_err(|e| match e {
             std::fs::TryLockError::WouldBlock => std::io::Error::other(
                 "the database is in use by another process (another Flint with the same state directory?)",
@@ -536,7 +539,11 @@ mod tests {
         let Lookup::Open(store) = stores.lookup("default") else {
             panic!("default is open");
         };
-        assert_eq!(store.size_on_disk(), None, "asking the size does not open it");
+        assert_eq!(
+            store.size_on_disk(),
+            None,
+            "asking the size does not open it"
+        );
         store.set("k", b"v").expect("set");
         assert!(path.join("db").exists());
         assert_eq!(store.get("k").expect("get"), Some(b"v".to_vec()));
@@ -550,13 +557,22 @@ mod tests {
         let held = dir.join("held");
         let db = open_db(&held, 1 << 20).expect("sled");
         let err = open_one(&held).err().expect("a held store is refused");
-        assert!(err.to_string().contains("in use by another process"), "{err}");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
         drop(db);
         open_one(&held).expect("free again");
 
         std::fs::write(dir.join("file"), b"").expect("file");
-        let err = open_one(&dir.join("file/store")).err().expect("not a directory");
-        assert!(err.to_string().starts_with("key-value store `default`: cannot open"), "{err}");
+        let err = open_one(&dir.join("file/store"))
+            .err()
+            .expect("not a directory");
+        assert!(
+            err.to_string()
+                .starts_with("key-value store `default`: cannot open"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
