@@ -127,3 +127,21 @@ first_200_median() {
         awk '{ print int(($2 - $1) / 1000) }' "$1/$i.times"
     done | sort -n | sed -n "$((($2 + 1) / 2))p"
 }
+
+# callgrind_first_200 APP PATH: instructions flint ($FLINT_BIN, default
+# target/release/flint) executes from exec through one GET PATH of APP to its
+# exit on SIGTERM, under valgrind's callgrind: start-up's cost without the
+# noise of a shared machine.
+callgrind_first_200() {
+    local app=$1 path=$2 dir port pid
+    need_command valgrind valgrind
+    dir=$(mktemp -d)
+    port=$(free_port)
+    valgrind --tool=callgrind --callgrind-out-file="$dir/cg" "${FLINT_BIN:-target/release/flint}" up "$app" \
+        --listen "127.0.0.1:$port" --state-dir "$dir/state" >/dev/null 2>"$dir/log" &
+    pid=$!
+    for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$port$path" && break; sleep 0.1; done
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    awk '/^(summary|totals):/ {print $2; exit}' "$dir/cg"
+    rm -rf "$dir"
+}
