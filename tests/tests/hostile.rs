@@ -184,6 +184,20 @@ fn bad_modules_are_refused_at_startup_with_the_reason() {
     let out = check_one(&dir, &truncated);
     assert!(out.stderr.contains("is not valid WebAssembly"), "{out:?}");
 
+    // Well-formed, but `_start`'s body adds with nothing on the stack: `flint
+    // up` leaves bodies to their first call, `flint check` validates them all.
+    let bad_body = dir.write(
+        "bad-body.wasm",
+        b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x03\x02\x01\0\x07\x0a\x01\x06_start\0\0\x0a\x05\x01\x03\0\x6a\x0b",
+    );
+    let out = check_one(&dir, &bad_body);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("is not valid WebAssembly: type mismatch"),
+        "{out:?}"
+    );
+
     let text = dir.write("text.wasm", "not wasm at all");
     let out = check_one(&dir, &text);
     assert!(out.stderr.contains("not a WebAssembly file"), "{out:?}");

@@ -131,9 +131,11 @@ impl<H: Host> Engine<H> {
         // large module (two thirds of loading a 12 MB JavaScript component),
         // for functions most requests never call. What loading still checks
         // (the module's structure: sections, types, imports, exports, the
-        // bounds of every body) is what a corrupt or truncated file breaks;
-        // an invalid body is refused when it is first called, with wasmi's
-        // validation error, and traps that invocation.
+        // bounds of every body) is what a corrupt or truncated file breaks.
+        // `flint check` (and a deploy's check) validates every body too
+        // (`validate_bodies`); under `flint up` an invalid body is refused
+        // when first called, with wasmi's validation error, trapping that
+        // invocation.
         config.compilation_mode(CompilationMode::Lazy);
         config.consume_fuel(fuel);
         let engine = wasmi::Engine::new(&config);
@@ -208,6 +210,26 @@ impl<H: Host> Engine<H> {
             })?;
         }
         Ok(Loaded::Component(Box::new(image)))
+    }
+
+    /// Validates every function body of the core module or component at
+    /// `path`, which loading leaves to each function's first call, so that
+    /// `flint check` refuses a module a request would find invalid.
+    pub fn validate_bodies(&self, component: &str, path: &Path) -> Result<(), LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            component: component.to_owned(),
+            path: path.to_owned(),
+            source,
+        })?;
+        let result = match bytes.get(6..8) == Some(&[1, 0]) {
+            true => component::validate(&bytes, true).map_err(|e| e.to_string()),
+            false => Module::validate(&self.engine, &bytes).map_err(|e| e.to_string()),
+        };
+        result.map_err(|message| LoadError::Invalid {
+            component: component.to_owned(),
+            path: path.to_owned(),
+            message,
+        })
     }
 
     /// [`Engine::load`] for a file that must be a core module.

@@ -676,6 +676,12 @@ impl ComponentLoader<'_> {
                     self.memory_limit,
                 )?;
                 crate::startup::module_loaded(&component.id, &component.source, began);
+                // `flint up` leaves function bodies to their first call; `flint
+                // check` is where an invalid one is worth the time to find.
+                if self.app_variables.is_none() {
+                    self.engine
+                        .validate_bodies(&component.id, &component.source)?;
+                }
                 self.modules
                     .insert(component.source.clone(), (module.clone(), kind));
                 (module, kind)

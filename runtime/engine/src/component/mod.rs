@@ -73,7 +73,7 @@ pub(crate) fn load<H: Host>(
     interfaces: &Interfaces<H>,
     bytes: &[u8],
 ) -> Result<ComponentImage<H>, PlanError> {
-    validate(bytes)?;
+    validate(bytes, false)?;
     let plan = plan::plan(bytes)?;
     let mut modules = Vec::with_capacity(plan.modules.len());
     for (index, range) in plan.modules.iter().enumerate() {
@@ -138,16 +138,23 @@ fn bind<H: Host>(
         })
 }
 
-fn validate(bytes: &[u8]) -> Result<(), PlanError> {
+/// Validates the component section by section. Function bodies are wasmi's
+/// to validate on each function's first call, unless `bodies` (`flint check`).
+pub(crate) fn validate(bytes: &[u8], bodies: bool) -> Result<(), PlanError> {
+    let invalid = |e: wasmparser::BinaryReaderError| PlanError::Invalid(e.to_string());
     let mut validator = wasmparser::Validator::new_with_features(
         wasmparser::WasmFeatures::default() | wasmparser::WasmFeatures::CM_ERROR_CONTEXT,
     );
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| PlanError::Invalid(e.to_string()))?;
-        // Function bodies (`ValidPayload::Func`) are wasmi's to validate.
-        validator
-            .payload(&payload)
-            .map_err(|e| PlanError::Invalid(e.to_string()))?;
+        let payload = payload.map_err(invalid)?;
+        if let wasmparser::ValidPayload::Func(func, body) =
+            validator.payload(&payload).map_err(invalid)?
+            && bodies
+        {
+            func.into_validator(Default::default())
+                .validate(&body)
+                .map_err(invalid)?;
+        }
     }
     Ok(())
 }
