@@ -13,8 +13,22 @@ fn trap(message: impl Into<String>) -> Error {
     Error::new(message.into())
 }
 
-/// Fuel a `cabi_realloc` call may use.
-const ALLOC_FUEL: u64 = 1_000_000;
+/// Fuel a call from the host into the guest (`cabi_realloc`, a resource
+/// destructor) may use: a whole slice. An allocator's first call can set up
+/// its arena (CPython's, through componentize-py, took more than a million).
+const NESTED_CALL_FUEL: u64 = 10_000_000;
+
+/// A call from the host into the guest cannot be resumed when it runs out
+/// of fuel, so it must not be what ends a metered slice: give it room. The
+/// invocation's deadline still bounds what these top-ups allow.
+pub(crate) fn room_for_nested_call(mut ctx: impl AsContextMut) -> Result<(), Error> {
+    if let Ok(fuel) = ctx.as_context().get_fuel()
+        && fuel < NESTED_CALL_FUEL
+    {
+        ctx.as_context_mut().set_fuel(NESTED_CALL_FUEL)?;
+    }
+    Ok(())
+}
 
 /// Bytes of host memory one lifted list element may cost at least (its `Value`).
 const VALUE_COST: usize = std::mem::size_of::<Value>();
@@ -370,14 +384,7 @@ impl<C: AsContextMut> Guest<C> {
             .realloc
             .ok_or_else(|| trap("the module exports no `cabi_realloc`"))?
             .typed::<(i32, i32, i32, i32), i32>(&self.ctx)?;
-        // A call from the host into the guest cannot be resumed when it runs out
-        // of fuel, so it must not be what ends a metered slice: give it room.
-        // The invocation's deadline still bounds what these top-ups allow.
-        if let Ok(fuel) = self.ctx.as_context().get_fuel()
-            && fuel < ALLOC_FUEL
-        {
-            self.ctx.as_context_mut().set_fuel(ALLOC_FUEL)?;
-        }
+        room_for_nested_call(&mut self.ctx)?;
         let size_i32 = i32::try_from(size)
             .map_err(|_| trap(format!("cannot hand {size} bytes to a guest")))?;
         let ptr = realloc.call(&mut self.ctx, (0, 0, align as i32, size_i32))? as u32 as usize;

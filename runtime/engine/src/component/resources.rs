@@ -106,6 +106,7 @@ pub(crate) fn builtin<H: 'static>(
                 ResourceOp::Drop => {
                     let rep = resources.drop_handle(resource, n)?;
                     if let Some(dtor) = dtor {
+                        crate::canon::abi::room_for_nested_call(&mut caller)?;
                         dtor.call(&mut caller, &[Val::I32(rep as i32)], &mut [])?;
                     }
                 }
