@@ -1053,6 +1053,7 @@ impl Conn {
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 // A reset after the server's final write still ends the stream.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => panic!(
                     "reading until close: {e}; received so far: {:?}",
                     String::from_utf8_lossy(&self.buf)
@@ -1070,6 +1071,9 @@ impl Conn {
                 String::from_utf8_lossy(&self.buf)
             ),
             Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            // A signal (a server the test started exiting) interrupted the
+            // read: the callers loop, so this is a retry.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // A read timeout surfaces as WouldBlock (EAGAIN) on Unix.
             Err(e)
                 if matches!(
