@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use flint_e2e::components::{component, http_app, serves_like_spin};
-use flint_e2e::{Flint, Request, TempDir, run_flint, workspace_root};
+use flint_e2e::{Conn, Flint, Request, TempDir, run_flint, workspace_root};
 
 fn p3_hello() -> PathBuf {
     component("p3/target/wasm32-wasip2/release/p3_hello.wasm")
@@ -96,6 +96,21 @@ fn a_body_written_in_chunks_arrives_whole_and_chunked() {
     assert_eq!(slow.text(), "first\nlast\n");
 }
 
+/// Chunks of a chunked body until `want` bytes have come (`usize::MAX`: to
+/// the last chunk); a body that ends before `want` fails the test.
+fn read_chunks(conn: &mut Conn, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        let chunk = conn.read_chunk();
+        if chunk.is_empty() {
+            assert_eq!(want, usize::MAX, "the body ended after {got:?}");
+            break;
+        }
+        got.extend(chunk);
+    }
+    got
+}
+
 #[test]
 fn the_first_chunk_reaches_the_client_while_the_guest_still_runs() {
     let flint = Flint::start(p3_manifest());
@@ -107,13 +122,7 @@ fn the_first_chunk_reaches_the_client_while_the_guest_still_runs() {
     conn.send(&Request::new("GET", "/stream-until/release", &[], []));
     let head = conn.read_chunked_head();
     head.assert_status(200);
-    let mut first = Vec::new();
-    while first.len() < b"first\n".len() {
-        let chunk = conn.read_chunk();
-        assert!(!chunk.is_empty(), "the body ended after {first:?}");
-        first.extend(chunk);
-    }
-    assert_eq!(first, b"first\n");
+    assert_eq!(read_chunks(&mut conn, b"first\n".len()), b"first\n");
     assert!(
         !conn.has_data_ready(),
         "more of the body came before the guest was released"
@@ -122,17 +131,30 @@ fn the_first_chunk_reaches_the_client_while_the_guest_still_runs() {
     flint
         .request("PUT", "/kv/release", &[], "go")
         .assert_status(200);
-    let mut rest = Vec::new();
-    loop {
-        let chunk = conn.read_chunk();
-        if chunk.is_empty() {
-            break;
-        }
-        rest.extend(chunk);
-    }
+    let rest = read_chunks(&mut conn, usize::MAX);
     assert_eq!(String::from_utf8_lossy(&rest), "last\n");
     // The guest deleted the key once it saw it.
     flint.get("/kv/release").assert_status(404);
+}
+
+#[test]
+fn the_request_body_reaches_the_guest_as_the_client_sends_it() {
+    let flint = Flint::start(p3_manifest());
+    let mut conn = flint.connect();
+    // `/echo` writes back each piece of its body as it reads it. Only the
+    // first half is sent until its echo has come back: a host that waited
+    // for the whole body before starting the guest would never answer
+    // (the read below fails at the client's timeout).
+    conn.write_raw(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 12\r\n\r\nhello, ");
+    let head = conn.read_chunked_head();
+    head.assert_status(200);
+    assert_eq!(read_chunks(&mut conn, b"hello, ".len()), b"hello, ");
+    conn.write_raw(b"world");
+    assert_eq!(read_chunks(&mut conn, usize::MAX), b"world");
+    // The connection goes on with the next request.
+    let hello = conn.request("GET", "/hello", &[], []);
+    hello.assert_status(200);
+    assert_eq!(hello.text(), "Hello from a wasip3 component\n");
 }
 
 #[test]

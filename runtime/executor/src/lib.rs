@@ -10,6 +10,7 @@
 pub mod embedded;
 mod instance;
 mod load;
+pub mod request_body;
 pub mod respond;
 mod run;
 pub mod wagi;

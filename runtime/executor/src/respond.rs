@@ -179,25 +179,29 @@ impl Responder {
             Err(TrySendError::Closed(_)) => return self.fail_with(RespondError::Closed),
             Err(TrySendError::Full(message)) => message,
         };
-        let send = async {
-            self.send
-                .send(message)
-                .await
-                .map_err(|_| RespondError::Closed)
-        };
-        let deadline = self.deadline;
-        let expire = async {
-            match deadline {
-                Some(deadline) => smol::Timer::at(deadline).await,
-                None => smol::future::pending().await,
-            };
-            Err(RespondError::Deadline)
-        };
-        match smol::future::block_on(smol::future::or(send, expire)) {
-            Ok(()) => Ok(()),
-            Err(e) => self.fail_with(e),
+        let sent = block_until(self.deadline, self.send.send(message));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            Some(Err(_)) => self.fail_with(RespondError::Closed),
+            None => self.fail_with(RespondError::Deadline),
         }
     }
+}
+
+/// Blocks the worker thread on `wait` until it is ready (`Some`) or the
+/// invocation's deadline passes (`None`; without a deadline, it waits).
+pub(crate) fn block_until<T>(
+    deadline: Option<Instant>,
+    wait: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let expire = async {
+        match deadline {
+            Some(deadline) => smol::Timer::at(deadline).await,
+            None => smol::future::pending().await,
+        };
+        None
+    };
+    smol::future::block_on(smol::future::or(async { Some(wait.await) }, expire))
 }
 
 /// The connection's end, on its I/O thread.

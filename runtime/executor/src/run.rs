@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use flint_engine::InstanceLimits;
 use flint_engine::LimitHit;
 use flint_engine::canon::{Ty, Value};
-use flint_engine::component::{SinkClosed, StreamSink};
+use flint_engine::component::{SinkClosed, StreamSink, StreamSource};
 use flint_engine::result_ty;
 use flint_host::{
     Contents, Engine, GuestState, IncomingRequest, P3_RESPONSE_RESULT, P3Request, P3Response,
@@ -22,6 +22,7 @@ use crate::load::{
     CLI_RUN_INTERFACE, HTTP_ASYNC_HANDLER_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS,
     SPIN_REDIS_INTERFACES,
 };
+use crate::request_body::BodyReader;
 use crate::respond::{RespondError, Responder, ResponseHead};
 use crate::{Code, Component, GuestFailure, GuestKind, SPIN_HTTP_EXPORT, SPIN_MQTT_EXPORT};
 
@@ -205,19 +206,24 @@ fn spin_http(
 }
 
 /// Calls a WASI 0.3 component's async `wasi:http/handler#handle` with the
-/// request and runs its task to the end. The response it returns goes out
-/// through `responder` at once; its body follows as the guest writes it
-/// (the guest's writes wait while the client is behind), after the handler
-/// has returned.
+/// request and runs its task to the end. The request's body is `arriving`
+/// when the client is still sending it (the guest's reads wait for it), or
+/// else `request.body`. The response the handler returns goes out through
+/// `responder` at once; its body follows as the guest writes it (the
+/// guest's writes wait while the client is behind), after the handler has
+/// returned.
 pub fn run_spin_http_async(
     engine: &Engine,
     component: &Component,
     request: IncomingRequest,
+    arriving: Option<BodyReader>,
     limits: &InstanceLimits,
     responder: Responder,
 ) -> Result<(), GuestFailure> {
     observed(component, |fuel| {
-        spin_http_async(engine, component, request, limits, responder, fuel)
+        spin_http_async(
+            engine, component, request, arriving, limits, responder, fuel,
+        )
     })
 }
 
@@ -261,6 +267,7 @@ fn spin_http_async(
     engine: &Engine,
     component: &Component,
     request: IncomingRequest,
+    arriving: Option<BodyReader>,
     limits: &InstanceLimits,
     responder: Responder,
     fuel: &mut Option<u64>,
@@ -277,7 +284,10 @@ fn spin_http_async(
         .data_mut()
         .host
         .resources
-        .push(P3Request::incoming(request))
+        .push(P3Request::incoming(
+            request,
+            arriving.map(|body| Box::new(body) as Box<dyn StreamSource>),
+        ))
         .map_err(setup_handle)?;
     let responder: Slot<Responder> = Arc::new(Mutex::new(Some(responder)));
     let failure: Slot<RespondError> = Arc::default();

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use flint_config::{RouteMatch, RoutePattern};
 
 use flint_engine::InstanceLimits;
+use flint_executor::request_body::BodyReader;
 use flint_executor::respond::Responder;
 use flint_executor::{Component, GuestFailure};
 use flint_host::{Engine, IncomingRequest};
@@ -38,9 +39,11 @@ pub enum Target {
 }
 
 /// How a [`Target::Streaming`] route's guest is run on a worker thread; the
-/// request is what a Spin guest gets (with the `spin-*` headers). It returns
-/// when the guest's invocation ends, and the `Responder` must not outlive
-/// it: the service takes the invocation's end as the response's end.
+/// request is what a Spin guest gets (with the `spin-*` headers), and its
+/// body is the `BodyReader` while the client is still sending it (then the
+/// request's own `body` is `None`). It returns when the guest's invocation
+/// ends, and the `Responder` must not outlive it: the service takes the
+/// invocation's end as the response's end.
 /// Its failure before the head is answered as a buffered guest's (504 for a
 /// CPU or deadline limit, 503 for the memory budget, 500 otherwise).
 pub type StreamingRun = Arc<
@@ -48,6 +51,7 @@ pub type StreamingRun = Arc<
             &Engine,
             &Component,
             IncomingRequest,
+            Option<BodyReader>,
             &InstanceLimits,
             Responder,
         ) -> Result<(), GuestFailure>

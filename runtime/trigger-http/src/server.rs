@@ -18,7 +18,7 @@ use smol::io::AsyncWriteExt;
 use crate::framing::{Activity, FrameLimits};
 use crate::metrics::Refusal;
 use crate::service::{FlintService, HttpApp, Role};
-use crate::socket::{Connection, SmolTimer};
+use crate::socket::{Connection, HeadWritten, SmolTimer};
 
 /// How long in-flight requests may run on after a stop is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -239,11 +239,13 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let _counted = app.metrics.connection_opened();
     let metrics = app.metrics.clone();
+    let head_written = HeadWritten::default();
     let service = FlintService {
         app,
         stream: stream.clone(),
         peer,
         role: settings.role,
+        head_written: head_written.clone(),
     };
     let router = picoserve::Router::from_service(service);
     let connection = Connection::new(
@@ -253,6 +255,7 @@ async fn serve_connection(
         guard.activity.clone(),
         metrics.clone(),
         connections.epoch,
+        head_written,
     );
     let mut buffer = vec![0u8; settings.buffer_bytes];
     let result = picoserve::Server::custom(&router, SmolTimer, &settings.config, &mut buffer)

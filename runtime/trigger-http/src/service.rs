@@ -18,8 +18,10 @@ use picoserve::response::{
 use smol::io::AsyncWriteExt;
 use smol::net::TcpStream;
 
+use flint_config::RouteMatch;
 use flint_engine::InstanceLimits;
 use flint_engine::pool::{PoolError, WorkerPool};
+use flint_executor::request_body::{self, BodyFeeder, BodyReader};
 use flint_executor::respond::{self, BodyEvent, ResponseHead, ResponseStream};
 use flint_executor::wagi::{self, WagiRequest};
 use flint_executor::{Component, GuestFailure, Invocation, SpinResponse, run_spin_http, run_wagi};
@@ -29,7 +31,8 @@ use flint_host::{Engine, IncomingRequest};
 use flint_engine::metrics::{Format, MetricsWriter};
 
 use crate::metrics::{HttpMetrics, LabelledRoute, Refusal, RouteMetrics};
-use crate::router::{Router, RouterSlot, StreamingRun, Target};
+use crate::router::{RouteEntry, Router, RouterSlot, StreamingRun, Target};
+use crate::socket::HeadWritten;
 
 const HEALTH_ROUTE: &str = "/.well-known/spin/health";
 const STATUS_ROUTE: &str = "/.well-known/flint/status";
@@ -214,6 +217,25 @@ pub struct FlintService {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub role: Role,
+    /// Set when this service writes a response head itself ([`HeadWritten`]).
+    pub head_written: HeadWritten,
+}
+
+/// A route answered by a WASI 0.3 guest, which reads its request body as
+/// the client sends it.
+struct StreamingRoute<'a> {
+    entry: &'a RouteEntry,
+    route_match: RouteMatch,
+    component: &'a Arc<Component>,
+    run: &'a StreamingRun,
+}
+
+/// How a request body sent to a streaming guest arrived.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    Whole,
+    /// The client closed the connection before the end.
+    EndedEarly,
 }
 
 impl picoserve::routing::PathRouterService<()> for FlintService {
@@ -242,11 +264,42 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             })
             .collect();
 
+        // This request is answered by the app current now, even if a reload
+        // switches the router while it runs.
+        let router = self.app.router.current();
+        let content_length = request.body_connection.content_length();
+        let is_head = method == "HEAD";
+        // A WASI 0.3 guest starts at once and reads its body as it arrives.
+        if content_length > 0
+            && let Some(streaming) = self.streaming_route(&router, raw_path)
+        {
+            let info = WagiRequest {
+                method,
+                raw_path,
+                query,
+                http_version,
+                headers: &headers,
+                body_len: content_length,
+                client_addr: self.peer,
+                route: &streaming.entry.pattern,
+                route_match: &streaming.route_match,
+            };
+            let component = streaming.component.id.clone();
+            let route = &streaming.entry.metrics;
+            let (status, sent, outcome) = self
+                .exchange(&streaming, &info, request.body_connection, response_writer)
+                .await?;
+            let duration = started.elapsed();
+            self.log_request(
+                method, raw_path, status, &component, route, &outcome, duration,
+            );
+            return Ok(sent);
+        }
+
         // The framer has already bounded the length. The body is read straight
         // into its Vec, a slice at a time, so memory follows what arrived, not
         // what was declared; and no read buffer lives in this future, which
         // picoserve moves (memcpy) as a whole when the future is large.
-        let content_length = request.body_connection.content_length();
         let mut body = Vec::with_capacity(content_length.min(BODY_SLICE));
         let mut reader = request.body_connection.body().reader();
         while body.len() < content_length {
@@ -259,9 +312,6 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             }
         }
 
-        // This request is answered by the app current now, even if a reload
-        // switches the router while it runs.
-        let router = self.app.router.current();
         let (answer, component, route) = if body.len() == content_length {
             self.dispatch(
                 &router,
@@ -282,28 +332,11 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             )
         };
         let connection = request.body_connection.finalize().await?;
-        let is_head = method == "HEAD";
         let (status, sent, outcome, duration) = match answer {
             Answer::Whole(reply) => {
-                let framing = if reply.has_body() {
-                    Framing::Length(reply.body.len() as u64)
-                } else {
-                    Framing::Empty
-                };
-                let sent = Response::empty(StatusCode::new(reply.status))
-                    .with_headers(ReplyHeaders {
-                        headers: &reply.headers,
-                        framing,
-                    })
-                    .write_to(connection, response_writer)
+                let (sent, outcome) = self
+                    .write_whole(&reply, connection, response_writer, is_head)
                     .await?;
-                // picoserve has flushed the head; HEAD responses carry no body.
-                let write_ok = is_head || !reply.has_body() || self.write_body(&reply.body).await;
-                let outcome = if write_ok {
-                    StreamOutcome::Complete
-                } else {
-                    StreamOutcome::ClientGone
-                };
                 (reply.status, sent, outcome, started.elapsed())
             }
             Answer::Streamed(streamed) => {
@@ -320,21 +353,35 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
                     })
                     .write_to(connection, response_writer)
                     .await?;
-                let mut stream = streamed.stream;
-                let outcome = self.stream_body(&mut stream, framing, !is_head).await;
-                let duration = started.elapsed();
-                // A client gone mid-body closes the guest's channel: its next write fails.
-                drop(stream);
-                if let Some(job) = streamed.job {
-                    // Its failure, if any, is logged by `on_worker`; the response is already out.
-                    let _ = job.await;
-                }
+                let (outcome, duration) = self
+                    .body_then_end(streamed.stream, streamed.job, framing, is_head, started)
+                    .await;
                 (streamed.status, sent, outcome, duration)
             }
         };
         let component = component.as_deref().unwrap_or("-");
+        self.log_request(
+            method, raw_path, status, component, route, &outcome, duration,
+        );
+        Ok(sent)
+    }
+}
+
+impl FlintService {
+    /// Counts a request under its route and logs its one line.
+    #[allow(clippy::too_many_arguments)]
+    fn log_request(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        component: &str,
+        route: &RouteMetrics,
+        outcome: &StreamOutcome,
+        duration: Duration,
+    ) {
         route.record(method, status, duration);
-        let note = match &outcome {
+        let note = match outcome {
             StreamOutcome::Complete => String::new(),
             StreamOutcome::ClientGone => " (client went away while writing)".to_owned(),
             StreamOutcome::Aborted(why) => format!(" (response aborted mid-body: {why})"),
@@ -342,17 +389,200 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
         tracing::info!(
             target: "flint::http",
             method,
-            path = raw_path,
+            path,
             status,
             component,
             duration = ?duration,
             "request{note}"
         );
-        Ok(sent)
     }
-}
 
-impl FlintService {
+    /// Writes a whole reply: picoserve writes the head, the service the body.
+    async fn write_whole<R: Read, W: ResponseWriter<Error = R::Error>>(
+        &self,
+        reply: &Reply,
+        connection: picoserve::response::Connection<'_, R>,
+        response_writer: W,
+        is_head: bool,
+    ) -> Result<(ResponseSent, StreamOutcome), W::Error> {
+        let framing = if reply.has_body() {
+            Framing::Length(reply.body.len() as u64)
+        } else {
+            Framing::Empty
+        };
+        let sent = Response::empty(StatusCode::new(reply.status))
+            .with_headers(ReplyHeaders {
+                headers: &reply.headers,
+                framing,
+            })
+            .write_to(connection, response_writer)
+            .await?;
+        // picoserve has flushed the head; HEAD responses carry no body.
+        let write_ok = is_head || !reply.has_body() || self.write_body(&reply.body).await;
+        let outcome = if write_ok {
+            StreamOutcome::Complete
+        } else {
+            StreamOutcome::ClientGone
+        };
+        Ok((sent, outcome))
+    }
+
+    /// After a streamed head: the body as the guest writes it, then the
+    /// invocation's end. Returns how the body ended and the request's
+    /// duration up to its last byte.
+    async fn body_then_end(
+        &self,
+        mut stream: ResponseStream,
+        job: Option<Job<'_>>,
+        framing: Framing,
+        is_head: bool,
+        started: Instant,
+    ) -> (StreamOutcome, Duration) {
+        let outcome = self.stream_body(&mut stream, framing, !is_head).await;
+        let duration = started.elapsed();
+        // A client gone mid-body closes the guest's channel: its next write fails.
+        drop(stream);
+        if let Some(job) = job {
+            // Its failure, if any, is logged by `on_worker`; the response is already out.
+            let _ = job.await;
+        }
+        (outcome, duration)
+    }
+
+    /// The route that answers `raw_path` when a WASI 0.3 guest does (not
+    /// Flint's own routes, which come first).
+    fn streaming_route<'a>(
+        &self,
+        router: &'a Router,
+        raw_path: &str,
+    ) -> Option<StreamingRoute<'a>> {
+        let flint_route = raw_path == HEALTH_ROUTE
+            || (self.role.operator_routes
+                && [STATUS_ROUTE, METRICS_ROUTE, STATUS_PAGE_ROUTE].contains(&raw_path));
+        if flint_route || !self.role.app_routes {
+            return None;
+        }
+        let (entry, route_match) = router.find(raw_path)?;
+        let Target::Streaming { component, run } = &entry.target else {
+            return None;
+        };
+        Some(StreamingRoute {
+            entry,
+            route_match,
+            component,
+            run,
+        })
+    }
+
+    /// A request to a WASI 0.3 guest whose body is still arriving: the guest
+    /// runs while the body is read into its stream, and a head it sends
+    /// goes out at once, written here (picoserve writes a head only after
+    /// the body), with its body following as the guest writes it. Once the
+    /// body has been read to its end, picoserve ends the exchange with a
+    /// head that is dropped ([`HeadWritten`]). An answer that is not
+    /// streamed (the guest failed first) is written after the body.
+    async fn exchange<R: Read, W: ResponseWriter<Error = R::Error>>(
+        &self,
+        route: &StreamingRoute<'_>,
+        info: &WagiRequest<'_>,
+        mut body: picoserve::request::RequestBodyConnection<'_, R>,
+        response_writer: W,
+    ) -> Result<(u16, ResponseSent, StreamOutcome), W::Error> {
+        let started = Instant::now();
+        let is_head = info.method == "HEAD";
+        let (feeder, arriving) = request_body::channel(self.invocation_deadline());
+        let length = body.content_length();
+        let mut reader = body.body().reader();
+        let read_body = feed_body(&mut reader, length, feeder);
+        let request = spin_request(info, None);
+        let answer = async {
+            match self
+                .invoke_streaming(route.component, request, Some(arriving), route.run.clone())
+                .await
+            {
+                Answer::Whole(reply) => Err(reply),
+                Answer::Streamed(streamed) => {
+                    let framing = Framing::of_stream(
+                        streamed.status,
+                        streamed.content_length,
+                        is_head,
+                        info.http_version,
+                    );
+                    let head = ReplyHeaders {
+                        headers: &streamed.headers,
+                        framing,
+                    }
+                    .for_each_header(HeadLines::new(
+                        streamed.status,
+                        closes_after(info.http_version, info.headers),
+                    ))
+                    .await;
+                    let outcome = match head {
+                        Ok(head) if self.write_body(&head).await => {
+                            self.body_then_end(
+                                streamed.stream,
+                                streamed.job,
+                                framing,
+                                is_head,
+                                started,
+                            )
+                            .await
+                            .0
+                        }
+                        _ => {
+                            self.body_then_end(
+                                streamed.stream,
+                                streamed.job,
+                                Framing::Empty,
+                                true,
+                                started,
+                            )
+                            .await;
+                            StreamOutcome::ClientGone
+                        }
+                    };
+                    Ok((streamed.status, outcome))
+                }
+            }
+        };
+        let (arrival, answer) = smol::future::zip(read_body, answer).await;
+        let arrival = arrival?;
+        let connection = body.finalize().await?;
+        match answer {
+            Ok((status, outcome)) => {
+                self.head_written.set();
+                let sent = Response::empty(StatusCode::new(status))
+                    .write_to(connection, response_writer)
+                    .await?;
+                Ok((status, sent, outcome))
+            }
+            Err(reply) => {
+                // The guest failed because its body ended early; as for a
+                // buffered guest, that is the client's error.
+                let reply = match arrival {
+                    Arrival::EndedEarly => {
+                        Reply::text(400, "Bad Request: the request body ended early")
+                    }
+                    Arrival::Whole => reply,
+                };
+                let (sent, outcome) = self
+                    .write_whole(&reply, connection, response_writer, is_head)
+                    .await?;
+                Ok((reply.status, sent, outcome))
+            }
+        }
+    }
+
+    /// The invocation's deadline, when the engine keeps one (it needs fuel
+    /// metering); without it only the connection's timeouts bound a wait
+    /// for the client.
+    fn invocation_deadline(&self) -> Option<Instant> {
+        let limits = &self.app.instance_limits;
+        (limits.fuel > 0)
+            .then(|| Instant::now().checked_add(limits.max_execution))
+            .flatten()
+    }
+
     /// Writes a response body within the write timeout; on failure the
     /// connection is shut down, since a partial body cannot be followed by another response.
     async fn write_body(&self, body: &[u8]) -> bool {
@@ -476,13 +706,15 @@ impl FlintService {
             }
             Target::Wagi { component, argv } => (component, argv),
             Target::Spin { component } => {
-                let request = spin_request(&info, body);
+                let request = spin_request(&info, Some(body));
                 let reply = self.invoke_spin(component.clone(), request).await;
                 return (reply.into(), Some(component.id.clone()), route);
             }
             Target::Streaming { component, run } => {
-                let request = spin_request(&info, body);
-                let answer = self.invoke_streaming(component, request, run.clone()).await;
+                let request = spin_request(&info, Some(body));
+                let answer = self
+                    .invoke_streaming(component, request, None, run.clone())
+                    .await;
                 return (answer, Some(component.id.clone()), route);
             }
         };
@@ -587,18 +819,15 @@ impl FlintService {
         &'a self,
         component: &'a Arc<Component>,
         request: IncomingRequest,
+        arriving: Option<BodyReader>,
         run: StreamingRun,
     ) -> Answer<'a> {
         let limits = self.app.instance_limits.clone();
-        // The engine's deadline needs fuel metering; without it only the
-        // write timeout bounds a wait for the client.
-        let deadline = (limits.fuel > 0)
-            .then(|| Instant::now().checked_add(limits.max_execution))
-            .flatten();
-        let (responder, mut stream) = respond::channel(limits.stdout_bytes, deadline);
+        let (responder, mut stream) =
+            respond::channel(limits.stdout_bytes, self.invocation_deadline());
         let guest = component.clone();
         let mut job: Job<'a> = Box::pin(self.on_worker(component, move |engine| {
-            run(engine, &guest, request, &limits, responder)
+            run(engine, &guest, request, arriving, &limits, responder)
         }));
         // The head is polled first: a guest sends it before it ends.
         let first = smol::future::or(async { Ok(stream.head().await) }, async {
@@ -694,8 +923,9 @@ impl FlintService {
 }
 
 /// The request a Spin guest (and a streaming one) gets: the client's
-/// headers and Flint's `spin-*` ones.
-fn spin_request(info: &WagiRequest<'_>, body: Vec<u8>) -> IncomingRequest {
+/// headers and Flint's `spin-*` ones; `body` is `None` when the guest reads
+/// it as it arrives.
+fn spin_request(info: &WagiRequest<'_>, body: Option<Vec<u8>>) -> IncomingRequest {
     let spin_headers = info.spin_headers();
     // A client must not be able to spoof what Flint says about the request.
     let request_headers = info
@@ -719,7 +949,118 @@ fn spin_request(info: &WagiRequest<'_>, body: Vec<u8>) -> IncomingRequest {
         scheme: "http".to_owned(),
         authority: info.host(),
         headers: request_headers,
-        body: Some(body),
+        body,
+    }
+}
+
+/// Reads a request body of `length` bytes into `feeder` as the client sends
+/// it, a slice at a time, waiting while the guest has not taken what came
+/// before. Once the guest no longer reads its body, the rest is read and
+/// dropped, so that the connection is ready for its next request.
+async fn feed_body<R: Read>(
+    reader: &mut R,
+    length: usize,
+    feeder: BodyFeeder,
+) -> Result<Arrival, R::Error> {
+    let mut left = length;
+    let mut feeder = Some(feeder);
+    let mut dropped = Vec::new();
+    while left > 0 {
+        let size = left.min(BODY_SLICE);
+        let mut piece = if feeder.is_some() {
+            vec![0; size]
+        } else {
+            std::mem::take(&mut dropped)
+        };
+        piece.resize(size, 0);
+        let n = match reader.read(&mut piece).await {
+            Ok(n) => n,
+            Err(e) => {
+                if let Some(feeder) = feeder {
+                    feeder
+                        .fail("the request body did not arrive within the read timeout")
+                        .await;
+                }
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            if let Some(feeder) = feeder {
+                feeder
+                    .fail("the client closed the connection before the end of the request body")
+                    .await;
+            }
+            return Ok(Arrival::EndedEarly);
+        }
+        left -= n;
+        piece.truncate(n);
+        match &feeder {
+            Some(f) => {
+                if !f.send(piece).await {
+                    feeder = None;
+                }
+            }
+            None => dropped = piece,
+        }
+    }
+    if let Some(feeder) = feeder {
+        feeder.finish().await;
+    }
+    Ok(Arrival::Whole)
+}
+
+/// Whether picoserve closes the connection after this response (its
+/// `KeepAlive::from_request`, which is private): HTTP/1.0, `Connection:
+/// close`, or an upgrade that Flint does not make.
+fn closes_after(http_version: &str, headers: &[(String, String)]) -> bool {
+    let connection = headers
+        .iter()
+        .find(|(name, _)| name == "connection")
+        .map(|(_, value)| value.as_str());
+    http_version != "HTTP/1.1"
+        || connection.is_some_and(|c| c == "close" || c.split(',').any(|t| t == "upgrade"))
+}
+
+/// A response head as picoserve writes it and `BufferedWriter` sends it:
+/// the status line, the headers, and `Connection: close` when the
+/// connection ends after the response (the default keep-alive is not sent).
+struct HeadLines {
+    out: Vec<u8>,
+    closes: bool,
+    connection: bool,
+}
+
+impl HeadLines {
+    fn new(status: u16, closes: bool) -> Self {
+        Self {
+            out: format!("HTTP/1.1 {status} \r\n").into_bytes(),
+            closes,
+            connection: false,
+        }
+    }
+}
+
+impl ForEachHeader for HeadLines {
+    type Output = Vec<u8>;
+    type Error = std::convert::Infallible;
+
+    async fn call<Value: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        value: Value,
+    ) -> Result<(), Self::Error> {
+        self.connection |= name.eq_ignore_ascii_case("connection");
+        self.out
+            .extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        Ok(())
+    }
+
+    async fn finalize(mut self) -> Result<Vec<u8>, Self::Error> {
+        if self.closes && !self.connection {
+            self.out.extend_from_slice(b"Connection: close\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        Ok(self.out)
     }
 }
 

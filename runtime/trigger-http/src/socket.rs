@@ -2,6 +2,8 @@
 //! is the request framer and whose write half buffers until picoserve flushes.
 
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use picoserve::io::{BaseWrite, ErrorType, Read, Write};
@@ -49,6 +51,26 @@ impl Read for FramedReader {
 pub struct BufferedWriter {
     stream: TcpStream,
     buf: Vec<u8>,
+    head_written: HeadWritten,
+}
+
+/// Says that the service has written the current response's head itself.
+/// A WASI 0.3 guest may answer while its request body is still arriving,
+/// and picoserve can write a head only once the body has been read; so the
+/// service writes that head on the stream, and the head picoserve writes
+/// afterwards for the same response (to end the exchange) is dropped.
+#[derive(Clone, Default)]
+pub struct HeadWritten(Arc<AtomicBool>);
+
+impl HeadWritten {
+    /// The next head picoserve writes is dropped.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
 }
 
 impl ErrorType for BufferedWriter {
@@ -62,6 +84,9 @@ impl BaseWrite for BufferedWriter {
     }
 
     async fn flush(&mut self) -> Result<(), IoError> {
+        if self.head_written.take() {
+            self.buf.clear();
+        }
         if !self.buf.is_empty() {
             strip_default_keep_alive(&mut self.buf);
             self.stream.write_all(&self.buf).await?;
@@ -117,9 +142,10 @@ impl Connection {
         stream: TcpStream,
         peer: SocketAddr,
         limits: FrameLimits,
-        activity: std::sync::Arc<crate::framing::Activity>,
-        metrics: std::sync::Arc<crate::metrics::HttpMetrics>,
+        activity: Arc<crate::framing::Activity>,
+        metrics: Arc<crate::metrics::HttpMetrics>,
         epoch: std::time::Instant,
+        head_written: HeadWritten,
     ) -> Self {
         Self {
             reader: FramedReader(RequestFramer::new(
@@ -133,6 +159,7 @@ impl Connection {
             writer: BufferedWriter {
                 stream: stream.clone(),
                 buf: Vec::new(),
+                head_written,
             },
             stream,
         }

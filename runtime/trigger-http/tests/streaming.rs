@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flint_config::{Limits, RoutePattern};
+use flint_engine::component::{SourceFailure, SourceRead, StreamSource};
 use flint_engine::metrics::MetricsWriter;
 use flint_engine::pool::WorkerPool;
 use flint_engine::{InstanceLimits, LimitHit};
+use flint_executor::request_body::BodyReader;
 use flint_executor::respond::{MAX_CHUNK, QUEUED_CHUNKS, RespondError, Responder, ResponseHead};
 use flint_executor::{Code, Component, GuestFailure, GuestKind};
 use flint_host::capabilities::Capabilities;
@@ -107,9 +109,11 @@ fn start_with(
         .map(|(route, job)| {
             let target = Target::Streaming {
                 component: component.clone(),
-                run: Arc::new(move |_engine, _component, _request, _limits, responder| {
-                    job(responder)
-                }),
+                run: Arc::new(
+                    move |_engine, _component, _request, _arriving, _limits, responder| {
+                        job(responder)
+                    },
+                ),
             };
             RouteEntry::new(RoutePattern::parse(route).expect("route"), target)
         })
@@ -508,12 +512,13 @@ fn http_1_0_gets_a_body_that_ends_with_the_connection_and_head_gets_none() {
 }
 
 /// The shape of the executor function a streaming route is wired to
-/// (`Target::Streaming { run: Arc::new(flint_executor::run_p3_http), .. }`):
+/// (`Target::Streaming { run: Arc::new(flint_executor::run_spin_http_async), .. }`):
 /// this one answers with what it was asked, in two pieces.
 fn echo(
     _engine: &Engine,
     component: &Component,
     request: IncomingRequest,
+    arriving: Option<BodyReader>,
     _limits: &InstanceLimits,
     mut responder: Responder,
 ) -> Result<(), GuestFailure> {
@@ -533,9 +538,11 @@ fn echo(
         .unwrap_or_default();
     let said = format!("{} {} ", component.id, request.path_with_query);
     responder.send_body(said.as_bytes()).map_err(respond)?;
-    responder
-        .send_body(&request.body.unwrap_or_default())
-        .map_err(respond)?;
+    let body = match arriving {
+        Some(mut arriving) => read_all(&mut arriving)?,
+        None => request.body.unwrap_or_default(),
+    };
+    responder.send_body(&body).map_err(respond)?;
     responder.send_body(b" ").map_err(respond)?;
     responder.send_body(&route).map_err(respond)?;
     responder.finish().map_err(respond)
@@ -595,4 +602,153 @@ fn a_client_gone_mid_body_closes_the_guests_responder() {
     let mut client = connect(&server);
     send(&mut client, "GET /static HTTP/1.1\r\nHost: test\r\n\r\n");
     read_until(&mut client, &mut Vec::new(), b"static");
+}
+
+/// What a guest's reads of its arriving body give, to the end.
+fn read_all(arriving: &mut BodyReader) -> Result<Vec<u8>, GuestFailure> {
+    let mut body = Vec::new();
+    loop {
+        match arriving.read(64 * 1024) {
+            SourceRead::Bytes(bytes) => body.extend_from_slice(&bytes),
+            SourceRead::End => return Ok(body),
+            SourceRead::Failed(why) => return Err(GuestFailure::Handler(format!("{why:?}"))),
+            SourceRead::Values(_) => unreachable!("a body is bytes"),
+        }
+    }
+}
+
+/// A streaming route whose run is `f(arriving body, responder)`.
+fn arriving_run(
+    f: impl Fn(Option<BodyReader>, Responder) -> Result<(), GuestFailure> + Send + Sync + 'static,
+) -> StreamingRun {
+    Arc::new(
+        move |_engine, _component, _request, arriving, _limits, responder| f(arriving, responder),
+    )
+}
+
+#[test]
+fn a_guest_answers_while_its_request_body_arrives() {
+    let server = start_with(
+        limits(),
+        Vec::new(),
+        vec![(
+            "/echo",
+            arriving_run(|arriving, mut r| {
+                let mut arriving = arriving.expect("a body still arriving");
+                r.send_head(head(None)).expect("head");
+                // Each piece goes back before the next one is read.
+                loop {
+                    match arriving.read(1024) {
+                        SourceRead::Bytes(bytes) => r.send_body(&bytes).expect("body"),
+                        SourceRead::End => break,
+                        _ => return Err(GuestFailure::Handler("the body failed".into())),
+                    }
+                }
+                r.finish().expect("finish");
+                Ok(())
+            }),
+        )],
+    );
+    let mut client = connect(&server);
+    send(
+        &mut client,
+        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 11\r\n\r\nfirst",
+    );
+    // The head and the first piece arrive while the client has not sent the rest.
+    let mut seen = Vec::new();
+    read_until(&mut client, &mut seen, b"5\r\nfirst\r\n");
+    let head = head_of(&seen);
+    assert!(head.starts_with("http/1.1 200 "), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(head.contains("content-type: text/plain"), "{head}");
+    assert!(!head.contains("connection"), "{head}");
+    send(&mut client, "second");
+    read_until(&mut client, &mut seen, b"6\r\nsecond\r\n0\r\n\r\n");
+    // The connection takes its next request, and nothing else came between:
+    // picoserve's own head for the exchange was not sent.
+    send(&mut client, "GET /static HTTP/1.1\r\nHost: test\r\n\r\n");
+    read_until(&mut client, &mut seen, b"static");
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 2, "{text}");
+    let second = &text[text.find("0\r\n\r\n").expect("the end") + 5..];
+    assert!(second.starts_with("HTTP/1.1 200 "), "{second}");
+}
+
+#[test]
+fn a_guest_that_never_reads_its_body_leaves_the_connection_usable() {
+    let server = start_with(
+        limits(),
+        Vec::new(),
+        vec![(
+            "/ignore",
+            arriving_run(|_arriving, mut r| {
+                r.send_head(head(Some(4))).expect("head");
+                r.send_body(b"done").expect("body");
+                r.finish().expect("finish");
+                Ok(())
+            }),
+        )],
+    );
+    let mut client = connect(&server);
+    // Far more than the channel holds: the rest is read and dropped.
+    let body = vec![b'x'; 900 * 1024];
+    let mut writer = client.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        send(
+            &mut writer,
+            &format!(
+                "POST /ignore HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            ),
+        );
+        writer.write_all(&body).expect("body");
+        send(&mut writer, "GET /static HTTP/1.1\r\nHost: test\r\n\r\n");
+    });
+    let mut seen = Vec::new();
+    read_until(&mut client, &mut seen, b"done");
+    read_until(&mut client, &mut seen, b"static");
+    sender.join().expect("sender");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("Content-Length: 4\r\n\r\ndone"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 2, "{text}");
+}
+
+#[test]
+fn a_body_cut_short_fails_the_guests_read_and_answers_400() {
+    let (report, reported) = mpsc::channel();
+    let report = Mutex::new(report);
+    let server = start_with(
+        limits(),
+        Vec::new(),
+        vec![(
+            "/read",
+            arriving_run(move |arriving, _r| {
+                let mut arriving = arriving.expect("a body still arriving");
+                let failure = loop {
+                    match arriving.read(1024) {
+                        SourceRead::Bytes(_) => {}
+                        SourceRead::Failed(why) => break Some(why),
+                        _ => break None,
+                    }
+                };
+                let _ = report.lock().expect("report").send(failure);
+                Err(GuestFailure::Handler("the body failed".into()))
+            }),
+        )],
+    );
+    let mut client = connect(&server);
+    send(
+        &mut client,
+        "POST /read HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\npart",
+    );
+    client
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let failure = reported.recv_timeout(PATIENCE).expect("the guest's report");
+    assert!(
+        matches!(&failure, Some(SourceFailure::Broken(why)) if why.contains("closed the connection")),
+        "{failure:?}"
+    );
+    let all = String::from_utf8_lossy(&read_to_end(&mut client)).into_owned();
+    assert!(all.starts_with("HTTP/1.1 400 "), "{all}");
 }

@@ -3,16 +3,19 @@
 //! (`design/mvp/CanonicalABI.md`, "Async").
 //!
 //! Flint runs one task per instance, on the worker thread of its invocation,
-//! and every host function completes before it returns: an async-lowered
-//! import always reports `RETURNED`, so there are never subtasks. What can
-//! wait is what the guest waits on itself: a read on a stream or future
-//! whose writer has not written yet, a write whose reader has not read. Such
-//! an operation is kept pending, and completes (as an event for the
-//! guest's event loop) when the other end acts, whether that end is the
-//! guest's own or the host's. The host's ends are sinks and sources
-//! ([`StreamSink`], [`StreamSource`], [`FutureSink`], a future's value),
-//! which never block the guest's loop: a sink that must apply backpressure
-//! blocks the worker thread inside its `write`, bounded by the deadline.
+//! and a host function completes before it returns (an async-lowered import
+//! reports `RETURNED`) unless it waits on the guest itself: such a call
+//! (`HostFn::ready`) becomes a subtask that completes once the guest has
+//! done what it waits for. Otherwise what can wait is what the guest waits
+//! on itself: a read on a stream or future whose writer has not written
+//! yet, a write whose reader has not read. Such an operation is kept
+//! pending, and completes (as an event for the guest's event loop) when the
+//! other end acts, whether that end is the guest's own or the host's. The
+//! host's ends are sinks and sources ([`StreamSink`], [`StreamSource`],
+//! [`FutureSink`], a future's value), which never leave the guest's loop
+//! waiting on an event: a sink that must apply backpressure, or a source
+//! whose data is still arriving (a request body), blocks the worker thread
+//! inside its `write` or `read`, bounded by the deadline.
 //!
 //! A guest that waits while nothing pending can ever complete (it waits on
 //! a future nobody writes) has deadlocked; it is held until the deadline,
@@ -178,6 +181,18 @@ pub enum SourceRead {
     Values(Vec<Value>),
     /// The stream is complete.
     End,
+    /// The stream cannot go on (its data stopped arriving): the guest's
+    /// invocation ends, since what it has read is not the whole stream.
+    Failed(SourceFailure),
+}
+
+/// Why a host end could not give a guest's read what it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFailure {
+    /// The invocation's deadline passed while the read waited.
+    Deadline,
+    /// The data ended before it was complete; the text says why.
+    Broken(String),
 }
 
 /// A host end that writes a stream: `read` is asked for at most `max`
@@ -868,6 +883,10 @@ fn transfer<H: 'static>(
             let read = source.read(pending.len as usize);
             let count = match read {
                 SourceRead::End => None,
+                SourceRead::Failed(SourceFailure::Deadline) => {
+                    return Err(caller.data_mut().run.deadline_hit());
+                }
+                SourceRead::Failed(SourceFailure::Broken(why)) => return Err(trap(why)),
                 SourceRead::Bytes(bytes) => {
                     let size = elem.size().max(1);
                     let count = (bytes.len() / size).min(pending.len as usize);

@@ -20,7 +20,8 @@ use std::collections::HashMap;
 
 pub(crate) use concurrent::SUBTASK_RETURNED;
 pub use concurrent::{
-    ChannelId, FutureSink, OnReturn, SinkClosed, SourceRead, StreamSink, StreamSource, Tasks,
+    ChannelId, FutureSink, OnReturn, SinkClosed, SourceFailure, SourceRead, StreamSink,
+    StreamSource, Tasks,
 };
 pub use instance::ComponentInstance;
 pub use plan::PlanError;

@@ -18,7 +18,9 @@ use super::http_types::{
 };
 use super::{GuestState, drop_fn, host_fn};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
-use flint_engine::component::{ChannelId, SinkClosed, SourceRead, StreamSink, StreamSource};
+use flint_engine::component::{
+    ChannelId, SinkClosed, SourceFailure, SourceRead, StreamSink, StreamSource,
+};
 use flint_engine::{option_ty, result_ty};
 
 /// `header-error` at 0.3: `invalid-syntax`, `forbidden`, `immutable`,
@@ -34,10 +36,13 @@ pub const OUTCOME: Ty = result_ty!(_, ERROR_CODE);
 /// `result<response, error-code>`: what `handler.handle` and `client.send` return.
 pub const RESPONSE_RESULT: Ty = result_ty!(Ty::Handle, ERROR_CODE);
 
-/// A body: bytes the host holds, or a stream the guest writes.
+/// A body: bytes the host holds, bytes still arriving, or a stream the
+/// guest writes.
 pub enum Contents {
     None,
     Bytes(Vec<u8>),
+    /// The client's request body as it arrives.
+    Arriving(Box<dyn StreamSource>),
     /// The guest's stream (the host holds its readable end), its trailers
     /// future, and the bytes collected from it once the host reads it.
     Guest {
@@ -60,15 +65,23 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request the HTTP trigger received.
-    pub fn incoming(request: http_types::IncomingRequest) -> Self {
+    /// The request the HTTP trigger received; its body is `request.body`,
+    /// or read from `arriving` as the client sends it.
+    pub fn incoming(
+        request: http_types::IncomingRequest,
+        arriving: Option<Box<dyn StreamSource>>,
+    ) -> Self {
+        let contents = match arriving {
+            Some(source) => Contents::Arriving(source),
+            None => request.body.map_or(Contents::None, Contents::Bytes),
+        };
         Self {
             method: request.method,
             path_with_query: Some(request.path_with_query),
             scheme: Some(request.scheme),
             authority: Some(request.authority),
             headers: request.headers,
-            contents: request.body.map_or(Contents::None, Contents::Bytes),
+            contents,
             options: None,
         }
     }
@@ -79,6 +92,10 @@ pub struct Response {
     pub status: u16,
     pub headers: HeaderList,
     pub contents: Contents,
+}
+
+fn bytes_source(data: Vec<u8>) -> Box<dyn StreamSource> {
+    Box::new(BytesSource { data, at: 0 })
 }
 
 /// Bytes the host holds, read by the guest in the sizes it asks for.
@@ -99,12 +116,11 @@ impl StreamSource for BytesSource {
     }
 }
 
-/// A body the host gives the guest: a stream of `data` and trailers that
-/// are already known (none).
-fn body_to_guest(state: &mut GuestState, data: Vec<u8>) -> Result<Value, Error> {
-    let stream = state
-        .tasks
-        .new_stream_from(Some(&Ty::U8), Box::new(BytesSource { data, at: 0 }))?;
+/// A body the host gives the guest: a stream from `source` and trailers
+/// that are already known (none: a body that fails before its end fails
+/// the guest's read instead).
+fn body_to_guest(state: &mut GuestState, source: Box<dyn StreamSource>) -> Result<Value, Error> {
+    let stream = state.tasks.new_stream_from(Some(&Ty::U8), source)?;
     let trailers = state
         .tasks
         .new_future_from(Some(&TRAILERS), Value::ok(Value::none()))?;
@@ -287,8 +303,9 @@ fn consume(state: &mut GuestState, contents: Contents, res: u32) -> Result<Value
     let res = state.tasks.take_reader(res, true)?;
     state.tasks.attach_future_sink(res, Box::new(drop));
     match contents {
-        Contents::None => body_to_guest(state, Vec::new()),
-        Contents::Bytes(data) => body_to_guest(state, data),
+        Contents::None => body_to_guest(state, bytes_source(Vec::new())),
+        Contents::Bytes(data) => body_to_guest(state, bytes_source(data)),
+        Contents::Arriving(source) => body_to_guest(state, source),
         Contents::Guest { .. } => Err(Error::new(
             "consume-body of a body the component writes itself is not supported",
         )),
@@ -368,6 +385,8 @@ fn send(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let body = match request.contents {
         Contents::None | Contents::Consumed => Vec::new(),
         Contents::Bytes(data) => data,
+        // The client's request, passed on: its body is read to its end first.
+        Contents::Arriving(source) => read_all(state, source)?,
         Contents::Guest { collected, .. } => collected
             .map(|bytes| std::mem::take(&mut *bytes.lock().unwrap_or_else(|e| e.into_inner())))
             .unwrap_or_default(),
@@ -392,6 +411,29 @@ fn send(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
             Ok(Value::ok(Value::Handle(handle)))
         }
         Err(code) => Ok(Value::err(code.to_value())),
+    }
+}
+
+/// The rest of an arriving body, bounded by the instance's memory limit.
+fn read_all(state: &mut GuestState, mut source: Box<dyn StreamSource>) -> Result<Vec<u8>, Error> {
+    let limit = state.host.memory_limit;
+    let mut body = Vec::new();
+    loop {
+        match source.read(64 * 1024) {
+            SourceRead::Bytes(bytes) if body.len() + bytes.len() <= limit => {
+                body.extend_from_slice(&bytes);
+            }
+            SourceRead::Bytes(_) => {
+                return Err(Error::new(format!(
+                    "the request body passed to client.send is over the instance's {limit} bytes of memory"
+                )));
+            }
+            SourceRead::End => return Ok(body),
+            SourceRead::Failed(SourceFailure::Deadline) => return Err(state.run.deadline_hit()),
+            SourceRead::Failed(SourceFailure::Broken(why)) => return Err(Error::new(why)),
+            // An arriving body is bytes.
+            SourceRead::Values(_) => return Err(Error::new("host bug: a body of values")),
+        }
     }
 }
 
