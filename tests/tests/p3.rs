@@ -158,6 +158,35 @@ fn the_request_body_reaches_the_guest_as_the_client_sends_it() {
 }
 
 #[test]
+fn a_guest_that_leaves_its_body_unread_does_not_hold_the_client_back() {
+    let flint = Flint::start(p3_manifest());
+    let mut conn = flint.connect();
+    // More than the socket buffers and the guest's channel hold. The guest
+    // never reads it and cannot finish until the test writes `go`, which it
+    // does only once the whole body is written: the rest of the body must be
+    // read (and dropped) while the guest still runs.
+    let body = vec![b'x'; 8 << 20];
+    conn.write_raw(
+        format!(
+            "POST /stream-until/go HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    conn.write_raw(&body);
+    let head = conn.read_chunked_head();
+    head.assert_status(200);
+    assert_eq!(read_chunks(&mut conn, b"first\n".len()), b"first\n");
+    flint.request("PUT", "/kv/go", &[], "go").assert_status(200);
+    assert_eq!(read_chunks(&mut conn, usize::MAX), b"last\n");
+    let hello = conn.request("GET", "/hello", &[], []);
+    assert_eq!(
+        hello.assert_status(200).text(),
+        "Hello from a wasip3 component\n"
+    );
+}
+
+#[test]
 fn a_guest_awaiting_forever_gets_504_at_the_deadline_while_others_answer() {
     let flint = Flint::builder(p3_manifest())
         .runtime_config("[limits]\nmax_execution_ms = 1000\n")

@@ -206,6 +206,7 @@ fn up(mut args: UpArgs) -> anyhow::Result<()> {
             .context("starting worker threads")?,
         instance_limits,
         write_timeout: std::time::Duration::from_millis(limits.write_timeout_ms),
+        read_timeout: std::time::Duration::from_millis(limits.read_timeout_ms),
         operator: observed.clone(),
         max_instances_per_component: limits.max_instances_per_component,
         metrics: Default::default(),

@@ -297,6 +297,7 @@ pub fn health_check(
         pool: WorkerPool::new(1, 16).context("starting the health check's worker")?,
         instance_limits,
         write_timeout: timeout,
+        read_timeout: timeout,
         operator: Arc::new(NoOperator),
         max_instances_per_component: 16,
         metrics: Default::default(),

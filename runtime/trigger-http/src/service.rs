@@ -53,6 +53,10 @@ pub struct HttpApp {
     pub instance_limits: InstanceLimits,
     /// Bounds writing a response body, which picoserve's own write timeout does not cover.
     pub write_timeout: Duration,
+    /// How long a client may spend sending a body that a WASI 0.3 guest
+    /// reads as it arrives, not counting the time the guest takes to read
+    /// it (picoserve's own read timeout would count that too).
+    pub read_timeout: Duration,
     pub operator: Arc<dyn Operator>,
     pub max_instances_per_component: usize,
     pub metrics: Arc<HttpMetrics>,
@@ -236,6 +240,8 @@ enum Arrival {
     Whole,
     /// The client closed the connection before the end.
     EndedEarly,
+    /// The client took longer than `read_timeout_ms` to send it.
+    TimedOut,
 }
 
 impl picoserve::routing::PathRouterService<()> for FlintService {
@@ -286,10 +292,9 @@ impl picoserve::routing::PathRouterService<()> for FlintService {
             };
             let component = streaming.component.id.clone();
             let route = &streaming.entry.metrics;
-            let (status, sent, outcome) = self
+            let (status, sent, outcome, duration) = self
                 .exchange(&streaming, &info, request.body_connection, response_writer)
                 .await?;
-            let duration = started.elapsed();
             self.log_request(
                 method, raw_path, status, &component, route, &outcome, duration,
             );
@@ -487,13 +492,15 @@ impl FlintService {
         info: &WagiRequest<'_>,
         mut body: picoserve::request::RequestBodyConnection<'_, R>,
         response_writer: W,
-    ) -> Result<(u16, ResponseSent, StreamOutcome), W::Error> {
+    ) -> Result<(u16, ResponseSent, StreamOutcome, Duration), W::Error> {
         let started = Instant::now();
         let is_head = info.method == "HEAD";
         let (feeder, arriving) = request_body::channel(self.invocation_deadline());
         let length = body.content_length();
-        let mut reader = body.body().reader();
-        let read_body = feed_body(&mut reader, length, feeder);
+        let reader = body.body().reader();
+        // The body's time is bounded by `feed_body`'s own budget instead.
+        let mut reader = reader.with_different_timeout_signal(smol::future::pending());
+        let read_body = feed_body(&mut reader, length, feeder, self.app.read_timeout);
         let request = spin_request(info, None);
         let answer = async {
             match self
@@ -517,44 +524,55 @@ impl FlintService {
                         closes_after(info.http_version, info.headers),
                     ))
                     .await;
-                    let outcome = match head {
-                        Ok(head) if self.write_body(&head).await => {
-                            self.body_then_end(
-                                streamed.stream,
-                                streamed.job,
-                                framing,
-                                is_head,
-                                started,
-                            )
-                            .await
-                            .0
-                        }
-                        _ => {
-                            self.body_then_end(
-                                streamed.stream,
-                                streamed.job,
-                                Framing::Empty,
-                                true,
-                                started,
-                            )
-                            .await;
-                            StreamOutcome::ClientGone
-                        }
+                    let written = match head {
+                        Ok(head) => self.write_body(&head).await,
                     };
-                    Ok((streamed.status, outcome))
+                    if !written {
+                        // The client is gone: the guest's next write fails.
+                        drop(streamed.stream);
+                        if let Some(job) = streamed.job {
+                            let _ = job.await;
+                        }
+                        return Ok((
+                            streamed.status,
+                            StreamOutcome::ClientGone,
+                            started.elapsed(),
+                        ));
+                    }
+                    let (outcome, duration) = self
+                        .body_then_end(streamed.stream, streamed.job, framing, is_head, started)
+                        .await;
+                    Ok((streamed.status, outcome, duration))
                 }
             }
         };
         let (arrival, answer) = smol::future::zip(read_body, answer).await;
-        let arrival = arrival?;
+        let arrival = match arrival {
+            Ok(arrival) => arrival,
+            Err(e) => {
+                // The connection ends; a response already out is still logged.
+                if let Ok((status, outcome, duration)) = &answer {
+                    self.log_request(
+                        info.method,
+                        info.raw_path,
+                        *status,
+                        &route.component.id,
+                        &route.entry.metrics,
+                        outcome,
+                        *duration,
+                    );
+                }
+                return Err(e);
+            }
+        };
         let connection = body.finalize().await?;
         match answer {
-            Ok((status, outcome)) => {
+            Ok((status, outcome, duration)) => {
                 self.head_written.set();
                 let sent = Response::empty(StatusCode::new(status))
                     .write_to(connection, response_writer)
                     .await?;
-                Ok((status, sent, outcome))
+                Ok((status, sent, outcome, duration))
             }
             Err(reply) => {
                 // The guest failed because its body ended early; as for a
@@ -563,12 +581,13 @@ impl FlintService {
                     Arrival::EndedEarly => {
                         Reply::text(400, "Bad Request: the request body ended early")
                     }
+                    Arrival::TimedOut => Reply::text(408, "Request Timeout"),
                     Arrival::Whole => reply,
                 };
                 let (sent, outcome) = self
                     .write_whole(&reply, connection, response_writer, is_head)
                     .await?;
-                Ok((reply.status, sent, outcome))
+                Ok((reply.status, sent, outcome, started.elapsed()))
             }
         }
     }
@@ -956,11 +975,14 @@ fn spin_request(info: &WagiRequest<'_>, body: Option<Vec<u8>>) -> IncomingReques
 /// Reads a request body of `length` bytes into `feeder` as the client sends
 /// it, a slice at a time, waiting while the guest has not taken what came
 /// before. Once the guest no longer reads its body, the rest is read and
-/// dropped, so that the connection is ready for its next request.
+/// dropped, so that the connection is ready for its next request. The
+/// client has `budget` in all for its reads; the time spent waiting for the
+/// guest does not count.
 async fn feed_body<R: Read>(
     reader: &mut R,
     length: usize,
     feeder: BodyFeeder,
+    mut budget: Duration,
 ) -> Result<Arrival, R::Error> {
     let mut left = length;
     let mut feeder = Some(feeder);
@@ -973,17 +995,32 @@ async fn feed_body<R: Read>(
             std::mem::take(&mut dropped)
         };
         piece.resize(size, 0);
-        let n = match reader.read(&mut piece).await {
-            Ok(n) => n,
-            Err(e) => {
+        let began = Instant::now();
+        let read = async { Some(reader.read(&mut piece).await) };
+        let expire = async {
+            smol::Timer::after(budget).await;
+            None
+        };
+        let n = match smol::future::or(read, expire).await {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
                 if let Some(feeder) = feeder {
-                    feeder
-                        .fail("the request body did not arrive within the read timeout")
-                        .await;
+                    feeder.fail("reading the request body failed").await;
                 }
                 return Err(e);
             }
+            None => {
+                if let Some(feeder) = feeder {
+                    feeder
+                        .fail(
+                            "the client took longer than read_timeout_ms to send the request body",
+                        )
+                        .await;
+                }
+                return Ok(Arrival::TimedOut);
+            }
         };
+        budget = budget.saturating_sub(began.elapsed());
         if n == 0 {
             if let Some(feeder) = feeder {
                 feeder
@@ -1018,7 +1055,11 @@ fn closes_after(http_version: &str, headers: &[(String, String)]) -> bool {
         .find(|(name, _)| name == "connection")
         .map(|(_, value)| value.as_str());
     http_version != "HTTP/1.1"
-        || connection.is_some_and(|c| c == "close" || c.split(',').any(|t| t == "upgrade"))
+        || connection.is_some_and(|c| {
+            c.eq_ignore_ascii_case("close")
+                || c.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
 }
 
 /// A response head as picoserve writes it and `BufferedWriter` sends it:

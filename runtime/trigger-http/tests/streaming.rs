@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flint_config::{Limits, RoutePattern};
-use flint_engine::component::{SourceFailure, SourceRead, StreamSource};
+use flint_engine::component::{SourceRead, StreamSource};
 use flint_engine::metrics::MetricsWriter;
 use flint_engine::pool::WorkerPool;
 use flint_engine::{InstanceLimits, LimitHit};
@@ -139,6 +139,7 @@ fn start_with(
         pool: WorkerPool::new(limits.workers, limits.max_queued_requests).expect("pool"),
         instance_limits: InstanceLimits::from_limits(&limits),
         write_timeout: Duration::from_millis(limits.write_timeout_ms),
+        read_timeout: Duration::from_millis(limits.read_timeout_ms),
         operator: Arc::new(NoOperator),
         max_instances_per_component: limits.max_instances_per_component,
         metrics: Arc::new(HttpMetrics::default()),
@@ -713,42 +714,121 @@ fn a_guest_that_never_reads_its_body_leaves_the_connection_usable() {
     assert_eq!(text.matches("HTTP/1.1 ").count(), 2, "{text}");
 }
 
-#[test]
-fn a_body_cut_short_fails_the_guests_read_and_answers_400() {
+/// A server whose `/read` guest reads its whole body and reports how the
+/// read failed (`None`: it did not), then fails.
+fn reading_server(limits: Limits) -> (Server, mpsc::Receiver<Option<GuestFailure>>) {
     let (report, reported) = mpsc::channel();
     let report = Mutex::new(report);
     let server = start_with(
-        limits(),
+        limits,
         Vec::new(),
         vec![(
             "/read",
             arriving_run(move |arriving, _r| {
-                let mut arriving = arriving.expect("a body still arriving");
-                let failure = loop {
-                    match arriving.read(1024) {
-                        SourceRead::Bytes(_) => {}
-                        SourceRead::Failed(why) => break Some(why),
-                        _ => break None,
-                    }
-                };
+                let failure = read_all(&mut arriving.expect("a body still arriving")).err();
                 let _ = report.lock().expect("report").send(failure);
                 Err(GuestFailure::Handler("the body failed".into()))
             }),
         )],
     );
+    (server, reported)
+}
+
+const PART_OF_A_BODY: &str = "POST /read HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\npart";
+
+#[test]
+fn a_body_cut_short_fails_the_guests_read_and_answers_400() {
+    let (server, reported) = reading_server(limits());
     let mut client = connect(&server);
-    send(
-        &mut client,
-        "POST /read HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\npart",
-    );
+    send(&mut client, PART_OF_A_BODY);
     client
         .shutdown(std::net::Shutdown::Write)
         .expect("half-close");
     let failure = reported.recv_timeout(PATIENCE).expect("the guest's report");
     assert!(
-        matches!(&failure, Some(SourceFailure::Broken(why)) if why.contains("closed the connection")),
+        matches!(&failure, Some(GuestFailure::Handler(why)) if why.contains("closed the connection")),
         "{failure:?}"
     );
     let all = String::from_utf8_lossy(&read_to_end(&mut client)).into_owned();
     assert!(all.starts_with("HTTP/1.1 400 "), "{all}");
+}
+
+#[test]
+fn the_read_timeout_counts_the_clients_time_not_the_guests() {
+    let mut limits = limits();
+    limits.read_timeout_ms = 300;
+    let server = start_with(
+        limits,
+        Vec::new(),
+        vec![(
+            "/slow-reader",
+            arriving_run(|arriving, mut r| {
+                let mut arriving = arriving.expect("a body still arriving");
+                // Longer than read_timeout_ms before the first read: the
+                // client is not to blame for it.
+                std::thread::sleep(Duration::from_millis(600));
+                let body = read_all(&mut arriving)?;
+                r.send_head(head(Some(body.len() as u64))).expect("head");
+                r.send_body(&body).expect("body");
+                r.finish().expect("finish");
+                Ok(())
+            }),
+        )],
+    );
+    // 600 KiB: more than the channel holds, so the reads wait for the guest.
+    let body = vec![b'y'; 600 * 1024];
+    let mut client = connect(&server);
+    let mut writer = client.try_clone().expect("clone");
+    let sent = body.clone();
+    let sender = std::thread::spawn(move || {
+        send(
+            &mut writer,
+            &format!(
+                "POST /slow-reader HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+                sent.len()
+            ),
+        );
+        writer.write_all(&sent).expect("body");
+    });
+    let mut seen = Vec::new();
+    read_until(&mut client, &mut seen, b"\r\n\r\n");
+    assert!(
+        head_of(&seen).starts_with("http/1.1 200"),
+        "{}",
+        head_of(&seen)
+    );
+    let start = seen
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    while seen.len() - start < body.len() {
+        let mut buf = [0u8; 65536];
+        let n = client.read(&mut buf).expect("read");
+        assert!(n > 0, "the body ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(seen[start..] == body[..], "the echo changed");
+    sender.join().expect("sender");
+}
+
+#[test]
+fn a_client_that_stalls_mid_body_gets_408_and_fails_the_guests_read() {
+    let mut limits = limits();
+    limits.read_timeout_ms = 300;
+    let (server, reported) = reading_server(limits);
+    let mut client = connect(&server);
+    send(&mut client, PART_OF_A_BODY);
+    let failure = reported.recv_timeout(PATIENCE).expect("the guest's report");
+    assert!(
+        matches!(&failure, Some(GuestFailure::Handler(why)) if why.contains("read_timeout_ms")),
+        "{failure:?}"
+    );
+    let mut seen = Vec::new();
+    read_until(&mut client, &mut seen, b"\r\n\r\n");
+    assert!(
+        head_of(&seen).starts_with("http/1.1 408"),
+        "{}",
+        head_of(&seen)
+    );
 }

@@ -613,6 +613,10 @@ impl Tasks {
                 self.complete(index, !readable_dropped, DROPPED);
             }
             Side::Host(HostEnd::Sink(sink)) if !readable_dropped => sink.close(),
+            // Nothing will read what the host's end writes: the source (a
+            // request body still arriving, rows) is dropped now rather than
+            // with the instance, so that its producer hears it.
+            Side::Host(_) if readable_dropped => *other = Side::Dropped,
             _ => {}
         }
     }
