@@ -34,8 +34,7 @@ use wasmi::Error;
 
 use capabilities::Capabilities;
 pub use interfaces::http_p3::{
-    CollectSink, Contents, RESPONSE_RESULT as P3_RESPONSE_RESULT, Request as P3Request,
-    Response as P3Response,
+    Contents, RESPONSE_RESULT as P3_RESPONSE_RESULT, Request as P3Request, Response as P3Response,
 };
 pub use interfaces::http_types::{ErrorCode, IncomingRequest, ResponseOutparam};
 pub use interfaces::io::BodyError;

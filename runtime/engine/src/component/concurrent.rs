@@ -499,12 +499,25 @@ impl Tasks {
 
     /// Where what the guest writes into the stream `id` goes. A write the
     /// guest made before completes at the next event the guest waits for.
+    /// A stream whose writer is the host's own (a request body the guest
+    /// passes on as a response's or an outbound request's, unread) is copied
+    /// into `sink` now, on this thread, as the reads and writes allow.
     pub fn attach_sink(&mut self, id: ChannelId, sink: Box<dyn StreamSink>) {
-        if let Some(c) = self.by_id(id)
-            && let Side::Host(end) = &mut c.reader
-        {
-            *end = HostEnd::Sink(sink);
+        let Some(c) = self.by_id(id) else { return };
+        let Side::Host(reader) = &mut c.reader else {
+            return;
+        };
+        if !matches!(c.writer, Side::Host(HostEnd::Source(_))) {
+            *reader = HostEnd::Sink(sink);
+            return;
         }
+        let Side::Host(HostEnd::Source(source)) = std::mem::replace(&mut c.writer, Side::Dropped)
+        else {
+            unreachable!("the writer was just matched")
+        };
+        c.reader = Side::Dropped;
+        self.collect(id.index);
+        forward(source, sink);
     }
 
     /// Where the value the guest writes into the future `id` goes.
@@ -1310,6 +1323,25 @@ fn call_builtin<H: 'static>(
     }
 }
 
+/// Copies a host source into a host sink to the end of either. A source
+/// that fails, or is not bytes, leaves the sink unclosed: what it got is
+/// not the whole stream.
+fn forward(mut source: Box<dyn StreamSource>, mut sink: Box<dyn StreamSink>) {
+    /// The most asked of the source at once.
+    const PIECE: usize = 64 * 1024;
+    loop {
+        match source.read(PIECE) {
+            SourceRead::Bytes(bytes) => {
+                if sink.write(&bytes).is_err() {
+                    return;
+                }
+            }
+            SourceRead::End => return sink.close(),
+            SourceRead::Values(_) | SourceRead::Failed(_) => return,
+        }
+    }
+}
+
 /// The guest waits for an event that nothing can produce: held until the
 /// deadline, then ended as a deadline hit (a guest that never answers).
 fn deadlocked<H>(state: &mut GuestState<H>) -> wasmi::Error {
@@ -1392,5 +1424,64 @@ pub(crate) fn run_task<H: 'static>(
             Val::I32(event.2 as i32),
         ];
         invoke(store, callback, &args, &mut code)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A source of fixed pieces, then `last`.
+    struct Pieces(VecDeque<Vec<u8>>, Option<SourceRead>);
+
+    impl StreamSource for Pieces {
+        fn read(&mut self, _max: usize) -> SourceRead {
+            match self.0.pop_front() {
+                Some(piece) => SourceRead::Bytes(piece),
+                None => self.1.take().unwrap_or(SourceRead::End),
+            }
+        }
+    }
+
+    #[derive(Default, Clone)]
+    struct Collected(Arc<Mutex<(Vec<u8>, bool)>>);
+
+    impl StreamSink for Collected {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), SinkClosed> {
+            self.0.lock().unwrap().0.extend_from_slice(bytes);
+            Ok(())
+        }
+        fn close(&mut self) {
+            self.0.lock().unwrap().1 = true;
+        }
+    }
+
+    /// A host stream passed back to the host (`take_reader`) and given a sink.
+    fn pass_on(last: Option<SourceRead>) -> (Collected, Tasks) {
+        let mut tasks = Tasks::default();
+        let source = Pieces(VecDeque::from([b"ab".to_vec(), b"cd".to_vec()]), last);
+        let handle = tasks
+            .new_stream_from(Some(&Ty::U8), Box::new(source))
+            .unwrap();
+        let id = tasks.take_reader(handle, false).unwrap();
+        let sink = Collected::default();
+        tasks.attach_sink(id, Box::new(sink.clone()));
+        assert!(tasks.writer_done(id), "the stream is done with");
+        (sink, tasks)
+    }
+
+    #[test]
+    fn a_host_stream_passed_on_is_copied_into_its_sink_and_closes_it() {
+        let (sink, tasks) = pass_on(None);
+        assert_eq!(*sink.0.lock().unwrap(), (b"abcd".to_vec(), true));
+        assert_eq!(tasks.free_channels.len(), 1, "its channel is freed");
+    }
+
+    #[test]
+    fn a_host_stream_that_fails_leaves_its_sink_unclosed() {
+        let failed = SourceRead::Failed(SourceFailure::Broken("cut".into()));
+        let (sink, _tasks) = pass_on(Some(failed));
+        assert_eq!(*sink.0.lock().unwrap(), (b"abcd".to_vec(), false));
     }
 }

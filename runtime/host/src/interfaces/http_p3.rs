@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use wasmi::Error;
 
 use super::http_types::{
-    self, BYTES, ENTRY, ERROR_CODE, Fields, HeaderList, METHOD, OPT_STRING, OutgoingRequest,
-    RequestOptions, SCHEME,
+    self, BYTES, ENTRY, ERROR_CODE, ErrorCode, Fields, HeaderList, METHOD, OPT_STRING,
+    OutgoingRequest, RequestOptions, SCHEME,
 };
 use super::{GuestState, drop_fn, host_fn};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
@@ -48,7 +48,7 @@ pub enum Contents {
     Guest {
         stream: Option<ChannelId>,
         trailers: ChannelId,
-        collected: Option<Arc<Mutex<Vec<u8>>>>,
+        collected: Option<Arc<Mutex<Collected>>>,
     },
     Consumed,
 }
@@ -130,19 +130,31 @@ fn body_to_guest(state: &mut GuestState, source: Box<dyn StreamSource>) -> Resul
     ]))
 }
 
-/// A sink that collects what the guest writes, up to `limit` bytes.
+/// What a [`CollectSink`] has gathered.
+#[derive(Default)]
+pub struct Collected {
+    pub bytes: Vec<u8>,
+    /// The size the body reached when it went over the limit: what was
+    /// gathered is not the whole body.
+    pub over_limit: Option<u64>,
+}
+
+/// A sink that collects what the guest writes, up to `limit` bytes; past
+/// it, the guest's write sees the stream dropped.
 pub struct CollectSink {
-    pub bytes: Arc<Mutex<Vec<u8>>>,
+    pub into: Arc<Mutex<Collected>>,
     pub limit: usize,
 }
 
 impl StreamSink for CollectSink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), SinkClosed> {
-        let mut collected = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
-        if collected.len() + bytes.len() > self.limit {
+        let mut collected = self.into.lock().unwrap_or_else(|e| e.into_inner());
+        let size = collected.bytes.len() + bytes.len();
+        if size > self.limit {
+            collected.over_limit = Some(size as u64);
             return Err(SinkClosed);
         }
-        collected.extend_from_slice(bytes);
+        collected.bytes.extend_from_slice(bytes);
         Ok(())
     }
     fn close(&mut self) {}
@@ -387,9 +399,16 @@ fn send(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
         Contents::Bytes(data) => data,
         // The client's request, passed on: its body is read to its end first.
         Contents::Arriving(source) => read_all(state, source)?,
-        Contents::Guest { collected, .. } => collected
-            .map(|bytes| std::mem::take(&mut *bytes.lock().unwrap_or_else(|e| e.into_inner())))
-            .unwrap_or_default(),
+        Contents::Guest { collected, .. } => {
+            let collected = collected
+                .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner())))
+                .unwrap_or_default();
+            // A body cut at the limit must not go out as if it were whole.
+            if let Some(size) = collected.over_limit {
+                return Ok(Value::err(ErrorCode::RequestBodySize(size).to_value()));
+            }
+            collected.bytes
+        }
     };
     let outgoing = OutgoingRequest {
         method: request.method,
@@ -460,11 +479,11 @@ fn send_ready(state: &mut GuestState, args: &[Value]) -> bool {
     };
     let stream = *stream;
     if collected.is_none() {
-        let bytes = Arc::new(Mutex::new(Vec::new()));
-        *collected = Some(bytes.clone());
+        let into = Arc::new(Mutex::new(Collected::default()));
+        *collected = Some(into.clone());
         state
             .tasks
-            .attach_sink(stream, Box::new(CollectSink { bytes, limit }));
+            .attach_sink(stream, Box::new(CollectSink { into, limit }));
     }
     state.tasks.writer_done(stream)
 }
@@ -557,14 +576,17 @@ mod tests {
     }
 
     #[test]
-    fn collecting_stops_at_the_limit() {
-        let bytes = Arc::new(Mutex::new(Vec::new()));
+    fn collecting_stops_at_the_limit_and_says_so() {
+        let into = Arc::new(Mutex::new(Collected::default()));
         let mut sink = CollectSink {
-            bytes: bytes.clone(),
+            into: into.clone(),
             limit: 4,
         };
         assert_eq!(sink.write(b"abc"), Ok(()));
+        assert_eq!(into.lock().unwrap().over_limit, None);
         assert_eq!(sink.write(b"de"), Err(SinkClosed));
-        assert_eq!(&*bytes.lock().unwrap(), b"abc");
+        let collected = into.lock().unwrap();
+        assert_eq!(collected.bytes, b"abc");
+        assert_eq!(collected.over_limit, Some(5));
     }
 }

@@ -88,6 +88,8 @@ pub enum ErrorCode {
     ResponseIncomplete,
     ResponseHeaderSectionSize,
     ResponseBodySize(u64),
+    /// An outbound request body over what Flint will hold, at this many bytes.
+    RequestBodySize(u64),
     ProtocolError,
     Tls(crate::tls::TlsFailure),
     Internal(String),
@@ -110,6 +112,7 @@ impl ErrorCode {
             ErrorCode::ConnectionTimeout => Value::case(8, None),
             ErrorCode::ConnectionReadTimeout => Value::case(9, None),
             ErrorCode::RequestDenied => Value::case(15, None),
+            ErrorCode::RequestBodySize(n) => Value::case(17, Some(Value::some(Value::U64(*n)))),
             ErrorCode::RequestUriInvalid => Value::case(19, None),
             ErrorCode::ResponseIncomplete => Value::case(25, None),
             ErrorCode::ResponseHeaderSectionSize => Value::case(26, Some(none())),
