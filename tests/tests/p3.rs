@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread;
 
-use flint_e2e::components::{component, http_app, serves_like_spin};
+use flint_e2e::components::{component, http_app, pattern, serves_like_spin};
 use flint_e2e::{Conn, Flint, Request, TempDir, run_flint, workspace_root};
 
 fn p3_hello() -> PathBuf {
@@ -44,6 +44,22 @@ fn both_apps_pass_flint_check() {
 #[test]
 fn a_spin_sdk_7_component_serves_like_spin() {
     serves_like_spin(p3_hello(), "Hello from a wasip3 component\n");
+}
+
+/// spin-sdk 6 (Spin 4.0's template) exports the handler at the release
+/// candidate `0.3.0-rc-2026-03-15`; its `/echo` hands the request body on
+/// unread as the response's.
+#[test]
+fn a_spin_sdk_6_component_answers_and_passes_its_body_on() {
+    let dir = TempDir::new("p3-sdk6");
+    let source = component("p3/target/wasm32-wasip2/release/p3_sdk6.wasm");
+    let flint = Flint::start(http_app(&dir, &source));
+    let hello = flint.get("/hello");
+    assert_eq!(hello.assert_status(200).text(), "Hello from spin-sdk 6\n");
+    let body = pattern(1_500_000);
+    let echo = flint.request("POST", "/echo", &[], &body);
+    echo.assert_status(200);
+    assert!(echo.body == body, "1.5 MB echo changed");
 }
 
 #[test]

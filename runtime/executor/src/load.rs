@@ -34,8 +34,12 @@ pub const SPIN_REDIS_EXPORTS: [&str; 2] = [
 
 /// The interface a component's Spin HTTP handler is exported in (any 0.2.x).
 pub const HTTP_HANDLER_INTERFACE: &str = "wasi:http/incoming-handler@0.2.0";
-/// The WASI 0.3 HTTP export (an async function).
-pub const HTTP_ASYNC_HANDLER_INTERFACE: &str = "wasi:http/handler@0.3.0";
+/// The WASI 0.3 HTTP export (an async function): at 0.3.0 (spin-sdk 7), or
+/// at the release candidate spin-sdk 6 builds against (the same WIT).
+pub const HTTP_ASYNC_HANDLER_INTERFACES: [&str; 2] = [
+    "wasi:http/handler@0.3.0",
+    "wasi:http/handler@0.3.0-rc-2026-03-15",
+];
 
 /// The interface a `wasm32-wasip2` program's `main` is exported in (any 0.2.x).
 pub const CLI_RUN_INTERFACE: &str = "wasi:cli/run@0.2.0";
@@ -140,7 +144,10 @@ fn module_kind(module: &Module) -> Option<GuestKind> {
 fn component_kind(image: &ComponentImage<HostState>) -> Option<GuestKind> {
     if image.exports(HTTP_HANDLER_INTERFACE, "handle") {
         Some(GuestKind::SpinHttp)
-    } else if image.exports(HTTP_ASYNC_HANDLER_INTERFACE, "handle") {
+    } else if HTTP_ASYNC_HANDLER_INTERFACES
+        .iter()
+        .any(|i| image.exports(i, "handle"))
+    {
         Some(GuestKind::SpinHttpAsync)
     } else if image.exports("", SPIN_MQTT_EXPORT) {
         Some(GuestKind::SpinMqtt)

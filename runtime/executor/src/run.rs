@@ -19,7 +19,7 @@ use crate::instance::{
     CappedBuffer, Export, Live, call_entry, finished, instantiate, new_store, spin_store, start,
 };
 use crate::load::{
-    CLI_RUN_INTERFACE, HTTP_ASYNC_HANDLER_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS,
+    CLI_RUN_INTERFACE, HTTP_ASYNC_HANDLER_INTERFACES, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS,
     SPIN_REDIS_INTERFACES,
 };
 use crate::request_body::BodyReader;
@@ -279,6 +279,11 @@ fn spin_http_async(
             "a WASI 0.3 HTTP handler must be a component".into(),
         ));
     };
+    // The kind says it exports one of them.
+    let interface = HTTP_ASYNC_HANDLER_INTERFACES
+        .into_iter()
+        .find(|i| image.exports(i, "handle"))
+        .unwrap_or(HTTP_ASYNC_HANDLER_INTERFACES[0]);
     let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
     let request = store
         .data_mut()
@@ -299,7 +304,7 @@ fn spin_http_async(
     let result = instance.call_async(
         &mut store,
         &image,
-        HTTP_ASYNC_HANDLER_INTERFACE,
+        interface,
         "handle",
         &[Ty::Handle],
         &[Value::Handle(request)],
