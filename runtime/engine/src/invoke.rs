@@ -40,7 +40,7 @@ impl InstanceLimits {
 }
 
 /// Fuel is handed to a guest in slices; between slices the deadline is checked.
-const FUEL_SLICE: u64 = 10_000_000;
+pub(crate) const FUEL_SLICE: u64 = 10_000_000;
 
 /// Which CPU bound an invocation hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -144,10 +144,7 @@ fn module_kind(module: &Module) -> Option<GuestKind> {
 fn component_kind(image: &ComponentImage<HostState>) -> Option<GuestKind> {
     if image.exports(HTTP_HANDLER_INTERFACE, "handle") {
         Some(GuestKind::SpinHttp)
-    } else if HTTP_ASYNC_HANDLER_INTERFACES
-        .iter()
-        .any(|i| image.exports(i, "handle"))
-    {
+    } else if async_handler_interface(image).is_some() {
         Some(GuestKind::SpinHttpAsync)
     } else if image.exports("", SPIN_MQTT_EXPORT) {
         Some(GuestKind::SpinMqtt)
@@ -161,6 +158,13 @@ fn component_kind(image: &ComponentImage<HostState>) -> Option<GuestKind> {
     } else {
         None
     }
+}
+
+/// Which of [`HTTP_ASYNC_HANDLER_INTERFACES`] the component exports `handle` in.
+pub(crate) fn async_handler_interface(image: &ComponentImage<HostState>) -> Option<&'static str> {
+    HTTP_ASYNC_HANDLER_INTERFACES
+        .into_iter()
+        .find(|i| image.exports(i, "handle"))
 }
 
 fn entry_point(kind: GuestKind) -> &'static str {

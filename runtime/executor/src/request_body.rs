@@ -80,17 +80,13 @@ impl StreamSource for BodyReader {
     fn read(&mut self, max: usize) -> SourceRead {
         let max = max.max(1);
         if self.at >= self.held.len() {
-            let piece = match self.recv.try_recv() {
-                Ok(piece) => Ok(piece),
-                Err(async_channel::TryRecvError::Closed) => Err(()),
-                Err(async_channel::TryRecvError::Empty) => {
-                    match block_until(self.deadline, self.recv.recv()) {
-                        Some(received) => received.map_err(drop),
-                        None => return SourceRead::Failed(SourceFailure::Deadline),
-                    }
-                }
+            // A piece already waiting is taken at once: `block_until` polls it first.
+            let piece = match block_until(self.deadline, self.recv.recv()) {
+                Some(received) => received.map_err(drop),
+                None => return SourceRead::Failed(SourceFailure::Deadline),
             };
             match piece {
+                Ok(Piece::Bytes(bytes)) if bytes.len() <= max => return SourceRead::Bytes(bytes),
                 Ok(Piece::Bytes(bytes)) => {
                     self.held = bytes;
                     self.at = 0;

@@ -19,8 +19,8 @@ use crate::instance::{
     CappedBuffer, Export, Live, call_entry, finished, instantiate, new_store, spin_store, start,
 };
 use crate::load::{
-    CLI_RUN_INTERFACE, HTTP_ASYNC_HANDLER_INTERFACES, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS,
-    SPIN_REDIS_INTERFACES,
+    CLI_RUN_INTERFACE, HTTP_HANDLER_INTERFACE, SPIN_REDIS_EXPORTS, SPIN_REDIS_INTERFACES,
+    async_handler_interface,
 };
 use crate::request_body::BodyReader;
 use crate::respond::{RespondError, Responder, ResponseHead};
@@ -279,11 +279,9 @@ fn spin_http_async(
             "a WASI 0.3 HTTP handler must be a component".into(),
         ));
     };
-    // The kind says it exports one of them.
-    let interface = HTTP_ASYNC_HANDLER_INTERFACES
-        .into_iter()
-        .find(|i| image.exports(i, "handle"))
-        .unwrap_or(HTTP_ASYNC_HANDLER_INTERFACES[0]);
+    let interface = async_handler_interface(&image).ok_or_else(|| {
+        GuestFailure::Instantiate("the component exports no WASI 0.3 HTTP handler".into())
+    })?;
     let setup_handle = |e: wasmi::Error| GuestFailure::Setup(e.to_string());
     let request = store
         .data_mut()

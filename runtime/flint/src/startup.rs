@@ -40,7 +40,7 @@ pub fn mark(phase: &str) {
     tracing::debug!(target: "flint::startup", phase, us = elapsed_us(), "start-up: {phase}");
 }
 
-/// A module read, validated, compiled and link-checked: `load_us` since
+/// A module read, parsed, compiled (bodies left to their first call) and link-checked: `load_us` since
 /// `began`, for the one component that loaded it first.
 pub fn module_loaded(component: &str, path: &Path, began: Instant) {
     let load_us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);

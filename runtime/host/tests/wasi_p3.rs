@@ -21,7 +21,11 @@ fn run(wat: &str) -> (u32, Vec<u8>) {
 fn run_with(wat: &str, prepare: impl FnOnce(&mut HostState)) -> (u32, Vec<u8>) {
     let dir = std::env::temp_dir().join(format!("flint-wasi-p3-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("{:x}.wasm", wat.len()));
+    // One file per call: tests run in parallel, and two components of the
+    // same text length must not share a file.
+    static LOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{n}.wasm"));
     std::fs::write(&path, wat::parse_str(wat).expect("wat")).expect("write");
     let engine = flint_host::engine(true).expect("engine");
     let Loaded::Component(image) = engine.load("p3", &path, 16 << 20).expect("load") else {

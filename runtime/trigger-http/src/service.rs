@@ -565,7 +565,45 @@ impl FlintService {
                 return Err(e);
             }
         };
+        // What is left of a body that did not arrive whole must never be
+        // read as the next request: the connection ends after this answer
+        // (reading stops now, so picoserve drains nothing).
+        let whole = arrival == Arrival::Whole;
+        if !whole {
+            let _ = self.stream.shutdown(Shutdown::Read);
+        }
+        if arrival == Arrival::TimedOut {
+            self.app.metrics.refused(Refusal::Timeout);
+        }
         let connection = body.finalize().await?;
+        let answered = self
+            .answer_exchange(
+                answer,
+                arrival,
+                connection,
+                response_writer,
+                is_head,
+                started,
+            )
+            .await;
+        if !whole {
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
+        answered
+    }
+
+    /// The end of [`FlintService::exchange`], once the body has been read:
+    /// a streamed answer is already out (picoserve's head for it is
+    /// dropped), any other is written now.
+    async fn answer_exchange<R: Read, W: ResponseWriter<Error = R::Error>>(
+        &self,
+        answer: Result<(u16, StreamOutcome, Duration), Reply>,
+        arrival: Arrival,
+        connection: picoserve::response::Connection<'_, R>,
+        response_writer: W,
+        is_head: bool,
+        started: Instant,
+    ) -> Result<(u16, ResponseSent, StreamOutcome, Duration), W::Error> {
         match answer {
             Ok((status, outcome, duration)) => {
                 self.head_written.set();

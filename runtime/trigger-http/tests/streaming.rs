@@ -88,7 +88,11 @@ fn start_with(
     // The jobs run no Wasm, but a route needs a component: the smallest module.
     let dir = std::env::temp_dir().join(format!("flint-streaming-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("empty.wasm");
+    // One file per server: tests run in parallel, and one writing the file
+    // while another compiles it would read it half-written.
+    static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("empty-{n}.wasm"));
     std::fs::write(&path, b"\0asm\x01\0\0\0").expect("module");
     let module = engine
         .compile("streamer", &path, 1 << 20)
@@ -830,5 +834,18 @@ fn a_client_that_stalls_mid_body_gets_408_and_fails_the_guests_read() {
         head_of(&seen).starts_with("http/1.1 408"),
         "{}",
         head_of(&seen)
+    );
+    // The connection ends: the rest of the body, sent late, is never read
+    // as a request (it would be answered).
+    let _ = client.write_all(&[b'x'; 96]);
+    let _ = client.write_all(b"GET /static HTTP/1.1\r\nHost: test\r\n\r\n");
+    let mut rest = Vec::new();
+    if let Err(e) = client.read_to_end(&mut rest) {
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    }
+    assert!(
+        !contains(&rest, b"HTTP/1.1"),
+        "{}",
+        String::from_utf8_lossy(&rest)
     );
 }

@@ -13,19 +13,17 @@ fn trap(message: impl Into<String>) -> Error {
     Error::new(message.into())
 }
 
-/// Fuel a call from the host into the guest (`cabi_realloc`, a resource
-/// destructor) may use: a whole slice. An allocator's first call can set up
-/// its arena (CPython's, through componentize-py, took more than a million).
-const NESTED_CALL_FUEL: u64 = 10_000_000;
-
-/// A call from the host into the guest cannot be resumed when it runs out
-/// of fuel, so it must not be what ends a metered slice: give it room. The
-/// invocation's deadline still bounds what these top-ups allow.
+/// A call from the host into the guest (`cabi_realloc`, a resource
+/// destructor) cannot be resumed when it runs out of fuel, so it must not be
+/// what ends a metered slice: it gets a whole slice of room (an allocator's
+/// first call can set up its arena; CPython's, through componentize-py,
+/// took more than a million). The invocation's deadline still bounds what
+/// these top-ups allow.
 pub(crate) fn room_for_nested_call(mut ctx: impl AsContextMut) -> Result<(), Error> {
     if let Ok(fuel) = ctx.as_context().get_fuel()
-        && fuel < NESTED_CALL_FUEL
+        && fuel < crate::invoke::FUEL_SLICE
     {
-        ctx.as_context_mut().set_fuel(NESTED_CALL_FUEL)?;
+        ctx.as_context_mut().set_fuel(crate::invoke::FUEL_SLICE)?;
     }
     Ok(())
 }

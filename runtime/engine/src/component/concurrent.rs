@@ -245,7 +245,7 @@ enum HostEnd {
     FutureSink(FutureSink),
     Source(Box<dyn StreamSource>),
     /// A future the host writes: its value, until the guest reads it.
-    Value(Option<Value>),
+    Value(Value),
 }
 
 enum Side {
@@ -501,15 +501,27 @@ impl Tasks {
     /// guest made before completes at the next event the guest waits for.
     /// A stream whose writer is the host's own (a request body the guest
     /// passes on as a response's or an outbound request's, unread) is copied
-    /// into `sink` now, on this thread, as the reads and writes allow.
-    pub fn attach_sink(&mut self, id: ChannelId, sink: Box<dyn StreamSink>) {
+    /// into `sink` now, on this thread, as the reads and writes allow; one
+    /// the guest has already finished closes `sink` at once.
+    pub fn attach_sink(&mut self, id: ChannelId, mut sink: Box<dyn StreamSink>) {
         let Some(c) = self.by_id(id) else { return };
         let Side::Host(reader) = &mut c.reader else {
             return;
         };
-        if !matches!(c.writer, Side::Host(HostEnd::Source(_))) {
-            *reader = HostEnd::Sink(sink);
-            return;
+        match c.writer {
+            Side::Host(HostEnd::Source(_)) => {}
+            // The guest finished the stream before the host said where it
+            // goes: it is complete as it is.
+            Side::Dropped => {
+                sink.close();
+                c.reader = Side::Dropped;
+                self.collect(id.index);
+                return;
+            }
+            _ => {
+                *reader = HostEnd::Sink(sink);
+                return;
+            }
         }
         let Side::Host(HostEnd::Source(source)) = std::mem::replace(&mut c.writer, Side::Dropped)
         else {
@@ -556,7 +568,6 @@ impl Tasks {
     ) -> Result<u32, wasmi::Error> {
         let elem = elem.map_or(Elem::Unit, Elem::Known);
         self.new_host_writer(false, elem, HostEnd::Source(source))
-            .map(|(handle, _)| handle)
     }
 
     /// A future whose readable end goes to the guest (its handle is
@@ -567,8 +578,7 @@ impl Tasks {
         value: Value,
     ) -> Result<u32, wasmi::Error> {
         let elem = elem.map_or(Elem::Unit, Elem::Known);
-        self.new_host_writer(true, elem, HostEnd::Value(Some(value)))
-            .map(|(handle, _)| handle)
+        self.new_host_writer(true, elem, HostEnd::Value(value))
     }
 
     fn new_host_writer(
@@ -576,7 +586,7 @@ impl Tasks {
         future: bool,
         elem: Elem,
         writer: HostEnd,
-    ) -> Result<(u32, ChannelId), wasmi::Error> {
+    ) -> Result<u32, wasmi::Error> {
         let index = self.new_channel(future, elem)?;
         let handle = match self.insert(Entry::End {
             channel: index,
@@ -592,7 +602,7 @@ impl Tasks {
         let c = self.channel(index);
         c.reader = Side::Guest(guest_end(handle));
         c.writer = Side::Host(writer);
-        Ok((handle, self.id(index)))
+        Ok(handle)
     }
 
     // ---- events ----
@@ -828,7 +838,7 @@ fn transfer<H: 'static>(
             (false, HostEnd::Sink(sink)) => Step::ToSink(sink),
             (false, HostEnd::FutureSink(sink)) => Step::ToFutureSink(sink),
             (true, HostEnd::Source(source)) => Step::FromSource(source),
-            (true, HostEnd::Value(Some(value))) => Step::FromValue(value),
+            (true, HostEnd::Value(value)) => Step::FromValue(value),
             (_, taken) => {
                 *end = taken;
                 Step::Block
@@ -962,8 +972,8 @@ fn transfer<H: 'static>(
 }
 
 /// Completes what the host made possible since the guest last ran: writes
-/// that were waiting for the host to claim their stream, future reads
-/// waiting for the host's value. Runs before the guest is told of events.
+/// that were waiting for the host to claim their stream, and host calls
+/// waiting on the guest. Runs before the guest is told of events.
 fn progress<H: 'static>(ctx: &mut wasmi::Store<GuestState<H>>) -> Result<(), wasmi::Error> {
     progress_channels(ctx)?;
     // Host calls waiting on what the guest (or the copies above) just did.
@@ -1476,6 +1486,23 @@ mod tests {
         let (sink, tasks) = pass_on(None);
         assert_eq!(*sink.0.lock().unwrap(), (b"abcd".to_vec(), true));
         assert_eq!(tasks.free_channels.len(), 1, "its channel is freed");
+    }
+
+    #[test]
+    fn a_stream_the_guest_finished_before_the_host_claimed_it_closes_its_sink() {
+        let mut tasks = Tasks::default();
+        let pair = tasks.new_guest_pair(false, Elem::Known(&Ty::U8)).unwrap();
+        let (readable, writable) = (pair as u32, (pair >> 32) as u32);
+        let id = tasks.take_reader(readable, false).unwrap();
+        // What the `stream.drop-writable` built-in does.
+        let index = id.index;
+        tasks.channel(index).writer = Side::Dropped;
+        tasks.remove(writable);
+        tasks.peer_dropped(index, false);
+        let sink = Collected::default();
+        tasks.attach_sink(id, Box::new(sink.clone()));
+        assert_eq!(*sink.0.lock().unwrap(), (Vec::new(), true));
+        assert!(tasks.writer_done(id));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn interface_key(name: &str) -> Cow<'_, str> {
 pub(crate) type Interfaces<H> = HashMap<String, &'static [HostFn<GuestState<H>>]>;
 
 /// Reads, validates and resolves a component. Core function bodies are
-/// left to wasmi, which validates them as it compiles.
+/// left to wasmi, which validates each as it compiles it, on its first call.
 pub(crate) fn load<H: Host>(
     engine: &wasmi::Engine,
     interfaces: &Interfaces<H>,

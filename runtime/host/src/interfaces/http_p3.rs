@@ -16,6 +16,7 @@ use super::http_types::{
     self, BYTES, ENTRY, ERROR_CODE, ErrorCode, Fields, HeaderList, METHOD, OPT_STRING,
     OutgoingRequest, RequestOptions, SCHEME,
 };
+use super::wasi_p3::ready_future;
 use super::{GuestState, drop_fn, host_fn};
 use flint_engine::canon::{Args, HostFn, Ty, Value};
 use flint_engine::component::{
@@ -121,29 +122,28 @@ impl StreamSource for BytesSource {
 /// the guest's read instead).
 fn body_to_guest(state: &mut GuestState, source: Box<dyn StreamSource>) -> Result<Value, Error> {
     let stream = state.tasks.new_stream_from(Some(&Ty::U8), source)?;
-    let trailers = state
-        .tasks
-        .new_future_from(Some(&TRAILERS), Value::ok(Value::none()))?;
-    Ok(Value::Tuple(vec![
-        Value::Handle(stream),
-        Value::Handle(trailers),
-    ]))
+    let trailers = ready_future(state, &TRAILERS, Value::ok(Value::none()))?;
+    Ok(Value::Tuple(vec![Value::Handle(stream), trailers]))
 }
 
-/// What a [`CollectSink`] has gathered.
+/// What a [`CollectSink`] has gathered (a body written by the guest that
+/// `client.send` reads).
 #[derive(Default)]
 pub struct Collected {
-    pub bytes: Vec<u8>,
+    bytes: Vec<u8>,
     /// The size the body reached when it went over the limit: what was
     /// gathered is not the whole body.
-    pub over_limit: Option<u64>,
+    over_limit: Option<u64>,
+    /// The stream ended whole (its writer finished it). A stream that
+    /// stopped otherwise (a body passed on that broke) is not whole.
+    closed: bool,
 }
 
 /// A sink that collects what the guest writes, up to `limit` bytes; past
 /// it, the guest's write sees the stream dropped.
-pub struct CollectSink {
-    pub into: Arc<Mutex<Collected>>,
-    pub limit: usize,
+struct CollectSink {
+    into: Arc<Mutex<Collected>>,
+    limit: usize,
 }
 
 impl StreamSink for CollectSink {
@@ -157,7 +157,9 @@ impl StreamSink for CollectSink {
         collected.bytes.extend_from_slice(bytes);
         Ok(())
     }
-    fn close(&mut self) {}
+    fn close(&mut self) {
+        self.into.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+    }
 }
 
 /// Takes a body the guest passes (`option<stream<u8>>` and its trailers
@@ -398,14 +400,24 @@ fn send(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
         Contents::None | Contents::Consumed => Vec::new(),
         Contents::Bytes(data) => data,
         // The client's request, passed on: its body is read to its end first.
-        Contents::Arriving(source) => read_all(state, source)?,
-        Contents::Guest { collected, .. } => {
+        Contents::Arriving(source) => match read_all(state, source)? {
+            Ok(body) => body,
+            Err(size) => return Ok(Value::err(ErrorCode::RequestBodySize(size).to_value())),
+        },
+        Contents::Guest {
+            stream, collected, ..
+        } => {
             let collected = collected
                 .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner())))
                 .unwrap_or_default();
             // A body cut at the limit must not go out as if it were whole.
             if let Some(size) = collected.over_limit {
                 return Ok(Value::err(ErrorCode::RequestBodySize(size).to_value()));
+            }
+            if !collected.closed && stream.is_some() {
+                return Err(Error::new(
+                    "the body passed to client.send ended before it was complete",
+                ));
             }
             collected.bytes
         }
@@ -433,8 +445,12 @@ fn send(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     }
 }
 
-/// The rest of an arriving body, bounded by the instance's memory limit.
-fn read_all(state: &mut GuestState, mut source: Box<dyn StreamSource>) -> Result<Vec<u8>, Error> {
+/// The rest of an arriving body, bounded by the instance's memory limit
+/// (`Err`: the size it reached past the limit).
+fn read_all(
+    state: &mut GuestState,
+    mut source: Box<dyn StreamSource>,
+) -> Result<Result<Vec<u8>, u64>, Error> {
     let limit = state.host.memory_limit;
     let mut body = Vec::new();
     loop {
@@ -442,12 +458,8 @@ fn read_all(state: &mut GuestState, mut source: Box<dyn StreamSource>) -> Result
             SourceRead::Bytes(bytes) if body.len() + bytes.len() <= limit => {
                 body.extend_from_slice(&bytes);
             }
-            SourceRead::Bytes(_) => {
-                return Err(Error::new(format!(
-                    "the request body passed to client.send is over the instance's {limit} bytes of memory"
-                )));
-            }
-            SourceRead::End => return Ok(body),
+            SourceRead::Bytes(bytes) => return Ok(Err((body.len() + bytes.len()) as u64)),
+            SourceRead::End => return Ok(Ok(body)),
             SourceRead::Failed(SourceFailure::Deadline) => return Err(state.run.deadline_hit()),
             SourceRead::Failed(SourceFailure::Broken(why)) => return Err(Error::new(why)),
             // An arriving body is bytes.

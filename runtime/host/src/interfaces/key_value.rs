@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use wasmi::Error;
 
+use super::wasi_p3::ready_future;
 use super::{GuestState, drop_fn, host_fn};
 use crate::Resource;
 use crate::capabilities::{Capabilities, Services};
 use crate::kv_store::{KvError, KvOp, KvOutcome, Lookup, SharedStore};
 use flint_engine::canon::{Args, HostFn, TableEntry, Ty, Value};
-use flint_engine::component::{SourceRead, StreamSource};
+use flint_engine::component::{SourceFailure, SourceRead, StreamSource};
 use flint_engine::{option_ty, result_ty};
 
 const ERROR: Ty = Ty::Variant(&[
@@ -200,22 +201,33 @@ pub(super) struct Keys {
 }
 
 /// The keys after `after` (all of them for `None`), in order, while they fit
-/// in `budget` bytes of guest memory (a key costs its length and 8). At least
-/// one key is listed if any follows `after`, so that a cursor always moves.
+/// in `budget` bytes of guest memory (a key costs its length and 8), and at
+/// most `max` of them. At least one key is listed if any follows `after`, so
+/// that a cursor always moves.
 pub(super) fn list_keys(
     store: &Store,
     after: Option<&str>,
     budget: usize,
+    max: usize,
+) -> Result<Keys, KvError> {
+    keys_after(&*store.backend, after, budget, max)
+}
+
+fn keys_after(
+    backend: &dyn crate::kv_store::KvBackend,
+    after: Option<&str>,
+    budget: usize,
+    max: usize,
 ) -> Result<Keys, KvError> {
     let mut keys = Vec::new();
     let mut bytes = 0usize;
     let mut more = false;
-    store.backend.keys(&mut |key| {
+    backend.keys(&mut |key| {
         if after.is_some_and(|after| key <= after.as_bytes()) {
             return true;
         }
         let cost = key.len() + 8;
-        if !keys.is_empty() && bytes + cost > budget {
+        if !keys.is_empty() && (bytes + cost > budget || keys.len() >= max) {
             more = true;
             return false;
         }
@@ -232,7 +244,7 @@ pub(super) fn list_keys(
 fn get_keys(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let budget = state.host.memory_limit;
     let store = store::<Spin>(state, &mut args)?;
-    let value = match list_keys(store, None, budget) {
+    let value = match list_keys(store, None, budget, usize::MAX) {
         Err(e) => Spin::err(store.failure(e)),
         Ok(listed) if listed.more || listed.bytes > budget => {
             Spin::err(store.failure("the keys do not fit in the guest's memory limit"))
@@ -270,44 +282,33 @@ struct KeysSource {
     backend: SharedStore,
     after: Option<String>,
     budget: usize,
-    /// The store's label, for the log line when listing fails.
+    /// The store's label, for the error when listing fails.
     label: String,
 }
 
 impl StreamSource for KeysSource {
     fn read(&mut self, max: usize) -> SourceRead {
-        let mut keys = Vec::new();
-        let mut bytes = 0usize;
-        let after = self.after.clone();
-        let listed = self.backend.keys(&mut |key| {
-            if after.as_deref().is_some_and(|a| key <= a.as_bytes()) {
-                return true;
-            }
-            if keys.len() >= max.max(1) || (!keys.is_empty() && bytes + key.len() > self.budget) {
-                return false;
-            }
-            bytes += key.len() + 8;
-            keys.push(String::from_utf8_lossy(key).into_owned());
-            true
-        });
-        if let Err(e) = listed {
-            tracing::warn!(target: "flint::kv", store = %self.label, "listing keys failed: {e}");
-            return SourceRead::End;
-        }
-        match keys.last() {
-            None => SourceRead::End,
-            Some(last) => {
-                self.after = Some(last.clone());
-                SourceRead::Values(keys.into_iter().map(Value::String).collect())
-            }
+        match keys_after(&*self.backend, self.after.as_deref(), self.budget, max) {
+            // A list cut short must not look whole: the guest's read fails.
+            Err(e) => SourceRead::Failed(SourceFailure::Broken(format!(
+                "key-value store `{}`: listing keys failed: {e}",
+                self.label
+            ))),
+            Ok(listed) => match listed.keys.last() {
+                None => SourceRead::End,
+                Some(last) => {
+                    self.after = Some(last.clone());
+                    SourceRead::Values(listed.keys.into_iter().map(Value::String).collect())
+                }
+            },
         }
     }
 }
 
 /// `get-keys` (3.0.0): `tuple<stream<string>, future<result<_, error>>>`.
 /// The future says whether listing failed, once the stream has ended; it is
-/// resolved now as `ok`, and a failure while listing ends the stream early
-/// and is logged.
+/// resolved now as `ok`, and a failure while listing fails the guest's read
+/// of the stream, naming the store.
 fn get_keys_v3(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let budget = state.host.memory_limit;
     let store = store::<Spin>(state, &mut args)?;
@@ -321,13 +322,8 @@ fn get_keys_v3(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let stream = state
         .tasks
         .new_stream_from(Some(&Ty::String), Box::new(source))?;
-    let done = state
-        .tasks
-        .new_future_from(Some(&result_ty!(_, ERROR)), Value::ok_unit())?;
-    Ok(Value::Tuple(vec![
-        Value::Handle(stream),
-        Value::Handle(done),
-    ]))
+    let done = ready_future(state, &result_ty!(_, ERROR), Value::ok_unit())?;
+    Ok(Value::Tuple(vec![Value::Handle(stream), done]))
 }
 
 /// `spin:key-value/key-value@3.0.0` (Spin's `wit/deps/spin-key-value@3.0.0`):
@@ -400,20 +396,20 @@ mod tests {
             store.backend.set(key, b"v").expect("set");
         }
         // Two keys of 1 byte cost 18 bytes.
-        let page = list_keys(&store, None, 18).expect("list");
+        let page = list_keys(&store, None, 18, usize::MAX).expect("list");
         assert_eq!(
             (page.keys.as_slice(), page.more),
             (&["a".to_owned(), "b".to_owned()][..], true)
         );
-        let page = list_keys(&store, Some("b"), 18).expect("list");
+        let page = list_keys(&store, Some("b"), 18, usize::MAX).expect("list");
         assert_eq!(
             (page.keys.as_slice(), page.more),
             (&["c".to_owned(), "d".to_owned()][..], false)
         );
         // A key larger than the page is still listed, alone.
-        let page = list_keys(&store, None, 1).expect("list");
+        let page = list_keys(&store, None, 1, usize::MAX).expect("list");
         assert_eq!((page.keys.len(), page.more), (1, true));
-        let page = list_keys(&store, Some("d"), 18).expect("list");
+        let page = list_keys(&store, Some("d"), 18, usize::MAX).expect("list");
         assert_eq!((page.keys.len(), page.more), (0, false));
     }
 }

@@ -7,6 +7,7 @@
 use wasmi::Error;
 
 use super::GuestState;
+use super::wasi_p3::ready_future;
 use flint_engine::canon::{Ty, Value};
 use flint_engine::component::{SourceRead, StreamSource};
 
@@ -41,8 +42,9 @@ pub(super) fn streamed(
     row: &'static Ty,
     done: &'static Ty,
 ) -> Result<Value, Error> {
-    let (0, Some(result)) = answer.clone().into_variant()? else {
-        return Ok(answer);
+    let result = match answer {
+        Value::Variant(0, Some(result)) => *result,
+        other => return Ok(other),
     };
     let mut fields = result.into_tuple()?.into_iter();
     let (Some(columns), Some(Value::List(rows))) = (fields.next(), fields.next()) else {
@@ -51,11 +53,11 @@ pub(super) fn streamed(
     let stream = state
         .tasks
         .new_stream_from(Some(row), Box::new(Rows(rows.into_iter())))?;
-    let future = state.tasks.new_future_from(Some(done), Value::ok_unit())?;
+    let future = ready_future(state, done, Value::ok_unit())?;
     Ok(Value::ok(Value::Tuple(vec![
         columns,
         Value::Handle(stream),
-        Value::Handle(future),
+        future,
     ])))
 }
 

@@ -76,7 +76,7 @@ fn list_keys(state: &mut GuestState, mut args: Args) -> Result<Value, Error> {
     let cursor = args.option()?.map(Value::into_string).transpose()?;
     let value = answer::<Wasi, _>(
         store,
-        kv::list_keys(store, cursor.as_deref(), budget),
+        kv::list_keys(store, cursor.as_deref(), budget, usize::MAX),
         |page| {
             let next = page.keys.last().filter(|_| page.more);
             let next = next.map(|key| Value::string(key.clone()));
